@@ -1,0 +1,12 @@
+"""The typer application object that every command module registers on."""
+
+import typer
+
+app = typer.Typer(
+    name="causalrec",
+    help="Causal answers from recommendation logs: off-policy evaluation, uplift, "
+    "debiasing, ranking and A/B analysis.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,89 @@
+"""Shared inference helpers: normal intervals, influence-function standard
+errors and the percentile bootstrap.
+
+Every estimator in causalrec that is a mean of per-row terms
+(IPS, SNIPS, DR, AIPW, ...) is asymptotically linear:
+``sqrt(n) (theta_hat - theta) = n^{-1/2} sum_i psi_i + o_p(1)``, so its
+variance is estimated by ``Var(psi) / n`` (the sandwich / influence-function
+variance). Estimators compute their own ``psi``; this module turns it into a
+standard error and an interval, so the convention lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats
+
+
+def z_value(level: float = 0.95) -> float:
+    """Two-sided normal critical value for a ``level`` interval."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"ci_level must be in (0, 1), got {level}")
+    return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+def normal_ci(estimate: float, se: float, level: float = 0.95) -> tuple[float, float]:
+    """``estimate -/+ z * se``."""
+    z = z_value(level)
+    return float(estimate - z * se), float(estimate + z * se)
+
+
+def influence_se(psi: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Standard error of a mean from its influence values ``psi`` (any centring).
+
+    ``se = sd(psi) / sqrt(n)`` with the ``n - 1`` denominator. With ``weights``
+    (cluster sizes or frequency weights) the weighted variance is used.
+    """
+    psi = np.asarray(psi, dtype=float)
+    n = psi.shape[0]
+    if n < 2:
+        return float("nan")
+    if weights is None:
+        return float(np.std(psi, ddof=1) / np.sqrt(n))
+    w = np.asarray(weights, dtype=float)
+    mean = np.average(psi, weights=w)
+    var = np.average((psi - mean) ** 2, weights=w) * n / (n - 1)
+    return float(np.sqrt(var / n))
+
+
+def two_sided_p(estimate: float, se: float, null: float = 0.0) -> float:
+    """Normal two-sided p-value of ``estimate`` against ``null``."""
+    if not np.isfinite(se) or se <= 0:
+        return float("nan")
+    return float(2.0 * stats.norm.sf(abs(estimate - null) / se))
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], np.ndarray | float],
+    n: int,
+    n_boot: int,
+    level: float = 0.95,
+    seed: int | None = 0,
+    batch: int = 64,
+) -> tuple[float, float, float, np.ndarray]:
+    """Percentile bootstrap over rows.
+
+    ``statistic(counts)`` receives a ``(b, n)`` array of multinomial resampling
+    counts (row multiplicities) and returns ``b`` replicates; passing counts
+    rather than resampled indices lets estimators stay vectorised (a weighted
+    mean per replicate is one matrix product).
+
+    Returns ``(ci_low, ci_high, se_boot, replicates)``.
+    """
+    if n_boot < 2:
+        raise ValueError("n_boot must be >= 2")
+    rng = np.random.default_rng(seed)
+    reps: list[np.ndarray] = []
+    p = np.full(n, 1.0 / n)
+    done = 0
+    while done < n_boot:
+        b = min(batch, n_boot - done)
+        counts = rng.multinomial(n, p, size=b).astype(np.float64)
+        reps.append(np.atleast_1d(np.asarray(statistic(counts), dtype=float)))
+        done += b
+    r = np.concatenate(reps)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(r, [alpha, 1.0 - alpha])
+    return float(lo), float(hi), float(np.std(r, ddof=1)), r
