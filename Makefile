@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench lint clean
+.PHONY: install browser demo test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/causalrec demo --out reports/demo
 
-test: install
+# The report's browser test needs headless Chromium (Debian package). Installed
+# best-effort when we can (root + apt-get); without it that one test is skipped
+# and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "note: chromium not installed; the browser test will be skipped"; }
+
+test: install browser
 	$(PY) -m pytest -q
 
 bench: install

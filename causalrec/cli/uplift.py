@@ -1,0 +1,72 @@
+"""``causalrec uplift LOGS --treatment COL --outcome COL``: average effect of exposure.
+
+Parses options, calls :func:`causalrec.uplift.estimate`, renders the result; no
+statistics here. torch, transformers and econml load only inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from causalrec.cli.app import app
+from causalrec.cli.output import emit, parse_list
+
+
+def _report_builder():
+    """H6's report builder, or a clear error while it does not exist."""
+    try:
+        from causalrec.report.uplift import build_uplift_report
+    except ModuleNotFoundError as exc:
+        if exc.name != "causalrec.report.uplift":
+            raise
+        from causalrec.errors import InputError
+
+        raise InputError("--report is not available: this causalrec build has no uplift report "
+                         "(causalrec.report.uplift)", column="--report",
+                         fix="drop --report and use --out for the JSON result") from exc
+    return build_uplift_report
+
+
+@app.command("uplift", help="Uplift: ATE and ATT of exposure (recommendation) on an outcome, "
+             "adjusting for user/item text embeddings, IDs or covariates.")
+def uplift_command(
+    logs: Path = typer.Argument(..., help="Log file (CSV or Parquet), one row per (user, item)."),
+    treatment: str = typer.Option(..., "--treatment", help="Binary (0/1) exposure column."),
+    outcome: str = typer.Option(..., "--outcome", help="Outcome column (click, purchase, revenue)."),
+    user_text: str | None = typer.Option(None, "--user-text", help="Column with the user's text (e.g. history)."),
+    item_text: str | None = typer.Option(None, "--item-text", help="Item text column (of the log, or of --items)."),
+    items: Path | None = typer.Option(None, "--items", help="Item catalogue (CSV/Parquet) holding the item text."),
+    item_key: str | None = typer.Option(None, "--item-key", help="Catalogue key column (default: item_id)."),
+    user_id: str = typer.Option("user_id", "--user-id", help="User id column (cross-fitting groups; ignored if absent)."),
+    item_id: str = typer.Option("item_id", "--item-id", help="Item id column (catalogue join, id features)."),
+    covariates: str | None = typer.Option(None, "--covariates", help="Comma list of tabular covariates."),
+    features: str = typer.Option("auto", "--features", help="Adjustment set: auto, text, ids or covariates."),
+    method: str = typer.Option("naive,ipw,aipw,dml", "--method", help="Comma list of naive, ipw, aipw, dml."),
+    model: str | None = typer.Option(None, "--model", help="Local Hugging Face encoder folder (default MiniLM)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
+    clip: float = typer.Option(0.01, "--clip", help="Clip estimated propensities to [clip, 1 - clip]."),
+    trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
+    dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    seed: int = typer.Option(0, "--seed", help="Seed of folds and models."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
+    report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
+    quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
+) -> None:
+    from causalrec.data.schema import LogSchema
+    from causalrec.uplift import estimate
+
+    build = _report_builder() if report is not None else None
+    schema = LogSchema(user_id=user_id, item_id=item_id, outcome=outcome, treatment=treatment,
+                       propensity=None, position=None, request_id=None, timestamp=None,
+                       user_text=user_text, item_text=None if items is not None else item_text)
+    result = estimate(
+        logs, schema=schema, items=str(items) if items is not None else None, item_key=item_key,
+        item_text=item_text, covariates=parse_list(covariates), features=features,
+        methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
+        model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, seed=seed,
+    )
+    emit(result, out, report, build, quiet=quiet)

@@ -1,0 +1,404 @@
+"""``debias``: a training set whose weights and labels are corrected for
+exposure and position bias, plus a summary of what changed.
+
+Pipeline (each step's formula lives in its module):
+
+1. exposure weights ``w_i`` from the logged propensity column, or from an
+   estimated one (:func:`estimate_propensity`), then IPS / SNIPS with the
+   propensity floor ``clip`` and the weight ceiling ``cap``
+   (:mod:`causalrec.debias.weights`);
+2. examination per position ``rho_k`` when the log has positions: regression-EM
+   on the logs themselves (default), the CTR ratio when the logs are
+   randomised, or a curve the caller already has
+   (:mod:`causalrec.debias.position`);
+3. labels: ``c / rho_bar_k`` (``ips``, ``snips``) or the doubly-robust
+   ``r_hat + (c - rho_k r_hat) / rho_bar_k`` with a cross-fitted outcome model
+   from :mod:`causalrec.models` (``dr``) (:mod:`causalrec.debias.labels`).
+
+Assumptions: the logged (or estimated) propensities are the logging policy's
+and every candidate has a positive one (positivity); clicks follow the
+examination hypothesis; for estimated propensities, exposure depends only on
+the features given (no unmeasured confounding of exposure).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.data.readers import read_table
+from causalrec.data.schema import LogSchema
+from causalrec.data.validation import check_numeric, validate_log
+from causalrec.debias.labels import dr_labels, ips_labels
+from causalrec.debias.position import (
+    PositionBias,
+    examination_from_randomized,
+    position_bias_from_curve,
+    regression_em,
+)
+from causalrec.debias.weights import ExposureWeights, empirical_propensity, exposure_weights
+from causalrec.errors import InputError
+from causalrec.inference import influence_se
+from causalrec.results import CausalResult, Estimate, jsonable
+
+METHODS = ("naive", "ips", "snips", "dr")
+EXAMINATION = ("em", "randomized", "none")
+OUTPUT_COLUMNS = ("weight", "corrected_label", "debias_method", "debias_clip", "debias_model",
+                  "debias_propensity", "debias_examination")
+
+
+@dataclass
+class DebiasResult(CausalResult):
+    """The corrected frame plus what changed: weights, examination curve, label shift per item.
+
+    ``frame`` holds the input rows unchanged with the columns
+    ``weight``, ``corrected_label`` and provenance (``debias_method``,
+    ``debias_clip``, ``debias_model``, ``debias_propensity``,
+    ``debias_examination``). ``estimates`` hold the mean label before and after
+    correction and, when positions were used, the examination curve.
+    """
+
+    frame: pd.DataFrame | None = field(default=None, repr=False)
+    weights: ExposureWeights | None = field(default=None, repr=False)
+    position_bias: PositionBias | None = None
+    label_shift: pd.DataFrame | None = field(default=None, repr=False)
+    title: str = "causalrec debias"
+
+    def _extra_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.weights is not None:
+            d["weight_quantiles"] = self.weights.quantiles()
+        if self.position_bias is not None:
+            d["examination"] = self.position_bias.to_dict()
+        if self.label_shift is not None:
+            d["label_shift"] = self.label_shift.to_dict(orient="records")
+        return d
+
+    def summary(self) -> str:
+        lines = [super().summary()]
+        if self.weights is not None:
+            q = self.weights.quantiles()
+            lines.append(f"weights ({self.weights.method}): ESS {self.weights.ess:,.0f} of {self.weights.n:,}; "
+                         f"p50 {q['p50']:.3g}, p99 {q['p99']:.3g}, max {q['max']:.3g}; "
+                         f"clipped {self.weights.n_clipped:,}, capped {self.weights.n_capped:,}")
+        if self.position_bias is not None:
+            lines.append(self.position_bias.summary())
+        if self.label_shift is not None and len(self.label_shift):
+            top = self.label_shift.reindex(self.label_shift["shift"].abs().sort_values(ascending=False).index).head(10)
+            lines.append("largest label shifts per item:")
+            lines.append(top.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return "\n".join(lines)
+
+
+def estimate_propensity(
+    canon: pd.DataFrame, *, covariates: tuple[str, ...] = (), per_position: bool = True,
+    model: Any = None, n_folds: int = 5, seed: int = 0,
+) -> tuple[np.ndarray, str]:
+    """Estimate ``pi_0(a_i | x_i)`` for the logged item of each row.
+
+    Without covariates: the empirical item share (per position when the log
+    has positions), the MLE of a context-free logging policy. With
+    covariates: a multiclass classifier over items (default
+    ``causalrec.models.PropensityModel``, calibrated and clipped), cross-fitted
+    so no row's propensity comes from a model that saw it. Returns the
+    propensities and a provenance string.
+    """
+    items = canon["item_id"].to_numpy()
+    pos = canon["position"].to_numpy(np.int64) if per_position and "position" in canon.columns else None
+    if not covariates:
+        how = "empirical item share" + (" per position" if pos is not None else "")
+        return empirical_propensity(items, pos), how
+    from causalrec.models import PropensityModel, cross_fit_predict
+
+    X = _covariate_matrix(canon, covariates)
+    if pos is not None:
+        X = np.hstack([X, np.eye(int(pos.max()) + 1)[pos]])
+    _, codes = np.unique(items, return_inverse=True)
+    clf = model if model is not None else PropensityModel()
+    proba = cross_fit_predict(clf, X, codes, n_folds=n_folds, method="predict_proba", random_state=seed)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] <= int(codes.max()):
+        raise InputError("the propensity model did not return one probability per item", column="item_id",
+                         fix="make sure every item appears in every cross-fitting fold, or pass logged propensities")
+    p = proba[np.arange(codes.shape[0]), codes]
+    return np.clip(p, 1e-6, 1.0), f"{type(clf).__name__} on {list(covariates)} (cross-fitted, {n_folds} folds)"
+
+
+def _covariate_matrix(canon: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+    parts = []
+    for c in covariates:
+        s = canon[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s.to_numpy(np.float64)
+            sd = v.std()
+            parts.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+        else:
+            parts.append(pd.get_dummies(s.astype("string"), dtype=np.float64).to_numpy())
+    return np.hstack(parts) if parts else np.zeros((len(canon), 0))
+
+
+def _outcome_features(canon: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+    """Item one-hot plus covariates: what the DR outcome model sees (not the position)."""
+    items = pd.get_dummies(canon["item_id"].astype("string"), dtype=np.float64).to_numpy()
+    return np.hstack([items, _covariate_matrix(canon, covariates)])
+
+
+def debias(
+    logs: pd.DataFrame | str | os.PathLike,
+    *,
+    schema: LogSchema = LogSchema(),
+    method: str = "ips",
+    propensity: str | None = None,
+    estimate_propensity: bool = False,
+    position: str | None = None,
+    examination: str | PositionBias | np.ndarray | list[float] = "em",
+    relevance_groups: str = "item_id",
+    exposure: str | None = None,
+    outcome_features: np.ndarray | None = None,
+    clip: float | None = None,
+    cap: float | None = None,
+    position_clip: float | None = 0.05,
+    outcome_model: Any = None,
+    n_folds: int = 5,
+    bootstrap: int = 50,
+    ci_level: float = 0.95,
+    seed: int = 0,
+) -> DebiasResult:
+    """Correct a click log for exposure and position bias.
+
+    Parameters
+    ----------
+    logs:
+        DataFrame or CSV/Parquet path; one row per impression. Never modified.
+    schema:
+        Column roles; ``propensity`` / ``position`` override the schema's names.
+    method:
+        ``"naive"`` (weights 1, labels = clicks: the baseline), ``"ips"``,
+        ``"snips"`` (self-normalised weights) or ``"dr"`` (doubly-robust labels,
+        SNIPS weights).
+    estimate_propensity:
+        Estimate exposure propensities (see :func:`estimate_propensity`) instead
+        of reading them; required when the log has no propensity column.
+    examination:
+        ``"em"`` (regression-EM on these logs), ``"randomized"`` (the logs are
+        a randomised slice: CTR ratios), ``"none"`` (ignore positions), or a
+        known curve / :class:`PositionBias`.
+    exposure:
+        Candidate mode: the name of a 0/1 column saying whether the row's item
+        was shown (the schema's ``treatment`` role). Rows are then candidates,
+        the propensity is ``P(shown | x)``, and the correction moves into the
+        label (Schnabel et al. 2016; Wang et al. 2019), weights stay 1::
+
+            ips:  y = T c / (pi_bar rho_bar)
+            snips: the same divided by mean(T / pi_bar)
+            dr:   y = r_hat + T (c / rho_bar - r_hat) / pi_bar
+
+        with ``r_hat`` fitted on shown rows only (cross-fitted). Here DR does
+        differ from IPS: unshown candidates get ``r_hat`` instead of 0.
+    outcome_features:
+        Feature matrix (one row per log row) for the DR outcome model; default
+        item one-hot plus covariates. Pass text embeddings here.
+    relevance_groups:
+        Column defining relevance groups for regression-EM (``item_id`` by default;
+        ``user_id`` + item is not identified in sparse logs).
+    clip, cap:
+        Propensity floor and weight ceiling for the exposure weights.
+    position_clip:
+        Floor on relative examination in the labels (``rho_bar``).
+    outcome_model:
+        Regressor for ``r_hat`` in ``dr`` (default ``causalrec.models.OutcomeModel``),
+        cross-fitted over ``n_folds``.
+    bootstrap:
+        Bootstrap replicates for the examination curve's intervals.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}", column="method", fix=f"use one of {', '.join(METHODS)}")
+    if isinstance(examination, str) and examination not in EXAMINATION:
+        raise InputError(f"unknown examination source {examination!r}", column="examination",
+                         fix=f"use one of {', '.join(EXAMINATION)}, or pass a curve")
+    df = read_table(logs)
+    schema = schema.with_(propensity=propensity, position=position)
+    use_position = (
+        schema.position is not None and schema.position in df.columns
+        and not (isinstance(examination, str) and examination == "none")
+    )
+    if position is not None and position not in df.columns:
+        schema.require(df, ("position",), command="debias")
+    needs_prop = method in ("ips", "snips", "dr") and not estimate_propensity
+    if needs_prop and (schema.propensity is None or schema.propensity not in df.columns):
+        raise InputError(
+            f"method '{method}' needs the logging propensity, but column '{schema.propensity}' is not in the log",
+            column=str(schema.propensity),
+            fix="pass --propensity COL naming the logged propensity, or --estimate-propensity to estimate it",
+        )
+    if exposure is not None:
+        schema = schema.with_(treatment=exposure)
+    require = ["item_id", "outcome"] + (["treatment"] if exposure is not None else []) + (["propensity"] if needs_prop else []) + (["position"] if use_position else [])
+    canon = validate_log(df, schema, require=require, binary=(["treatment"] if exposure is not None else []), command="debias")
+    names = schema.present(df)
+    c = check_numeric(canon, "outcome", names)
+    warnings: list[str] = []
+    config: dict[str, Any] = {
+        "method": method, "schema": schema.to_dict(), "estimate_propensity": estimate_propensity,
+        "examination": examination if isinstance(examination, str) else "given", "clip": clip, "cap": cap,
+        "position_clip": position_clip, "relevance_groups": relevance_groups, "n_folds": n_folds,
+        "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
+    }
+
+    shown = canon["treatment"].to_numpy(np.float64) if exposure is not None else np.ones(len(canon))
+    on = shown > 0
+
+    # 1. exposure weights (over shown rows in candidate mode)
+    if method == "naive":
+        prop = canon["propensity"].to_numpy(np.float64) if "propensity" in canon.columns else np.ones(len(canon))
+        prop_source = "not used"
+        wmethod = "none"
+    else:
+        if estimate_propensity:
+            if exposure is not None:
+                prop, prop_source = _estimate_exposure(canon, schema.covariates, seed, n_folds)
+            else:
+                prop, prop_source = estimate_propensity_fn(canon, covariates=schema.covariates, seed=seed,
+                                                           n_folds=n_folds)
+        else:
+            prop, prop_source = canon["propensity"].to_numpy(np.float64), f"logged column '{schema.propensity}'"
+        wmethod = "ips" if method == "ips" else "snips"
+    ew = exposure_weights(prop[on], wmethod, clip=clip, cap=cap)
+    if ew.n and ew.ess < 0.1 * ew.n and method != "naive":
+        warnings.append(f"effective sample size of the weights is {ew.ess:,.0f} of {ew.n:,} rows "
+                        f"({ew.ess / ew.n:.1%}): corrected training will be noisy; consider --clip")
+
+    # 2. examination per position (estimated on shown rows: only they can be clicked)
+    pb: PositionBias | None = None
+    rho = np.ones(len(canon))
+    if use_position:
+        pos = canon["position"].to_numpy(np.int64)
+        k = schema.n_positions
+        if isinstance(examination, PositionBias):
+            pb = examination
+        elif not isinstance(examination, str):
+            pb = position_bias_from_curve(examination)
+        elif examination == "randomized":
+            pb = examination_from_randomized(c[on], pos[on], n_positions=k, ci_level=ci_level,
+                                             bootstrap=bootstrap, seed=seed)
+        else:
+            if relevance_groups not in canon.columns:
+                raise InputError(f"relevance group column '{relevance_groups}' is not in the log",
+                                 column=relevance_groups, fix="use item_id, or a column present in the log")
+            pb = regression_em((c[on] > 0).astype(np.float64), pos[on],
+                               groups=canon[relevance_groups].to_numpy()[on],
+                               n_positions=k, bootstrap=bootstrap, ci_level=ci_level, seed=seed)
+        rho = pb.at(pos)
+        if position_clip is not None and np.any(pb.examination < position_clip):
+            warnings.append(f"examination below position_clip={position_clip} at positions "
+                            f"{np.flatnonzero(pb.examination < position_clip).tolist()}: their labels are clipped (biased down)")
+
+    # 3. labels (and, for impression logs, weights)
+    model_name = "none"
+    weight = np.ones(len(canon))
+    if exposure is None:
+        weight = ew.weights
+    inv_pi = np.zeros(len(canon))
+    if method != "naive":
+        inv_pi[on] = ew.weights if exposure is not None else 1.0
+    if method == "naive":
+        y = c.copy()
+    elif method in ("ips", "snips"):
+        y = ips_labels(c, rho, position_clip=position_clip)
+        if exposure is not None:
+            y = shown * y * inv_pi
+            if method == "snips":
+                y = y / inv_pi.mean()
+    else:
+        X = outcome_features if outcome_features is not None else _outcome_features(canon, schema.covariates)
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[0] != len(canon):
+            raise InputError(f"outcome_features has {X.shape[0]} rows, the log {len(canon)}",
+                             column="outcome_features", fix="pass one feature row per log row")
+        target = ips_labels(c, rho, position_clip=None)
+        from causalrec.models import OutcomeModel, cross_fit_predict
+
+        reg = outcome_model if outcome_model is not None else OutcomeModel()
+        model_name = type(reg).__name__
+        # candidate mode: the outcome model learns from shown rows only, predicts every row out of fold
+        r_hat = np.asarray(cross_fit_predict(reg, X, target, n_folds=n_folds, method="predict",
+                                             sample_weight=weight, random_state=seed, fit_mask=on),
+                           dtype=np.float64)
+        if exposure is None:
+            y = dr_labels(c, rho, r_hat, position_clip=position_clip)
+        else:
+            rho_bar = np.maximum(rho, position_clip) if position_clip is not None else rho
+            y = r_hat + shown * inv_pi * (c / rho_bar - r_hat)
+    provenance = (f"propensity: {prop_source}; examination: "
+                  f"{pb.method if pb is not None else 'none'}; outcome model: {model_name}")
+    out = df.copy()
+    clash = [col for col in OUTPUT_COLUMNS if col in out.columns]
+    if clash:
+        warnings.append(f"input columns {clash} were overwritten by the corrected values")
+    out = out.reset_index(drop=True)
+    out["weight"] = weight
+    out["corrected_label"] = y
+    out["debias_method"] = method
+    out["debias_clip"] = np.nan if clip is None else float(clip)
+    out["debias_model"] = provenance
+    out["debias_propensity"] = prop
+    out["debias_examination"] = rho
+
+    # 4. what changed
+    w = weight
+    naive_mean = float(c.mean())
+    corr_mean = float(np.sum(w * y) / np.sum(w))
+    psi = w * (y - corr_mean) / w.mean()
+    estimates = [
+        Estimate.normal("naive", "mean_label", naive_mean, influence_se(c), ci_level),
+        Estimate.normal(method, "mean_label", corr_mean, influence_se(psi), ci_level),
+    ]
+    if pb is not None:
+        estimates += pb.estimates()
+    shift = _label_shift(canon["item_id"], c, y, w)
+    diagnostics = {**ew.diagnostics(), "n_items": int(shift.shape[0]), "propensity_source": prop_source,
+                   "outcome_model": model_name,
+                   "label_max": float(y.max()) if y.size else float("nan")}
+    return DebiasResult(
+        command="debias", n_rows=len(canon), estimates=estimates, diagnostics=jsonable(diagnostics),
+        warnings=warnings, config=config, frame=out, weights=ew, position_bias=pb, label_shift=shift,
+    )
+
+
+def _estimate_exposure(canon: pd.DataFrame, covariates: tuple[str, ...], seed: int, n_folds: int) -> tuple[np.ndarray, str]:
+    """``P(shown | x)``: per-item share shown without covariates, else a cross-fitted classifier."""
+    t = canon["treatment"].to_numpy(np.int64)
+    if not covariates:
+        _, codes = np.unique(canon["item_id"].to_numpy(), return_inverse=True)
+        share = np.bincount(codes, weights=t) / np.bincount(codes)
+        return np.clip(share[codes], 1e-6, 1.0), "per-item share shown"
+    from causalrec.models import PropensityModel, cross_fit_predict
+
+    X = _covariate_matrix(canon, covariates)
+    clf = PropensityModel()
+    proba = np.asarray(cross_fit_predict(clf, X, t, n_folds=n_folds, method="predict_proba", random_state=seed))
+    p = proba[:, 1] if proba.ndim == 2 else proba
+    return np.clip(p, 1e-6, 1.0), f"PropensityModel on {list(covariates)} (cross-fitted, {n_folds} folds)"
+
+
+# ``debias`` has a boolean parameter of the same name; it calls the function through this alias.
+estimate_propensity_fn = estimate_propensity
+
+
+def _label_shift(items: pd.Series, c: np.ndarray, y: np.ndarray, w: np.ndarray) -> pd.DataFrame:
+    """Per item: rows, naive click rate, weighted corrected label mean, and the shift."""
+    _, codes = np.unique(items.to_numpy(), return_inverse=True)
+    uniq = np.unique(items.to_numpy())
+    n = np.bincount(codes).astype(np.float64)
+    naive = np.bincount(codes, weights=c) / n
+    sw = np.bincount(codes, weights=w)
+    corr = np.bincount(codes, weights=w * y) / np.where(sw > 0, sw, np.nan)
+    share_w = sw / sw.sum()
+    return pd.DataFrame({
+        "item_id": uniq, "n": n.astype(np.int64), "naive_label": naive, "corrected_label": corr,
+        "shift": corr - naive, "share_rows": n / n.sum(), "share_weight": share_w,
+    })

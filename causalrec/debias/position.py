@@ -1,0 +1,315 @@
+"""Position bias: how likely a user is to examine each slot of a list.
+
+The examination hypothesis (Richardson et al. 2007; Joachims et al. 2017)
+factorises a click at position ``k`` into examination and relevance::
+
+    P(C = 1 | x, a, k) = theta_k * gamma(x, a),   E ~ Bernoulli(theta_k), R ~ Bernoulli(gamma)
+
+Only ratios ``rho_k = theta_k / theta_0`` are identified from clicks (scaling
+``theta`` up and ``gamma`` down leaves every click probability unchanged), so
+both estimators below report examination *relative to the first slot*.
+
+Two estimators, for the two situations a team is in:
+
+* :func:`examination_from_randomized` -- randomised traffic (a uniform-random
+  slice, the Open Bandit Dataset's random logs, or swap interventions): items
+  are assigned to positions independently of their relevance, so
+  ``E[C | k] = theta_k E[gamma]`` and ``rho_k = CTR_k / CTR_0``. Intervals by
+  the delta method on ``log rho_k``
+  (``Var = Var(C|k) / (n_k CTR_k^2) + Var(C|0) / (n_0 CTR_0^2)``) or a
+  bootstrap stratified by position. Assumption: the randomisation really is
+  independent of relevance.
+* :func:`regression_em` -- no randomisation: regression-EM (Wang et al., WSDM
+  2018, "Position bias estimation for unbiased learning to rank in personal
+  search"). The E-step computes, for non-clicks,
+  ``P(E=1, R=0 | C=0) = theta (1 - gamma) / (1 - theta gamma)`` and
+  ``P(E=0, R=1 | C=0) = (1 - theta) gamma / (1 - theta gamma)``; the M-step sets
+  ``theta_k`` to the mean posterior examination at ``k`` and refits ``gamma``
+  to the posterior relevance, either per relevance group (item, or query-item:
+  the closed-form EM of Chapelle & Zhang) or by a logistic regression on
+  features (the "regression" in regression-EM). Identification needs the same
+  relevance group to appear at several positions (ranker changes, time
+  variation); intervals by a row bootstrap (re-running EM on multinomial
+  resampling weights).
+
+Both are written by hand: they are a few vectorised ``bincount`` lines and no
+maintained Python library implements them for logged data (``allRank`` and
+``ULTRA`` target TensorFlow / learning-to-rank benchmarks, not click logs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.errors import InputError
+from causalrec.inference import z_value
+from causalrec.results import Estimate, jsonable
+
+
+@dataclass
+class PositionBias:
+    """Examination probabilities per position, relative to the first slot.
+
+    ``examination[k] = theta_k / theta_0`` (so ``examination[0] == 1``) with
+    standard errors and an interval per position; ``n[k]`` rows and
+    ``ctr[k]`` observed click rate at each position. ``method`` is
+    ``"randomized"`` or ``"regression_em"``.
+    """
+
+    examination: np.ndarray
+    se: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    n: np.ndarray
+    ctr: np.ndarray
+    method: str
+    ci_level: float = 0.95
+    extra: dict[str, Any] = field(default_factory=dict)
+    relevance: np.ndarray | None = field(default=None, repr=False)  # regression-EM: fitted gamma per row
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.examination.shape[0])
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        """Relative examination of each row's (0-based) position."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size and (pos.min() < 0 or pos.max() >= self.n_positions):
+            raise InputError(
+                f"position {int(pos.max())} has no examination estimate (estimated for 0..{self.n_positions - 1})",
+                column="position", fix="estimate position bias on logs covering the same positions",
+            )
+        return self.examination[pos]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({
+            "position": np.arange(self.n_positions), "examination": self.examination, "se": self.se,
+            "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n, "ctr": self.ctr,
+        })
+
+    def estimates(self) -> list[Estimate]:
+        return [
+            Estimate(self.method, "examination", float(self.examination[k]), float(self.se[k]),
+                     float(self.ci_low[k]), float(self.ci_high[k]), self.ci_level, extra={"position": k})
+            for k in range(self.n_positions)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({"method": self.method, "ci_level": self.ci_level,
+                         "positions": self.to_frame().to_dict(orient="records"), **self.extra})
+
+    def summary(self) -> str:
+        lines = [f"examination relative to position 0 ({self.method}, {self.ci_level:.0%} CI)"]
+        for k in range(self.n_positions):
+            lines.append(f"  position {k}: {self.examination[k]:.3f} [{self.ci_low[k]:.3f}, {self.ci_high[k]:.3f}]"
+                         f"  n={int(self.n[k]):,} ctr={self.ctr[k]:.4f}")
+        return "\n".join(lines)
+
+
+def _check_positions(clicks: np.ndarray, positions: np.ndarray, n_positions: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    c = np.asarray(clicks, dtype=np.float64)
+    pos = np.asarray(positions)
+    if c.shape != pos.shape or c.ndim != 1:
+        raise InputError("clicks and positions must be 1-d and of equal length", column="position",
+                         fix="pass one click and one position per row")
+    if not np.all(np.isfinite(c)):
+        raise InputError("clicks have missing values", column="outcome", fix="drop or fill those rows")
+    pos = pos.astype(np.int64)
+    if pos.size == 0:
+        raise InputError("no rows to estimate position bias from", column="position", fix="pass a non-empty log")
+    if pos.min() < 0:
+        raise InputError("positions must be 0-based here (canonical)", column="position",
+                         fix="declare position_base=1 in the schema if your positions start at 1")
+    k = int(pos.max()) + 1 if n_positions is None else int(n_positions)
+    if pos.max() >= k:
+        raise InputError(f"position {int(pos.max())} is outside 0..{k - 1}", column="position",
+                         fix="check n_positions / --n-positions")
+    return c, pos, k
+
+
+def examination_from_randomized(
+    clicks: np.ndarray,
+    positions: np.ndarray,
+    *,
+    n_positions: int | None = None,
+    ci_level: float = 0.95,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> PositionBias:
+    """``rho_k = CTR_k / CTR_0`` on randomised traffic, with delta-method or bootstrap CIs.
+
+    Assumes items reach positions independently of their relevance (uniform
+    random slice, randomised swaps). With ``bootstrap > 0`` the interval is
+    the percentile interval of a bootstrap stratified by position (binomial
+    draws when clicks are 0/1) and ``se`` the bootstrap standard deviation.
+    """
+    c, pos, k = _check_positions(clicks, positions, n_positions)
+    n = np.bincount(pos, minlength=k).astype(np.float64)
+    if np.any(n == 0):
+        raise InputError(f"no rows at position(s) {np.flatnonzero(n == 0).tolist()}", column="position",
+                         fix="estimate only positions present in the randomised logs (lower n_positions)")
+    s = np.bincount(pos, weights=c, minlength=k)
+    ctr = s / n
+    if ctr[0] <= 0:
+        raise InputError("no clicks at the first position: examination ratios are undefined", column="outcome",
+                         fix="use more randomised traffic")
+    rho = ctr / ctr[0]
+    var_k = np.bincount(pos, weights=c * c, minlength=k) / n - ctr**2
+    var_k = var_k * n / np.maximum(n - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_log = var_k / (n * ctr**2) + var_k[0] / (n[0] * ctr[0] ** 2)
+    v_log[0] = 0.0
+    z = z_value(ci_level)
+    if bootstrap and bootstrap > 1:
+        rng = np.random.default_rng(seed)
+        binary = bool(np.all((c == 0) | (c == 1)))
+        reps = np.empty((bootstrap, k))
+        for j in range(k):
+            if binary:
+                reps[:, j] = rng.binomial(int(n[j]), ctr[j], size=bootstrap) / n[j]
+            else:
+                cj = c[pos == j]
+                idx = rng.integers(0, cj.shape[0], size=(bootstrap, cj.shape[0]))
+                reps[:, j] = cj[idx].mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rr = reps / reps[:, :1]
+        a = (1 - ci_level) / 2
+        lo, hi = np.nanquantile(rr, [a, 1 - a], axis=0)
+        se = np.nanstd(rr, axis=0, ddof=1)
+        extra = {"interval": "bootstrap", "n_boot": int(bootstrap)}
+    else:
+        sd_log = np.sqrt(v_log)
+        lo, hi = rho * np.exp(-z * sd_log), rho * np.exp(z * sd_log)
+        se = rho * sd_log
+        extra = {"interval": "delta_log"}
+    se[0], lo[0], hi[0] = 0.0, 1.0, 1.0
+    return PositionBias(rho, se, lo, hi, n, ctr, "randomized", ci_level, extra)
+
+
+def _em(
+    c: np.ndarray, pos: np.ndarray, k: int, g: np.ndarray | None, n_groups: int, X: np.ndarray | None,
+    w: np.ndarray, max_iter: int, tol: float, theta0: np.ndarray | None, seed: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Weighted (regression-)EM; returns theta (absolute), gamma per row, iterations."""
+    wk = np.bincount(pos, weights=w, minlength=k)
+    ctr_k = np.bincount(pos, weights=w * c, minlength=k) / np.maximum(wk, 1e-12)
+    theta = theta0.copy() if theta0 is not None else np.clip(ctr_k / max(ctr_k.max(), 1e-12), 0.05, 1.0)
+    base = float(np.sum(w * c) / np.sum(w))
+    gamma = np.full(c.shape[0], np.clip(base / theta.mean(), 1e-4, 0.999))
+    clf = None
+    if X is not None:
+        from sklearn.linear_model import LogisticRegression
+
+        clf = LogisticRegression(C=1.0, max_iter=200, random_state=seed)
+    it = 0
+    for it in range(1, max_iter + 1):
+        t = theta[pos]
+        denom = np.maximum(1.0 - t * gamma, 1e-12)
+        p_e1r0 = t * (1.0 - gamma) / denom
+        p_e0r1 = (1.0 - t) * gamma / denom
+        post_e = c + (1.0 - c) * p_e1r0
+        post_r = c + (1.0 - c) * p_e0r1
+        new_theta = np.bincount(pos, weights=w * post_e, minlength=k) / np.maximum(wk, 1e-12)
+        new_theta = np.clip(new_theta, 1e-6, 1.0)
+        if X is None:
+            wg = np.bincount(g, weights=w, minlength=n_groups)
+            gam_g = np.bincount(g, weights=w * post_r, minlength=n_groups) / np.maximum(wg, 1e-12)
+            gamma = np.clip(gam_g[g], 1e-6, 1.0 - 1e-6)
+        else:
+            # soft labels: each row counted as a positive with weight post_r and a negative with 1 - post_r
+            n = X.shape[0]
+            XX = np.vstack([X, X])
+            yy = np.r_[np.ones(n), np.zeros(n)]
+            ww = np.r_[w * post_r, w * (1.0 - post_r)]
+            clf.fit(XX, yy, sample_weight=ww)
+            gamma = np.clip(clf.predict_proba(X)[:, 1], 1e-6, 1.0 - 1e-6)
+        delta = float(np.max(np.abs(new_theta - theta)))
+        theta = new_theta
+        if delta < tol:
+            break
+    return theta, gamma, it
+
+
+def regression_em(
+    clicks: np.ndarray,
+    positions: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+    n_positions: int | None = None,
+    max_iter: int = 300,
+    tol: float = 1e-7,
+    bootstrap: int = 50,
+    ci_level: float = 0.95,
+    seed: int = 0,
+) -> PositionBias:
+    """Regression-EM estimate of examination per position from click logs.
+
+    ``groups`` (e.g. item ids, or query-item keys) gives the closed-form
+    relevance M-step ``gamma_g = mean posterior relevance in g``;
+    ``features`` (a numeric matrix) fits ``gamma(x)`` by logistic regression
+    on the posterior relevance instead. One of the two is required.
+    Intervals: percentile bootstrap over rows (``bootstrap`` replicates; 0 for
+    none, then ``se`` is NaN). Assumes the examination hypothesis and that
+    each relevance group is seen at several positions.
+    """
+    c, pos, k = _check_positions(clicks, positions, n_positions)
+    if not np.all((c == 0) | (c == 1)):
+        raise InputError("regression-EM needs 0/1 clicks", column="outcome",
+                         fix="binarise the outcome (click = outcome > 0) or use randomised traffic")
+    if (groups is None) == (features is None):
+        raise InputError("pass exactly one of groups= or features= to regression_em", column="groups",
+                         fix="groups=item ids for the closed-form EM, or features=X for regression-EM")
+    g, n_groups, X = None, 0, None
+    if groups is not None:
+        _, g = np.unique(np.asarray(groups), return_inverse=True)
+        n_groups = int(g.max()) + 1
+    else:
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != c.shape[0]:
+            raise InputError("features must be a 2-d array with one row per click", column="features",
+                             fix="pass X of shape (n_rows, n_features)")
+    n = np.bincount(pos, minlength=k).astype(np.float64)
+    if np.any(n == 0):
+        raise InputError(f"no rows at position(s) {np.flatnonzero(n == 0).tolist()}", column="position",
+                         fix="lower n_positions to the positions present in the logs")
+    ctr = np.bincount(pos, weights=c, minlength=k) / n
+    ones = np.ones_like(c)
+    theta, gamma, iters = _em(c, pos, k, g, n_groups, X, ones, max_iter, tol, None, seed)
+    rho = theta / theta[0]
+    se = np.full(k, np.nan)
+    lo, hi = rho.copy(), rho.copy()
+    extra: dict[str, Any] = {"theta_absolute": theta.tolist(), "iterations": iters,
+                             "relevance_model": "groups" if X is None else "logistic_regression"}
+    if bootstrap and bootstrap > 1:
+        rng = np.random.default_rng(seed)
+        nrow = c.shape[0]
+        reps = np.empty((bootstrap, k))
+        from tqdm.auto import tqdm
+
+        for b in tqdm(range(bootstrap), desc="regression-EM bootstrap", disable=bootstrap < 20 or nrow < 200_000):
+            wb = rng.multinomial(nrow, np.full(nrow, 1.0 / nrow)).astype(np.float64)
+            tb, _, _ = _em(c, pos, k, g, n_groups, X, wb, max_iter, tol * 10, theta, seed)
+            reps[b] = tb / tb[0]
+        a = (1 - ci_level) / 2
+        lo, hi = np.quantile(reps, [a, 1 - a], axis=0)
+        se = np.std(reps, axis=0, ddof=1)
+        extra.update({"interval": "bootstrap", "n_boot": int(bootstrap)})
+    se[0], lo[0], hi[0] = 0.0, 1.0, 1.0
+    return PositionBias(rho, se, lo, hi, n, ctr, "regression_em", ci_level, extra, relevance=gamma)
+
+
+def position_bias_from_curve(examination: np.ndarray | list[float], method: str = "given") -> PositionBias:
+    """Wrap a known examination curve (e.g. from an earlier study) as a :class:`PositionBias`."""
+    e = np.asarray(examination, dtype=np.float64)
+    if e.ndim != 1 or e.size == 0 or not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise InputError("an examination curve must be positive numbers, one per position", column="examination",
+                         fix="pass e.g. [1.0, 0.6, 0.4]")
+    rho = e / e[0]
+    k = rho.shape[0]
+    z = np.zeros(k)
+    return PositionBias(rho, z, rho.copy(), rho.copy(), np.full(k, np.nan), np.full(k, np.nan), method)

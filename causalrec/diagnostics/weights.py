@@ -1,0 +1,79 @@
+"""Inverse-propensity weights and their effective sample size.
+
+Weights for the two usual estimands (``e`` is the propensity ``P(T=1 | X)``):
+
+* ATE: ``w_i = T_i / e_i + (1 - T_i) / (1 - e_i)``
+* ATT: ``w_i = T_i + (1 - T_i) e_i / (1 - e_i)``
+
+The effective sample size of weights ``w`` over a set of rows is Kish's
+``ESS = (sum w)^2 / sum w^2``: the number of equally weighted rows that would
+give the same variance of a weighted mean. An ESS far below the row count
+means a few rows carry the estimate (poor overlap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from causalrec.errors import InputError
+from causalrec.results import jsonable
+
+
+def ipw_weights(t: np.ndarray, e_hat: np.ndarray, estimand: str = "ate") -> np.ndarray:
+    """Per-row inverse-propensity weights for ``estimand`` in {"ate", "att"}."""
+    t = np.asarray(t, dtype=float)
+    e = np.asarray(e_hat, dtype=float)
+    if estimand == "ate":
+        return t / e + (1.0 - t) / (1.0 - e)
+    if estimand == "att":
+        return t + (1.0 - t) * e / (1.0 - e)
+    raise InputError(f"unknown estimand {estimand!r}", column="estimand", fix="use 'ate' or 'att'")
+
+
+def effective_sample_size(w: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``."""
+    w = np.asarray(w, dtype=float)
+    s2 = float(np.sum(w * w))
+    return float(np.sum(w) ** 2 / s2) if s2 > 0 else 0.0
+
+
+@dataclass
+class WeightDiagnostics:
+    """Effective sample size and the tail of the weights, per arm."""
+
+    estimand: str
+    n_treated: int
+    n_control: int
+    ess_treated: float
+    ess_control: float
+    max_weight: float
+    weight_p99: float
+    weight_p50: float
+
+    def to_dict(self) -> dict:
+        return jsonable(asdict(self))
+
+    def summary(self) -> str:
+        return (
+            f"ESS ({self.estimand}): treated {self.ess_treated:,.0f} of {self.n_treated:,}, "
+            f"control {self.ess_control:,.0f} of {self.n_control:,}; "
+            f"max weight {self.max_weight:.3g}, p99 {self.weight_p99:.3g}"
+        )
+
+
+def weight_diagnostics(t: np.ndarray, e_hat: np.ndarray, estimand: str = "ate") -> WeightDiagnostics:
+    """ESS per arm and weight quantiles for the inverse-propensity weights."""
+    t = np.asarray(t).astype(bool)
+    w = ipw_weights(t, e_hat, estimand)
+    return WeightDiagnostics(
+        estimand=estimand,
+        n_treated=int(t.sum()),
+        n_control=int((~t).sum()),
+        ess_treated=effective_sample_size(w[t]),
+        ess_control=effective_sample_size(w[~t]),
+        max_weight=float(w.max()) if w.size else float("nan"),
+        weight_p99=float(np.quantile(w, 0.99)) if w.size else float("nan"),
+        weight_p50=float(np.quantile(w, 0.5)) if w.size else float("nan"),
+    )

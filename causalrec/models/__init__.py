@@ -1,0 +1,45 @@
+"""Nuisance models for causal estimators: propensity e(x) = P(T=1|x) and outcome mu(x) = E[Y|x].
+
+Both are scikit-learn estimators (hyper-parameters only in ``__init__``; ``clone``,
+pickling and econml's cross-fitting work) backed by a small torch MLP over the
+design matrix ``[u, i, u*i, covariates]``. ``cross_fit_predict`` is the one
+cross-fitting routine every DR/DML/AIPW/OPE-DR estimator uses. ``adapted`` holds a
+CausalBERT-style encoder fine-tuned jointly with propensity and outcome heads.
+
+Public API::
+
+    PropensityModel(...).fit(X, t).predict_proba(X)      # calibrated + clipped
+    OutcomeModel(loss="mse"|"bce").fit(X, y).predict(X)
+    cross_fit_predict(model, X, y, n_folds=5, groups=None, method="predict")
+    make_folds(n, n_folds=5, groups=None, stratify=None, random_state=0)
+    clip_propensity(p, clip) -> (clipped, share_clipped)
+    AdaptedTextModel(...).fit(texts, t, y).predict(texts) -> AdaptedPredictions(e_hat, mu0, mu1)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "PropensityModel": "causalrec.models.propensity",
+    "OutcomeModel": "causalrec.models.outcome",
+    "clip_propensity": "causalrec.models.calibration",
+    "expected_calibration_error": "causalrec.models.calibration",
+    "cross_fit_predict": "causalrec.models.crossfit",
+    "make_folds": "causalrec.models.crossfit",
+    "AdaptedTextModel": "causalrec.models.adapted",
+    "AdaptedPredictions": "causalrec.models.adapted",
+    "cross_fit_adapted": "causalrec.models.adapted",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'causalrec.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,385 @@
+"""``evaluate``: the value of a target policy from logged impressions.
+
+In memory, the whole log becomes one set of per-row arrays ``(y, w, qhat, qpi)`` and
+every estimator computes its estimate, influence values and (optionally) bootstrap
+replicates from them. Streaming (``batch_size`` set, or a Parquet file with more than
+``AUTO_STREAM_ROWS`` rows) reads the file batch by batch and keeps only mergeable
+sufficient statistics (:class:`causalrec.ope.estimators.Moments`, weight sums and a
+histogram), so peak memory is one batch. The default cell-mean outcome model needs
+two passes when streaming (one to sum outcomes per cell and fold, one to estimate);
+IPS/SNIPS alone, or a fixed outcome function, need one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.data.readers import iter_batches, parquet_num_rows, read_table
+from causalrec.data.schema import LogSchema
+from causalrec.data.validation import validate_log
+from causalrec.errors import InputError
+from causalrec.inference import bootstrap_ci, influence_se, z_value
+from causalrec.ope.estimators import Moments, OPEArrays, OPEEstimator, make_estimators
+from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
+from causalrec.ope.policy import resolve_target
+from causalrec.ope.result import OPEResult
+from causalrec.ope.weights import WeightStats
+from causalrec.results import Estimate
+
+DEFAULT_ESTIMATORS = ("dm", "ips", "snips", "dr")
+AUTO_STREAM_ROWS = 20_000_000
+PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
+TARGET = "policy_value"
+
+
+def evaluate(
+    logs: str | os.PathLike | pd.DataFrame,
+    target: Any,
+    *,
+    schema: LogSchema = LogSchema(),
+    estimators: Sequence[str | OPEEstimator] = DEFAULT_ESTIMATORS,
+    clip: float | None = None,
+    outcome_model: Any = None,
+    bootstrap: int = 0,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    batch_size: int | None = None,
+    n_folds: int = 5,
+    switch_tau: float = 100.0,
+    dros_lambda: float = 100.0,
+    progress: bool | None = None,
+) -> OPEResult:
+    """Estimate the target policy's value per impression from logged data.
+
+    Parameters
+    ----------
+    logs:
+        DataFrame or CSV/Parquet path, one row per impression, with the item, outcome,
+        logging propensity and (optionally) position columns named by ``schema``.
+    target:
+        Policy table (DataFrame or path; ``[request_id|row], item_id, [position], prob``)
+        or a callable (see :mod:`causalrec.ope.policy`).
+    estimators:
+        Names among ``dm, ips, snips, dr, sndr, switch_dr, dros`` or estimator instances.
+    clip:
+        Cap on the importance weights of every weighting estimator.
+    outcome_model:
+        ``None`` (cross-fitted per item x position means), a scikit-learn estimator on
+        ``schema.covariates`` + one-hot item/position (cross-fitted, ``n_folds``), or a
+        fixed function ``q(frame) -> array``.
+    bootstrap:
+        Number of percentile-bootstrap replicates (0 = none); the influence-function
+        interval is always reported.
+    batch_size:
+        Stream the file in batches of this many rows (constant memory).
+
+    Assumptions (stated in the report): the logged propensities are the logging
+    policy's true probabilities of each (item, position) given everything the target
+    conditions on, and are positive wherever the target puts mass (positivity).
+    """
+    ests = make_estimators(estimators, clip=clip, switch_tau=switch_tau, dros_lambda=dros_lambda)
+    try:
+        z_value(ci_level)
+    except ValueError as exc:
+        raise InputError(str(exc), column="ci_level", fix="use a level such as 0.95") from exc
+    if bootstrap < 0 or bootstrap == 1:
+        raise InputError(f"bootstrap must be 0 or >= 2, got {bootstrap}", column="bootstrap",
+                         fix="pass the number of replicates, e.g. --bootstrap 500")
+    if n_folds < 1:
+        raise InputError("n_folds must be >= 1", column="n_folds", fix="use 5 (or 1 for no cross-fitting)")
+    needs_model = any(e.needs_outcome_model for e in ests)
+    model = make_outcome_model(outcome_model, n_folds=n_folds, covariates=schema.covariates) if needs_model else None
+    if model is not None:  # a model passed in fitted form brings its own folds
+        n_folds = getattr(model, "n_folds", 1)
+
+    streaming = batch_size is not None
+    if not streaming and not isinstance(logs, pd.DataFrame):
+        nrows = parquet_num_rows(logs) if Path(logs).exists() else None
+        if nrows is not None and nrows > AUTO_STREAM_ROWS:
+            streaming, batch_size = True, 1_000_000
+    if streaming and batch_size is not None and batch_size < 1:
+        raise InputError("batch_size must be >= 1", column="batch_size", fix="e.g. --batch-size 1000000")
+    config = {
+        "estimators": [e.name for e in ests],
+        "estimator_params": {e.name: e.params() for e in ests},
+        "clip": clip, "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
+        "batch_size": batch_size if streaming else None, "n_folds": n_folds,
+        "schema": schema.to_dict(),
+        "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
+    }
+    if streaming:
+        if model is not None and not model.supports_streaming:
+            raise InputError(
+                f"the outcome model {model.name} needs the whole log in memory; it cannot be used with batch_size",
+                column="outcome_model", fix="drop batch_size, or use the default cell-mean outcome model")
+        return _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, seed,
+                                   batch_size, n_folds, config, progress)
+    return _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config)
+
+
+# -- shared pieces ------------------------------------------------------------
+
+def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model) -> tuple[list[str], list[str]]:
+    """(columns to read, roles to require) for this source."""
+    available = _available_columns(source)
+    roles = ["item_id", "outcome", "propensity"]
+    # name missing columns against everything in the file, not just what would be read
+    schema.require(pd.DataFrame(columns=available), roles, command="ope")
+    if schema.position and schema.position in available:
+        roles.append("position")
+    if policy_needs_request is not False and schema.request_id and schema.request_id in available:
+        roles.append("request_id")
+    cols = [getattr(schema, r) for r in roles if getattr(schema, r) in available]
+    covs = list(schema.covariates) if model is not None and not isinstance(model, CellMeanOutcome) else []
+    if model is not None and hasattr(model, "fn"):  # a fixed function sees every column
+        covs = [c for c in available if c not in cols]
+    cols += [c for c in covs if c in available and c not in cols]
+    return cols, roles
+
+
+def _available_columns(source) -> list[str]:
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    path = Path(source)
+    if not path.exists():
+        read_table(path)  # raises the InputError naming the file
+    try:
+        if path.is_dir() or path.suffix.lower() in (".parquet", ".pq", ".parq"):
+            import pyarrow.parquet as pq
+
+            f = sorted(path.glob("*.parquet"))[0] if path.is_dir() else path
+            return list(pq.ParquetFile(f).schema_arrow.names)
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read '{path}': {type(exc).__name__}: {exc}", column=str(path),
+                         fix="check that the file is a valid CSV or Parquet file") from exc
+
+
+def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str]) -> pd.DataFrame:
+    canon = validate_log(batch, schema, require=tuple(roles), command="ope")
+    if "position" in canon.columns and not pd.api.types.is_integer_dtype(canon["position"]):
+        canon["position"] = canon["position"].astype(np.int64)
+    return canon
+
+
+def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, n_folds: int, seed: int):
+    """Per-row arrays for one validated batch (model already fitted)."""
+    n = len(canon)
+    items = policy.vocab.encode(canon["item_id"].to_numpy())
+    pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
+           else np.zeros(n, dtype=np.int64))
+    y = canon["outcome"].to_numpy(dtype=np.float64)
+    p = canon["propensity"].to_numpy(dtype=np.float64)
+    bound = policy.bind(canon, items, pos, row_offset)
+    w = bound.logged / p
+    qa = qpi = None
+    if model is not None:
+        folds = fold_ids(np.arange(row_offset, row_offset + n, dtype=np.int64), n_folds, seed)
+        rows = np.arange(n)
+        qa = model.predict(canon, rows, items, pos, folds)
+        if isinstance(model, CellMeanOutcome) and bound.matrix is not None:
+            qpi = model.target_value(bound.matrix, pos, folds)
+        else:
+            qpi = np.zeros(n)
+            step = max(1, PAIR_CHUNK // max(1, _pairs_per_row(bound, rows[: min(n, 1000)])))
+            for lo in range(0, n, step):
+                pr = bound.pairs(rows[lo:lo + step])
+                if pr.row.size:
+                    q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
+                    qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
+    return OPEArrays(y=y, w=w, q_logged=qa, q_target=qpi), p
+
+
+def _pairs_per_row(bound, sample_rows: np.ndarray) -> int:
+    if sample_rows.size == 0:
+        return 1
+    return max(1, int(np.ceil(bound.pairs(sample_rows).row.size / sample_rows.size)))
+
+
+def _fit_inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int):
+    n = len(canon)
+    items = policy.vocab.encode(canon["item_id"].to_numpy())
+    pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
+           else np.zeros(n, dtype=np.int64))
+    if (items < 0).any():
+        # the policy binding names the missing items with the standard message
+        policy.bind(canon, items, pos, row_offset)
+    y = canon["outcome"].to_numpy(dtype=np.float64)
+    folds = fold_ids(np.arange(row_offset, row_offset + n, dtype=np.int64), n_folds, seed)
+    return items, pos, y, folds
+
+
+def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[float, float, float] | None],
+            wstats: WeightStats, y_sum: float, y_ss: float, ci_level: float, policy, model, config) -> OPEResult:
+    estimates = []
+    for e, (est, se), b in zip(ests, values, boot, strict=True):
+        extra: dict[str, Any] = {k: v for k, v in e.params().items() if v is not None}
+        if b is not None:
+            extra.update(boot_ci_low=b[0], boot_ci_high=b[1], boot_se=b[2])
+        estimates.append(Estimate.normal(e.name, TARGET, est, se, ci_level, **extra))
+    diag = wstats.diagnostics()
+    mean_y = y_sum / n
+    diag["logged_mean_outcome"] = mean_y
+    diag["logged_mean_outcome_se"] = float(np.sqrt(max(y_ss, 0.0) / (n - 1) / n)) if n > 1 else float("nan")
+    if model is not None and isinstance(model, CellMeanOutcome):
+        diag["outcome_cells_observed"] = int((model.cell_counts_ > 0).sum())
+    warnings = wstats.warnings()
+    for e, (est, se) in zip(ests, values, strict=True):
+        if not np.isfinite(est):
+            warnings.append(f"estimator '{e.name}' is undefined on these data (all weights zero?)")
+    return OPEResult(
+        command="ope", n_rows=n, estimates=estimates, diagnostics=diag, warnings=warnings, config=config,
+        weight_histogram=wstats.histogram(), target_policy=policy.describe(),
+        outcome_model=model.describe() if model is not None else None,
+    )
+
+
+# -- in memory -----------------------------------------------------------------
+
+def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config) -> OPEResult:
+    probe = resolve_target(target, schema=schema) if not _is_table_like(target) else None
+    needs_req = probe.needs_request_id() if probe is not None else _table_needs_request(target, schema)
+    cols, roles = _columns(logs, schema, needs_req, model)
+    df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs
+    canon = _validate(df, schema, roles)
+    policy = probe if probe is not None else resolve_target(target, schema=schema,
+                                                            log_items=canon["item_id"].to_numpy())
+    n = len(canon)
+    if model is not None:
+        model.begin(policy.vocab, schema)
+        items, pos, y, folds = _fit_inputs(canon, policy, 0, n_folds, seed)
+        model.partial_fit(canon, items, pos, y, folds)
+        model.finalize()
+    arrays, p = _batch_arrays(canon, policy, model, 0, n_folds, seed)
+    wstats = WeightStats(config["clip"])
+    wstats.update(arrays.w, p)
+    wstats.set_exact_quantiles(arrays.w)
+    values, boot = [], []
+    for e in ests:
+        est = e.estimate(arrays)
+        se = influence_se(e.influence(arrays))
+        values.append((est, se))
+        if bootstrap:
+            lo, hi, bse, _ = bootstrap_ci(e.bootstrap_statistic(arrays), n, bootstrap, ci_level, seed,
+                                          batch=max(1, min(64, 4_000_000 // max(n, 1))))
+            boot.append((lo, hi, bse))
+        else:
+            boot.append(None)
+    y = arrays.y
+    config["mode"] = "in_memory"
+    return _finish(n, ests, values, boot, wstats, float(y.sum()), float(((y - y.mean()) ** 2).sum()),
+                   ci_level, policy, model, config)
+
+
+def _is_table_like(target) -> bool:
+    return isinstance(target, (pd.DataFrame, str, os.PathLike))
+
+
+def _table_needs_request(target, schema: LogSchema) -> bool:
+    if isinstance(target, pd.DataFrame):
+        cols = target.columns
+    else:
+        cols = _available_columns(target)
+    return "request_id" in cols or (schema.request_id is not None and schema.request_id in cols)
+
+
+# -- streaming -----------------------------------------------------------------
+
+def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, seed, batch_size,
+                        n_folds, config, progress) -> OPEResult:
+    policy = resolve_target(target, schema=schema)
+    cols, roles = _columns(logs, schema, policy.needs_request_id(), model)
+    total = parquet_num_rows(logs) if not isinstance(logs, pd.DataFrame) else len(logs)
+
+    def batches(desc: str):
+        from tqdm.auto import tqdm
+
+        it = iter_batches(logs, columns=None if isinstance(logs, pd.DataFrame) else cols, batch_size=batch_size)
+        bar = tqdm(total=total, desc=desc, unit="rows", disable=_no_progress(progress), leave=False)
+        offset = 0
+        for b in it:
+            if isinstance(logs, pd.DataFrame):
+                b = b[cols]
+            canon = _validate(b, schema, roles)
+            yield offset, canon
+            offset += len(canon)
+            bar.update(len(canon))
+        bar.close()
+
+    passes = 1
+    if model is not None:
+        model.begin(policy.vocab, schema)
+        if isinstance(model, CellMeanOutcome):
+            passes = 2
+            for offset, canon in batches("ope pass 1/2 (outcome model)"):
+                items, pos, y, folds = _fit_inputs(canon, policy, offset, n_folds, seed)
+                model.partial_fit(canon, items, pos, y, folds)
+        model.finalize()
+    moments = [Moments() for _ in ests]
+    wstats = WeightStats(config["clip"])
+    y_mom = Moments()
+    rng = np.random.default_rng(seed)
+    boot_acc = [np.zeros((4, bootstrap)) for _ in ests] if bootstrap else None
+    n = 0
+    desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
+    for offset, canon in batches(desc):
+        arrays, p = _batch_arrays(canon, policy, model, offset, n_folds, seed)
+        wstats.update(arrays.w, p)
+        zeros = np.zeros(arrays.n)
+        y_mom = y_mom.merge(Moments.of(arrays.y, zeros, zeros + 1.0))
+        terms = [e.terms(arrays) for e in ests]
+        for i, (c, a, b) in enumerate(terms):
+            moments[i] = moments[i].merge(Moments.of(c, a, b))
+        if bootstrap:
+            _poisson_bootstrap(rng, terms, boot_acc, bootstrap)
+        n += arrays.n
+    if n == 0:
+        raise InputError("the log has no rows", column=config["logs"], fix="check the file")
+    values = [m.estimate_se() for m in moments]
+    boot = []
+    for acc in boot_acc or [None] * len(ests):
+        if acc is None:
+            boot.append(None)
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps = acc[1] / acc[0] + acc[2] / acc[3]
+        reps = reps[np.isfinite(reps)]
+        alpha = (1 - ci_level) / 2
+        lo, hi = np.quantile(reps, [alpha, 1 - alpha])
+        boot.append((float(lo), float(hi), float(np.std(reps, ddof=1))))
+    config["mode"] = f"streaming ({passes} pass{'es' if passes > 1 else ''})"
+    if bootstrap:
+        config["bootstrap_method"] = "poisson (streaming)"
+    return _finish(n, ests, values, boot, wstats, float(y_mom.mean[0] * y_mom.n), float(y_mom.m2[0, 0]),
+                   ci_level, policy, model, config)
+
+
+def _poisson_bootstrap(rng, terms, acc, n_boot: int, cells: int = 4_000_000) -> None:
+    """Streaming bootstrap: Poisson(1) row multiplicities (Hanley & MacGibbon 2006), chunked."""
+    n = terms[0][0].shape[0]
+    step = max(1, cells // n_boot)
+    for lo in range(0, n, step):
+        counts = rng.poisson(1.0, size=(n_boot, min(step, n - lo))).astype(np.float64)
+        tot = counts.sum(axis=1)
+        for (c, a, b), A in zip(terms, acc, strict=True):
+            A[0] += tot
+            A[1] += counts @ c[lo:lo + step]
+            A[2] += counts @ a[lo:lo + step]
+            A[3] += counts @ b[lo:lo + step]
+
+
+def _no_progress(progress: bool | None) -> bool | None:
+    if progress is None:
+        return None  # tqdm decides: off when stderr is not a terminal
+    return not progress
+
+
+__all__ = ["evaluate", "DEFAULT_ESTIMATORS"]

@@ -1,0 +1,277 @@
+"""Outcome models ``q(x, a, k) ~ E[y | x, item a, position k]`` for DM and the DR family.
+
+Three kinds, one interface (``partial_fit`` over batches, ``finalize``, ``predict``):
+
+- :class:`CellMeanOutcome` (the default): the mean outcome of each (item, position)
+  cell, shrunk towards the global mean with ``prior_strength`` pseudo-rows, so unseen
+  cells fall back to the global mean. It is fitted from sums and counts, so it works
+  on streamed files (one pass to fit, one to estimate).
+- :class:`SklearnOutcome`: any scikit-learn regressor (or classifier, whose
+  ``predict_proba[:, 1]`` is used for 0/1 outcomes) on ``[covariates, one-hot item,
+  one-hot position]``. In memory only.
+- :class:`FixedOutcome`: a known function ``q(frame) -> array`` (no fitting), e.g.
+  the true reward model of a simulation.
+
+Cross-fitting: a row's prediction comes from a model fitted without the row's fold,
+so the DR correction ``w (y - q)`` carries no own-observation bias (Chernozhukov et al.
+2018). Folds are a seeded hash of the global row number, so they are the same whether
+the file is read in memory or in any batch size. For cell means, leaving a fold out is
+a subtraction of that fold's sums.
+
+Why not ``causalrec.models.cross_fit_predict``: DM/DR need each fold's model to predict
+*counterfactual* (item, position) pairs for the held-out rows, not only out-of-fold
+predictions of the logged rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from causalrec.errors import InputError
+
+
+def fold_ids(rows: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold of each global row number: ``splitmix64(row + seed) mod n_folds``."""
+    if n_folds <= 1:
+        return np.zeros(rows.shape[0], dtype=np.int64)
+    z = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(n_folds)).astype(np.int64)
+
+
+class CellMeanOutcome:
+    """Cross-fitted, shrunk mean outcome per (item, position) cell.
+
+    ``q_f(a, k) = (S_{-f}(a, k) + m * g_{-f}) / (N_{-f}(a, k) + m)`` where ``S``/``N``
+    are the outcome sum and count of the cell outside fold ``f``, ``g_{-f}`` the global
+    mean outside fold ``f`` and ``m = prior_strength``. Assumes the outcome depends on
+    the context only through the item and position (otherwise DM is biased; DR stays
+    consistent through the weights).
+    """
+
+    supports_streaming = True
+    name = "cell_mean"
+
+    def __init__(self, prior_strength: float = 1.0, n_folds: int = 5):
+        self.prior_strength = prior_strength
+        self.n_folds = n_folds
+
+    def describe(self) -> dict:
+        return {"outcome_model": self.name, "prior_strength": self.prior_strength, "n_folds": self.n_folds}
+
+    def begin(self, vocab, schema) -> None:
+        self.vocab = vocab
+        self._s = np.zeros((max(self.n_folds, 1), 0, 0))
+        self._n = np.zeros((max(self.n_folds, 1), 0, 0))
+
+    def _grow(self, n_items: int, n_pos: int) -> None:
+        k, a, p = self._s.shape
+        if n_items > a or n_pos > p:
+            s = np.zeros((k, max(a, n_items), max(p, n_pos)))
+            n = np.zeros_like(s)
+            s[:, :a, :p] = self._s
+            n[:, :a, :p] = self._n
+            self._s, self._n = s, n
+
+    def partial_fit(self, batch, items, pos, y, folds) -> None:
+        n_items = max(len(self.vocab), int(items.max()) + 1 if items.size else 0)
+        n_pos = int(pos.max()) + 1 if pos.size else 1
+        self._grow(n_items, n_pos)
+        k, a, p = self._s.shape
+        flat = (folds * a + items) * p + pos
+        self._s += np.bincount(flat, weights=y, minlength=k * a * p).reshape(k, a, p)
+        self._n += np.bincount(flat, minlength=k * a * p).reshape(k, a, p)
+
+    def finalize(self) -> None:
+        s_tot, n_tot = self._s.sum(0), self._n.sum(0)
+        n_all = n_tot.sum()
+        g_all = s_tot.sum() / n_all if n_all else 0.0
+        if self.n_folds <= 1:
+            s_oof, n_oof = s_tot[None], n_tot[None]
+        else:
+            s_oof, n_oof = s_tot[None] - self._s, n_tot[None] - self._n
+        n_f = n_oof.sum(axis=(1, 2))
+        g = np.where(n_f > 0, s_oof.sum(axis=(1, 2)) / np.maximum(n_f, 1), g_all)
+        m = self.prior_strength
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q = (s_oof + m * g[:, None, None]) / (n_oof + m)
+        self.q_ = np.where(n_oof + m > 0, q, g[:, None, None])
+        self.global_ = g  # per fold, used for cells outside the fitted grid
+        self.cell_counts_ = n_tot
+
+    def predict(self, batch, rows, items, pos, folds) -> np.ndarray:
+        _, a, p = self.q_.shape
+        inside = (items < a) & (pos < p)
+        out = self.global_[folds].astype(float)
+        out[inside] = self.q_[folds[inside], items[inside], pos[inside]]
+        return out
+
+    def target_value(self, matrix: np.ndarray, pos: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """``sum_a pi(a | k) q_f(a, k)`` per row for a context-free target matrix (fast path).
+
+        One ``(folds x positions)`` table, then a gather: no per-pair work.
+        """
+        k, a, p = self.q_.shape
+        n_items, n_tpos = matrix.shape
+        q = np.empty((k, n_items, p))
+        q[:] = self.global_[:, None, None]
+        m = min(a, n_items)
+        q[:, :m, :] = self.q_[:, :m, :]
+        if n_tpos == 1:  # the same distribution at every position
+            v = np.einsum("a,fak->fk", matrix[:, 0], q)
+        else:
+            kk = min(p, n_tpos)
+            v = np.einsum("ak,fak->fk", matrix[:, :kk], q[:, :, :kk])
+        return v[folds, np.minimum(pos, v.shape[1] - 1)]
+
+
+class SklearnOutcome:
+    """Any scikit-learn estimator on ``[covariates, one-hot item, one-hot position]``, cross-fitted."""
+
+    supports_streaming = False
+
+    def __init__(self, estimator, n_folds: int = 5, covariates: tuple[str, ...] = ()):
+        self.estimator = estimator
+        self.n_folds = n_folds
+        self.covariates = tuple(covariates)
+        self.name = type(estimator).__name__
+
+    def describe(self) -> dict:
+        return {"outcome_model": self.name, "n_folds": self.n_folds, "covariates": list(self.covariates),
+                "params": {k: repr(v) for k, v in self.estimator.get_params(deep=False).items()}
+                if hasattr(self.estimator, "get_params") else {}}
+
+    def begin(self, vocab, schema) -> None:
+        self.vocab = vocab
+        self.covariates = self.covariates or tuple(schema.covariates)
+        self._fitted = False
+
+    def _design(self, batch: pd.DataFrame, rows: np.ndarray, items: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        n = rows.shape[0]
+        x = np.zeros((n, len(self.covariates) + self.n_items_ + self.n_pos_))
+        for j, c in enumerate(self.covariates):
+            x[:, j] = self.cov_[rows, j]
+        base = len(self.covariates)
+        ok = items < self.n_items_
+        x[np.flatnonzero(ok), base + items[ok]] = 1.0
+        okp = pos < self.n_pos_
+        x[np.flatnonzero(okp), base + self.n_items_ + pos[okp]] = 1.0
+        return x
+
+    def partial_fit(self, batch, items, pos, y, folds) -> None:
+        if self._fitted:
+            raise InputError("a scikit-learn outcome model needs the whole log in memory",
+                             column="outcome_model", fix="drop batch_size, or use the default cell-mean model")
+        from sklearn.base import clone
+
+        cov = []
+        for c in self.covariates:
+            if c not in batch.columns:
+                raise InputError(f"covariate '{c}' is not in the log", column=c, fix="check --covariates")
+            s = batch[c]
+            if not pd.api.types.is_numeric_dtype(s):
+                raise InputError(f"covariate '{c}' must be numeric for the outcome model", column=c,
+                                 fix="one-hot encode it first, or leave it out")
+            cov.append(s.to_numpy(dtype=np.float64))
+        self.cov_ = np.column_stack(cov) if cov else np.zeros((len(batch), 0))
+        self.n_items_ = max(len(self.vocab), int(items.max()) + 1)
+        self.n_pos_ = int(pos.max()) + 1
+        rows = np.arange(len(batch))
+        x = self._design(batch, rows, items, pos)
+        self._proba = hasattr(self.estimator, "predict_proba")
+        if self._proba and not np.isin(y, (0.0, 1.0)).all():
+            raise InputError("a classifier outcome model needs a 0/1 outcome", column="outcome",
+                             fix="use a regressor (e.g. sklearn.linear_model.Ridge) for non-binary outcomes")
+        k = max(self.n_folds, 1)
+        self.models_ = []
+        for f in range(k):
+            train = folds != f if k > 1 else np.ones(len(y), bool)
+            m = clone(self.estimator)
+            if self._proba and np.unique(y[train]).size < 2:
+                m = _Constant(float(y[train].mean()))
+            m.fit(x[train], y[train])
+            self.models_.append(m)
+        self._fitted = True
+
+    def finalize(self) -> None:
+        pass
+
+    def predict(self, batch, rows, items, pos, folds) -> np.ndarray:
+        out = np.empty(rows.shape[0])
+        for f, m in enumerate(self.models_):
+            sel = np.flatnonzero(folds == f)
+            if sel.size == 0:
+                continue
+            for lo in range(0, sel.size, 200_000):  # bound the design matrix's memory
+                s = sel[lo:lo + 200_000]
+                x = self._design(batch, rows[s], items[s], pos[s])
+                out[s] = m.predict_proba(x)[:, 1] if self._proba and not isinstance(m, _Constant) else m.predict(x)
+        return out
+
+
+class _Constant:
+    """A fold whose training outcomes are all equal predicts that value."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def fit(self, x, y):
+        return self
+
+    def predict(self, x):
+        return np.full(x.shape[0], self.value)
+
+
+class FixedOutcome:
+    """A known outcome function ``q(frame) -> array`` (no fitting, no folds).
+
+    ``frame`` holds the context columns of the rows with ``item_id`` and ``position``
+    (0-based) set to the candidate action.
+    """
+
+    supports_streaming = True
+
+    def __init__(self, fn: Callable[[pd.DataFrame], np.ndarray]):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "fixed")
+
+    def describe(self) -> dict:
+        return {"outcome_model": f"fixed:{self.name}"}
+
+    def begin(self, vocab, schema) -> None:
+        self.vocab = vocab
+
+    def partial_fit(self, *args) -> None:
+        pass
+
+    def finalize(self) -> None:
+        pass
+
+    def predict(self, batch, rows, items, pos, folds) -> np.ndarray:
+        frame = batch.iloc[rows].reset_index(drop=True)
+        frame = frame.assign(item_id=self.vocab.decode(items), position=pos)
+        out = np.asarray(self.fn(frame), dtype=np.float64).reshape(-1)
+        if out.shape[0] != rows.shape[0] or not np.isfinite(out).all():
+            raise InputError("the outcome function must return one finite value per row",
+                             column="outcome_model", fix="check the function passed as outcome_model")
+        return out
+
+
+def make_outcome_model(spec, *, n_folds: int = 5, covariates: tuple[str, ...] = ()):
+    """``None``/``"cell_mean"`` -> cell means; an sklearn estimator -> cross-fitted; a function -> fixed."""
+    if spec is None or (isinstance(spec, str) and spec in ("cell_mean", "cell", "default")):
+        return CellMeanOutcome(n_folds=n_folds)
+    if isinstance(spec, (CellMeanOutcome, SklearnOutcome, FixedOutcome)):
+        return spec
+    if hasattr(spec, "fit") and (hasattr(spec, "predict") or hasattr(spec, "predict_proba")):
+        return SklearnOutcome(spec, n_folds=n_folds, covariates=covariates)
+    if callable(spec):
+        return FixedOutcome(spec)
+    raise InputError(f"cannot use {spec!r} as an outcome model", column="outcome_model",
+                     fix="pass None (cell means), a scikit-learn regressor, or a function q(frame)")

@@ -1,0 +1,405 @@
+"""``estimate``: the effect of exposure on an outcome from logs, adjusting through text.
+
+Pipeline (one call, every step seeded):
+
+1. validate the log at the boundary (binary treatment, numeric outcome);
+2. build the adjustment set ``X`` (``features``):
+
+   * ``"text"``: ``[u, i, u * i, covariates]`` with ``u``/``i`` the
+     :class:`~causalrec.features.TextEmbedder` vectors of the user text and the
+     item text (the latter from the log or joined from an item catalogue), each
+     unique string embedded once;
+   * ``"ids"``: one-hot user and item identifiers (+ covariates): what an
+     analyst without text would adjust for;
+   * ``"covariates"``: tabular covariates only;
+   * an array: used as is (+ covariates), e.g. precomputed embeddings;
+3. cross-fit the nuisances with :func:`causalrec.models.cross_fit_predict`
+   (``n_folds`` folds, grouped by user when a user column exists, so a user's
+   rows never sit on both sides of a split): ``e(X)`` from the propensity model
+   and ``mu_t(X)`` from the outcome model trained on arm ``t`` only (zero sample
+   weight on the other arm);
+4. clip ``e`` to ``[clip, 1 - clip]`` (the estimand stays the ATE over all rows;
+   the share of clipped rows is reported) and optionally trim rows with
+   ``e`` outside ``[trim, 1 - trim]`` (Crump et al. 2009; the estimand becomes
+   the effect on the overlap population, which the result states);
+5. run the estimators of :mod:`causalrec.uplift.ate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.data.readers import read_table
+from causalrec.data.schema import LogSchema
+from causalrec.data.validation import validate_log
+from causalrec.errors import InputError
+from causalrec.uplift import ate as ate_mod
+from causalrec.uplift.result import UpliftResult
+
+FEATURE_KINDS = ("auto", "text", "ids", "covariates")
+
+
+def _catalog_text(canon: pd.DataFrame, items: Any, item_key: str | None, item_text: str) -> pd.Series:
+    """Item text for each log row, joined from an item catalogue on ``item_key``."""
+    cat = read_table(items)
+    key = item_key or "item_id"
+    for col, what in ((key, "item key"), (item_text, "item text")):
+        if col not in cat.columns:
+            raise InputError(f"the item catalogue has no column '{col}' ({what}); columns: {list(cat.columns)[:12]}",
+                             column=col, fix="pass --item-key / --item-text naming catalogue columns")
+    if "item_id" not in canon.columns:
+        raise InputError("joining an item catalogue needs the log's item id column", column="item_id",
+                         fix="map the item id role (schema.item_id) to a log column")
+    if cat[key].duplicated().any():
+        dup = cat.loc[cat[key].duplicated(), key].iloc[0]
+        raise InputError(f"the item catalogue has duplicated keys in '{key}' (e.g. {dup!r})", column=key,
+                         fix="keep one row per item in the catalogue")
+    lookup = pd.Series(cat[item_text].to_numpy(), index=cat[key].astype(str).to_numpy())
+    ids = canon["item_id"].astype(str)
+    text = ids.map(lookup)
+    missing = text.isna()
+    if missing.any():
+        raise InputError(f"{int(missing.sum())} log rows have items missing from the catalogue "
+                         f"(e.g. {ids[missing].iloc[0]!r})", column=key,
+                         fix="add those items to the catalogue or drop their rows")
+    return text.astype(str).reset_index(drop=True)
+
+
+def _text_column(canon: pd.DataFrame, role: str) -> pd.Series:
+    s = canon[role]
+    if s.isna().any():
+        raise InputError(f"the {role.replace('_', ' ')} column has {int(s.isna().sum())} missing values",
+                         column=role, fix="fill them with an empty string or a placeholder text")
+    return s.astype(str)
+
+
+def build_features(
+    canon: pd.DataFrame,
+    *,
+    features: str | np.ndarray = "auto",
+    covariates: Sequence[str] = (),
+    items: Any = None,
+    item_key: str | None = None,
+    item_text: str | None = None,
+    embedder: Any = None,
+    model: str | None = None,
+    device: str = "auto",
+    progress: bool | None = None,
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """The adjustment matrix ``X`` for a canonical log (see module docstring)."""
+    from causalrec.features import design_matrix
+
+    info: dict[str, Any] = {}
+    cov = canon[list(covariates)] if covariates else None
+    has_user_text = "user_text" in canon.columns
+    has_item_text = "item_text" in canon.columns or items is not None
+    kind = features if isinstance(features, str) else "array"
+    if kind == "auto":
+        kind = "text" if (has_user_text or has_item_text) else "covariates"
+    info["features"] = kind
+    if kind == "array":
+        arr = np.asarray(features, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.shape[0] != len(canon):
+            raise InputError(f"the feature array has {arr.shape[0]} rows but the log has {len(canon)}",
+                             column="features", fix="pass one feature row per log row")
+        names = [f"x{j}" for j in range(arr.shape[1])]
+        if cov is not None:
+            c, cn = design_matrix(covariates=cov, return_names=True)
+            return np.hstack([arr, c]).astype(np.float32), names + cn, info
+        if not np.isfinite(arr).all():
+            raise InputError("the feature array has NaN or infinite values", column="features",
+                             fix="impute or drop them")
+        return arr, names, info
+    if kind == "text":
+        if not (has_user_text or has_item_text):
+            raise InputError("features='text' needs a user text or an item text column", column="user_text",
+                             fix="pass --user-text COL and/or --item-text COL (or --items CATALOG --item-text COL)")
+        if embedder is None:
+            from causalrec.features import TextEmbedder
+
+            embedder = TextEmbedder(model=model, device=device, progress=progress)
+        u = embedder.encode_column(_text_column(canon, "user_text")) if has_user_text else None
+        if items is not None:
+            if item_text is None:
+                raise InputError("an item catalogue needs the name of its text column", column="item_text",
+                                 fix="pass --item-text COL naming the catalogue's text column")
+            it = _catalog_text(canon, items, item_key, item_text)
+        else:
+            it = _text_column(canon, "item_text") if has_item_text else None
+        v = embedder.encode_column(it) if it is not None else None
+        info["text_model"] = getattr(embedder, "model_id", repr(embedder))
+        info["embedding_dim"] = int((u if u is not None else v).shape[1])
+        X, names = design_matrix(user_emb=u, item_emb=v, covariates=cov, return_names=True)
+        return X, names, info
+    if kind == "ids":
+        from causalrec.features import TabularEncoder
+
+        cols = [c for c in ("user_id", "item_id") if c in canon.columns]
+        if not cols:
+            raise InputError("features='ids' needs a user id or item id column", column="user_id",
+                             fix="map the user_id / item_id roles to log columns")
+        frame = canon[cols].astype(str)
+        enc = TabularEncoder(columns=cols, max_categories=5000).fit(frame)
+        ids = enc.transform(frame)
+        names = [str(n) for n in enc.get_feature_names_out()]
+        if cov is not None:
+            c, cn = design_matrix(covariates=cov, return_names=True)
+            return np.hstack([ids, c]).astype(np.float32), names + cn, info
+        return ids.astype(np.float32), names, info
+    if kind == "covariates":
+        if cov is None:
+            raise InputError("features='covariates' needs at least one covariate", column="covariates",
+                             fix="pass --covariates A,B or use text features (--user-text / --item-text)")
+        X, names = design_matrix(covariates=cov, return_names=True)
+        return X, names, info
+    raise InputError(f"unknown features {features!r}; use one of {FEATURE_KINDS} or an array", column="features",
+                     fix="features='text' (embeddings), 'ids', 'covariates', or a numeric array")
+
+
+def _default_models(device: str, seed: int) -> tuple[Any, Any]:
+    from causalrec.models import OutcomeModel, PropensityModel
+
+    return PropensityModel(device=device, random_state=seed), OutcomeModel(device=device, random_state=seed)
+
+
+def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensity_model: Any,
+                        outcome_model: Any, n_folds: int, groups: np.ndarray | None,
+                        seed: int) -> dict[str, np.ndarray]:
+    """Out-of-fold ``e(X)``, ``mu0(X)``, ``mu1(X)`` on one shared set of folds.
+
+    ``mu_t`` is a T-learner: the outcome model is fitted on the arm-``t`` rows of
+    the training folds and predicts every held-out row.
+    """
+    from causalrec.models import cross_fit_predict, make_folds
+
+    folds = make_folds(len(t), n_folds, groups=groups, stratify=t, random_state=seed)
+    proba = cross_fit_predict(propensity_model, X, t, method="predict_proba", folds=folds)
+    e = np.asarray(proba)[:, 1] if np.ndim(proba) == 2 else np.asarray(proba)
+    tb = t.astype(bool)
+    mu1 = cross_fit_predict(outcome_model, X, y, method="predict", folds=folds, fit_mask=tb)
+    mu0 = cross_fit_predict(outcome_model, X, y, method="predict", folds=folds, fit_mask=~tb)
+    return {"e_raw": np.asarray(e, dtype=float), "mu0": np.asarray(mu0, dtype=float).ravel(),
+            "mu1": np.asarray(mu1, dtype=float).ravel(), "folds": folds}
+
+
+def _pca(X: np.ndarray, k: int, seed: int) -> np.ndarray | None:
+    if k <= 0:
+        return None
+    from sklearn.decomposition import PCA
+
+    Xs = (X - X.mean(0)) / (X.std(0) + 1e-8)
+    k = min(k, X.shape[1], X.shape[0] - 1)
+    return PCA(n_components=k, random_state=seed).fit_transform(Xs)
+
+
+def _balance(X: np.ndarray, t: np.ndarray, e: np.ndarray, names: list[str], k: int = 10) -> dict[str, float]:
+    """Max / mean absolute standardised mean difference over the leading principal
+    components of ``X`` (or ``X`` itself when narrow), before and after ATE weighting."""
+    Z = _pca(X, k, 0) if X.shape[1] > k else (X - X.mean(0))
+    if Z is None or Z.shape[1] == 0:
+        return {}
+    tb = t.astype(bool)
+    sd = np.sqrt((Z[tb].var(0) + Z[~tb].var(0)) / 2) + 1e-12
+    raw = np.abs(Z[tb].mean(0) - Z[~tb].mean(0)) / sd
+    w1, w0 = 1.0 / e[tb], 1.0 / (1.0 - e[~tb])
+    wtd = np.abs(np.average(Z[tb], axis=0, weights=w1) - np.average(Z[~tb], axis=0, weights=w0)) / sd
+    return {"smd_max_before": float(raw.max()), "smd_mean_before": float(raw.mean()),
+            "smd_max_after": float(wtd.max()), "smd_mean_after": float(wtd.mean())}
+
+
+def estimate(
+    logs: Any,
+    *,
+    schema: LogSchema | None = None,
+    treatment: str | None = None,
+    outcome: str | None = None,
+    user_id: str | None = None,
+    item_id: str | None = None,
+    user_text: str | None = None,
+    item_text: str | None = None,
+    items: Any = None,
+    item_key: str | None = None,
+    covariates: Sequence[str] = (),
+    features: str | np.ndarray = "auto",
+    methods: Sequence[str] = ("naive", "ipw", "aipw", "dml"),
+    n_folds: int = 5,
+    clip: float = 0.01,
+    trim: float | None = None,
+    propensity_model: Any = None,
+    outcome_model: Any = None,
+    embedder: Any = None,
+    model: str | None = None,
+    device: str = "auto",
+    dml_effect_modifiers: int = 4,
+    group_by_user: bool = True,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> UpliftResult:
+    """Estimate the ATE and ATT of a binary exposure on an outcome.
+
+    Parameters
+    ----------
+    logs:
+        DataFrame or CSV/Parquet path, one row per (user, item) impression/candidate.
+    schema, treatment, outcome, user_id, item_id, user_text, item_text:
+        Column roles (keyword arguments override the schema). With ``items`` given,
+        ``item_text`` names the *catalogue's* text column.
+    items, item_key:
+        Item catalogue (DataFrame or path) and its key column (default ``"item_id"``),
+        joined to the log's item id to get item text.
+    covariates:
+        Tabular columns added to every adjustment set (numeric standardised,
+        categorical one-hot).
+    features:
+        ``"auto"`` (text when any text is present, else covariates), ``"text"``,
+        ``"ids"``, ``"covariates"`` or a numeric ``(n, k)`` array.
+    methods:
+        Any of ``naive``, ``ipw``, ``aipw``, ``dml``.
+    n_folds:
+        Cross-fitting folds (grouped by user when a user column exists and
+        ``group_by_user``).
+    clip, trim:
+        Propensity clipping level (estimand unchanged, bias traded for variance) and
+        optional trimming level (rows outside ``[trim, 1 - trim]`` dropped: the
+        estimand becomes the effect on the overlap population).
+    propensity_model, outcome_model:
+        Any scikit-learn classifier / regressor; default causalrec's
+        ``PropensityModel`` / ``OutcomeModel`` (torch MLPs) on ``device``.
+    embedder, model, device:
+        A ``TextEmbedder`` to reuse, or the local model folder and device for a new one.
+    dml_effect_modifiers:
+        Number of leading principal components of ``X`` used as DML's effect
+        modifiers (0: constant effect, i.e. the overlap-weighted effect).
+    """
+    if schema is None:
+        schema = LogSchema()
+    schema = schema.with_(treatment=treatment, outcome=outcome, user_id=user_id, item_id=item_id,
+                          user_text=user_text if items is None else None,
+                          item_text=item_text if items is None else None)
+    if items is not None:
+        # item text comes from the catalogue: ignore any same-named log column
+        schema = LogSchema(**{**schema.to_dict(), "item_text": None, "covariates": tuple(schema.covariates)})
+    schema = LogSchema(**{**schema.to_dict(), "covariates": tuple(dict.fromkeys([*schema.covariates, *covariates]))})
+    methods = [m.strip().lower() for m in methods]
+    unknown = [m for m in methods if m not in ate_mod.ESTIMATORS]
+    if unknown or not methods:
+        raise InputError(f"unknown method(s) {unknown or methods}; choose from {', '.join(ate_mod.ESTIMATORS)}",
+                         column="method", fix="e.g. --method naive,ipw,aipw,dml")
+    if not 0.0 <= clip < 0.5:
+        raise InputError(f"clip must be in [0, 0.5), got {clip}", column="clip", fix="e.g. clip=0.01")
+    if trim is not None and not 0.0 < trim < 0.5:
+        raise InputError(f"trim must be in (0, 0.5), got {trim}", column="trim", fix="e.g. trim=0.05, or no trimming")
+    if int(n_folds) < 2:
+        raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
+
+    df = read_table(logs)
+    canon = validate_log(df, schema, require=("treatment", "outcome"), binary=("treatment",), command="uplift")
+    t_all = canon["treatment"].to_numpy().astype(np.int8)
+    y_all = canon["outcome"].to_numpy(dtype=float)
+    n1 = int(t_all.sum())
+    if n1 < 2 or len(t_all) - n1 < 2:
+        raise InputError(f"column '{schema.treatment}' needs at least 2 treated and 2 untreated rows "
+                         f"(has {n1} treated of {len(t_all)})", column=schema.treatment,
+                         fix="check the treatment column: an effect needs both exposed and unexposed rows")
+    groups_all = (canon["user_id"].astype(str).to_numpy()
+                  if group_by_user and "user_id" in canon.columns else None)
+    warnings: list[str] = []
+    diagnostics: dict[str, Any] = {"n_treated": n1, "n_control": int(len(t_all) - n1),
+                                   "treated_share": float(n1 / len(t_all))}
+    config: dict[str, Any] = {
+        "schema": schema.to_dict(), "methods": list(methods), "n_folds": int(n_folds), "clip": clip,
+        "trim": trim, "covariates": list(covariates), "seed": seed, "ci_level": ci_level,
+        "dml_effect_modifiers": int(dml_effect_modifiers), "group_by_user": group_by_user,
+        "items": str(items) if isinstance(items, (str, bytes)) or hasattr(items, "__fspath__") else
+        ("DataFrame" if items is not None else None), "item_key": item_key,
+    }
+    needs_nuisance = any(m in ("ipw", "aipw", "dml") for m in methods)
+    estimates = []
+    nuisance: dict[str, Any] = {"t": t_all, "y": y_all, "groups": groups_all}
+    keep = np.ones(len(t_all), dtype=bool)
+    estimand = "ATE = E[Y(1) - Y(0)] and ATT = E[Y(1) - Y(0) | T = 1] over all logged rows"
+    if needs_nuisance:
+        X, names, info = build_features(canon, features=features, covariates=list(schema.covariates),
+                                        items=items, item_key=item_key, item_text=item_text,
+                                        embedder=embedder, model=model, device=device, progress=progress)
+        config.update(info)
+        config["n_features"] = int(X.shape[1])
+        if propensity_model is None or outcome_model is None:
+            dp, do = _default_models(device, seed)
+            propensity_model = propensity_model if propensity_model is not None else dp
+            outcome_model = outcome_model if outcome_model is not None else do
+        config["propensity_model"] = repr(propensity_model)
+        config["outcome_model"] = repr(outcome_model)
+        nu = cross_fit_nuisances(X, t_all, y_all, propensity_model=propensity_model,
+                                 outcome_model=outcome_model, n_folds=int(n_folds), groups=groups_all, seed=seed)
+        e_raw = nu["e_raw"]
+        if trim is not None:
+            keep = (e_raw >= trim) & (e_raw <= 1.0 - trim)
+            share = float(1.0 - keep.mean())
+            diagnostics["share_trimmed"] = share
+            if keep.sum() < 4 or t_all[keep].sum() < 2 or (1 - t_all[keep]).sum() < 2:
+                raise InputError(f"trimming at {trim} leaves too few rows in one arm", column="trim",
+                                 fix="lower --trim or check overlap")
+            estimand = (f"effects on the overlap population: rows with estimated propensity in "
+                        f"[{trim}, {1 - trim}] ({share:.1%} of rows trimmed); this differs from the "
+                        "ATE over all rows when effects vary with the propensity")
+            if share > 0:
+                warnings.append(f"{share:.1%} of rows trimmed (estimated propensity outside "
+                                f"[{trim}, {1 - trim}]): the estimand is the effect on the overlap population")
+        e = np.clip(e_raw[keep], clip, 1.0 - clip)
+        share_clipped = float(np.mean((e_raw[keep] < clip) | (e_raw[keep] > 1.0 - clip)))
+        t, y = t_all[keep], y_all[keep]
+        groups = groups_all[keep] if groups_all is not None else None
+        mu0, mu1 = nu["mu0"][keep], nu["mu1"][keep]
+        Xk = X[keep]
+        w = np.where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
+        ess = float(w.sum() ** 2 / (w ** 2).sum())
+        diagnostics.update({
+            "propensity_min": float(e_raw.min()), "propensity_max": float(e_raw.max()),
+            "propensity_q01": float(np.quantile(e_raw, 0.01)), "propensity_q99": float(np.quantile(e_raw, 0.99)),
+            "clip": clip, "share_clipped": share_clipped, "ess": ess, "ess_share": ess / len(t),
+            "max_weight": float(w.max()),
+        })
+        diagnostics.update(_balance(Xk, t, e, names))
+        if share_clipped > 0.05:
+            warnings.append(f"{share_clipped:.1%} of propensities were clipped to [{clip}, {1 - clip}]: "
+                            "weak overlap; IPW/AIPW are biased towards the clipped weights' estimand. "
+                            "Consider trim=... (the estimand then becomes the overlap population).")
+        if diagnostics["ess_share"] < 0.1:
+            warnings.append(f"effective sample size of the weights is {ess:.0f} ({ess / len(t):.1%} of rows): "
+                            "estimates rest on a few heavily weighted rows")
+        nuisance.update({"e_hat": e, "e_raw": e_raw[keep], "mu0": mu0, "mu1": mu1, "X": Xk, "t": t, "y": y,
+                         "groups": groups, "keep": keep, "folds": nu["folds"][keep], "feature_names": names})
+    else:
+        t, y, groups = t_all, y_all, groups_all
+
+    for m in methods:
+        if m == "naive":
+            estimates += ate_mod.naive(t, y, ci_level=ci_level)
+        elif m == "ipw":
+            estimates += ate_mod.ipw(t, y, nuisance["e_hat"], groups=groups, ci_level=ci_level)
+        elif m == "aipw":
+            estimates += ate_mod.aipw(t, y, nuisance["e_hat"], nuisance["mu0"], nuisance["mu1"],
+                                      groups=groups, ci_level=ci_level)
+        elif m == "dml":
+            from sklearn.base import clone
+
+            mods = _pca(nuisance["X"], int(dml_effect_modifiers), seed)
+            est, _ = ate_mod.dml(nuisance["X"], t, y, model_y=clone(outcome_model), model_t=clone(propensity_model),
+                                 effect_modifiers=mods, n_folds=int(n_folds), groups=groups, seed=seed,
+                                 ci_level=ci_level)
+            estimates += est
+    if "naive" in methods and needs_nuisance:
+        warnings_note = ("naive is the unadjusted difference in means: it is biased whenever exposure "
+                         "depended on what also drives the outcome")
+        config["naive_note"] = warnings_note
+    return UpliftResult(command="uplift", n_rows=int(len(t_all)), estimates=estimates, diagnostics=diagnostics,
+                        warnings=warnings, config=config, nuisance=nuisance,
+                        data=canon[keep].reset_index(drop=True), estimand=estimand)
