@@ -125,7 +125,7 @@ def figure_estimates(rows: pd.DataFrame, truths: dict[str, dict]):
         ax.set_title(direction, fontsize=9)
         ax.set_xlabel("click rate per impression")
         if i == 0:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2, frameon=False)
     return fig
 
 

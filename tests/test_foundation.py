@@ -124,3 +124,23 @@ def test_atomic_write_and_sections(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "hi")
     assert (tmp_path / "a.txt").read_text() == "hi"
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_position_base_is_honoured_in_range_checks():
+    ok = SCHEMA.with_(n_positions=3)  # raw positions 1..3, base 1
+    canon = validate_log(_log(), ok, require=("item_id", "outcome", "position"))
+    assert canon["position"].tolist() == [0, 1, 2]
+    with pytest.raises(InputError, match="below the declared base"):
+        validate_log(_log().assign(pos=[0, 1, 2]), ok, require=("item_id", "outcome", "position"))
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "perm.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644

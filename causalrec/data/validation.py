@@ -98,8 +98,9 @@ def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str
     if np.any(vals != np.round(vals)):
         raise InputError("positions must be whole numbers", column=_name("position", names),
                          fix="store the slot index as an integer")
-    pos = vals.astype(np.int64)
     base = schema.position_base
+    # positions arrive as the user wrote them; compare in 0-based terms
+    pos = vals.astype(np.int64) - base
     if (pos < 0).any():
         raise InputError(
             f"column '{_name('position', names)}' has values below the declared base {base}",

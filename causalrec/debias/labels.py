@@ -52,15 +52,16 @@ from causalrec.errors import InputError
 
 def _rho_bar(rho: np.ndarray, position_clip: float | None) -> np.ndarray:
     rho = np.asarray(rho, dtype=np.float64)
+    if position_clip is not None:
+        if not 0 < position_clip <= 1:
+            raise InputError(f"position_clip must be in (0, 1], got {position_clip}", column="position_clip",
+                             fix="use a floor on relative examination such as 0.1")
+        rho = np.maximum(rho, position_clip)
     if np.any(rho <= 0) or not np.all(np.isfinite(rho)):
         raise InputError("examination probabilities must be positive and finite", column="examination",
-                         fix="re-estimate position bias (a slot with zero examination cannot be corrected)")
-    if position_clip is None:
-        return rho
-    if not 0 < position_clip <= 1:
-        raise InputError(f"position_clip must be in (0, 1], got {position_clip}", column="position_clip",
-                         fix="use a floor on relative examination such as 0.1")
-    return np.maximum(rho, position_clip)
+                         fix="re-estimate position bias on more traffic, or set a position_clip floor "
+                         "(a slot with zero estimated examination cannot be corrected)")
+    return rho
 
 
 def ips_labels(clicks: np.ndarray, rho: np.ndarray, *, position_clip: float | None = None) -> np.ndarray:

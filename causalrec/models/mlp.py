@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from causalrec.errors import InputError
 
 #: fewer held-out rows than this and the model trains on everything for max_epochs
-MIN_VALIDATION_ROWS = 20
+MIN_VALIDATION_ROWS = 10
 PREDICT_BATCH = 16384
 
 
@@ -131,7 +131,7 @@ class TorchMLPBase(BaseEstimator):
             tr, va = np.sort(tr), np.sort(va)
         elif self.validation_fraction:
             warnings.warn(f"{type(self).__name__}: only {n} rows, training without early stopping "
-                          "(and without a held-out calibration split)", stacklevel=3)
+                          "(and, for propensities, without a held-out calibration split)", stacklevel=3)
         self.x_mean_ = X[tr].mean(axis=0)
         sd = X[tr].std(axis=0)
         self.x_scale_ = np.where(sd > 1e-8, sd, 1.0)

@@ -143,6 +143,13 @@ def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model
     return cols, roles
 
 
+def _context_columns(cols: list[str], schema: LogSchema, model) -> list[str]:
+    if model is None or not hasattr(model, "fn"):
+        return []
+    mapped = {getattr(schema, r) for r in ("item_id", "outcome", "propensity", "position", "request_id")}
+    return [c for c in cols if c not in mapped]
+
+
 def _available_columns(source) -> list[str]:
     if isinstance(source, pd.DataFrame):
         return [str(c) for c in source.columns]
@@ -163,8 +170,11 @@ def _available_columns(source) -> list[str]:
                          fix="check that the file is a valid CSV or Parquet file") from exc
 
 
-def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str]) -> pd.DataFrame:
+def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str], keep: list[str] = ()) -> pd.DataFrame:
     canon = validate_log(batch, schema, require=tuple(roles), command="ope")
+    extra = {c: batch[c].to_numpy() for c in keep if c in batch.columns and c not in canon.columns}
+    if extra:  # context columns for a fixed outcome function
+        canon = canon.assign(**extra)
     if "position" in canon.columns and not pd.api.types.is_integer_dtype(canon["position"]):
         canon["position"] = canon["position"].astype(np.int64)
     return canon
@@ -249,7 +259,7 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     needs_req = probe.needs_request_id() if probe is not None else _table_needs_request(target, schema)
     cols, roles = _columns(logs, schema, needs_req, model)
     df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs
-    canon = _validate(df, schema, roles)
+    canon = _validate(df, schema, roles, _context_columns(cols, schema, model))
     policy = probe if probe is not None else resolve_target(target, schema=schema,
                                                             log_items=canon["item_id"].to_numpy())
     n = len(canon)
@@ -298,6 +308,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     policy = resolve_target(target, schema=schema)
     cols, roles = _columns(logs, schema, policy.needs_request_id(), model)
     total = parquet_num_rows(logs) if not isinstance(logs, pd.DataFrame) else len(logs)
+    keep = _context_columns(cols, schema, model)
 
     def batches(desc: str):
         from tqdm.auto import tqdm
@@ -308,7 +319,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         for b in it:
             if isinstance(logs, pd.DataFrame):
                 b = b[cols]
-            canon = _validate(b, schema, roles)
+            canon = _validate(b, schema, roles, keep)
             yield offset, canon
             offset += len(canon)
             bar.update(len(canon))
