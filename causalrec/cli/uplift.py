@@ -55,6 +55,20 @@ def uplift_command(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
+    # -- heterogeneity, diagnostics, refutations: on by default with --report --
+    per_item: bool | None = typer.Option(None, "--per-item/--no-per-item",
+                                         help="AIPW effect per item with Holm/BH-adjusted p-values."),
+    segments: str | None = typer.Option(None, "--segments", help="Effects per segment: a log column, or "
+                                        "'embedding' (KMeans of user-text embeddings; default with --report "
+                                        "and --user-text). 'none' disables."),
+    n_segments: int = typer.Option(8, "--n-segments", help="Number of embedding segments."),
+    cate: str | None = typer.Option(None, "--cate", help="CATE model: linear_dml, causal_forest, dr_learner "
+                                    "or none (default linear_dml with --report)."),
+    curves: bool | None = typer.Option(None, "--curves/--no-curves", help="DR-weighted uplift/Qini curve."),
+    refute: bool | None = typer.Option(None, "--refute/--no-refute",
+                                       help="dowhy refutations + econml sensitivity (default on with --report)."),
+    refute_simulations: int = typer.Option(10, "--refute-simulations", help="Simulations per refutation."),
+    n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap replicates of the uplift curve."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
@@ -68,5 +82,24 @@ def uplift_command(
         item_text=item_text, covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
         model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, seed=seed,
+        **_analysis_options(report is not None, user_text, per_item, segments, n_segments, cate, curves, refute,
+                            refute_simulations, n_boot),
     )
     emit(result, out, report, build, quiet=quiet)
+
+
+def _analysis_options(with_report: bool, user_text: str | None, per_item: bool | None, segments: str | None,
+                      n_segments: int, cate: str | None, curves: bool | None, refute: bool | None,
+                      refute_simulations: int, n_boot: int) -> dict:
+    """Keyword arguments of ``estimate`` for the analysis; everything on by default with ``--report``."""
+    on = with_report
+    seg = segments if segments is not None else ("embedding" if on and user_text else None)
+    opts = {
+        "per_item": on if per_item is None else per_item,
+        "segments": None if seg in (None, "", "none") else seg,
+        "cate": ("linear_dml" if on else None) if cate is None else (None if cate == "none" else cate),
+        "curves": on if curves is None else curves,
+        "refute": on if refute is None else refute,
+    }
+    opts["analysis_options"] = {"num_simulations": refute_simulations, "n_boot": n_boot, "n_segments": n_segments}
+    return opts

@@ -266,7 +266,8 @@ def debias(
                                                            n_folds=n_folds)
         else:
             prop, prop_source = canon["propensity"].to_numpy(np.float64), f"logged column '{schema.propensity}'"
-        wmethod = "ips" if method == "ips" else "snips"
+        # candidate mode divides by pi inside the label (SNIPS normalises the label there), so raw IPS weights
+        wmethod = "ips" if method == "ips" or exposure is not None else "snips"
     ew = exposure_weights(prop[on], wmethod, clip=clip, cap=cap)
     if ew.n and ew.ess < 0.1 * ew.n and method != "naive":
         warnings.append(f"effective sample size of the weights is {ew.ess:,.0f} of {ew.n:,} rows "
@@ -319,7 +320,7 @@ def debias(
         if X.shape[0] != len(canon):
             raise InputError(f"outcome_features has {X.shape[0]} rows, the log {len(canon)}",
                              column="outcome_features", fix="pass one feature row per log row")
-        target = ips_labels(c, rho, position_clip=None)
+        target = ips_labels(c, rho, position_clip=position_clip)
         from causalrec.models import OutcomeModel, cross_fit_predict
 
         reg = outcome_model if outcome_model is not None else OutcomeModel()

@@ -359,7 +359,8 @@ def _comparisons(frame, s: Metric, mc, mt, adjusters) -> list[tuple[est.Comparis
 def _labels(s: Metric, t: str, control: str, comp: est.Comparison) -> dict[str, Any]:
     return {"metric": s.name, "variant": t, "control": control, "kind": s.kind,
             "n_control": comp.n_c, "n_treatment": comp.n_t,
-            "value_control": comp.m_c, "value_treatment": comp.m_t}
+            "value_control": comp.m_c, "value_treatment": comp.m_t,
+            "se_control": float(np.sqrt(comp.v_c)), "se_treatment": float(np.sqrt(comp.v_t))}
 
 
 def _estimates(comp: est.Comparison, ci_level: float, labels: dict, primary: bool) -> list[Estimate]:

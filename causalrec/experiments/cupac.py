@@ -86,16 +86,15 @@ class CUPAC:
         return np.hstack(blocks)
 
     def predict_oof(self, frame: pd.DataFrame, y: np.ndarray, seed: int = 0) -> np.ndarray:
-        """Out-of-fold predictions of ``y`` from the pre-period features."""
-        from sklearn.base import clone
-        from sklearn.model_selection import KFold, cross_val_predict
+        """Out-of-fold predictions of ``y`` from the pre-period features (causalrec's one
+        cross-fitting routine, ``causalrec.models.cross_fit_predict``)."""
+        from causalrec.models import cross_fit_predict
 
         if self.model is None:
             from sklearn.ensemble import HistGradientBoostingRegressor
 
             model = HistGradientBoostingRegressor(max_iter=200, random_state=seed)
         else:
-            model = clone(self.model)
+            model = self.model
         Z = self.design(frame)
-        folds = KFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
-        return np.asarray(cross_val_predict(model, Z, y, cv=folds), dtype=float)
+        return np.asarray(cross_fit_predict(model, Z, y, n_folds=self.n_folds, random_state=seed), dtype=float)

@@ -20,7 +20,10 @@ def adjust(pvalues: np.ndarray | list[float], alpha: float = 0.05) -> dict[str, 
     p = np.asarray(pvalues, dtype=float)
     out = {k: np.full(p.shape, np.nan) for k in METHODS}
     ok = np.isfinite(p)
-    if ok.any():
+    if ok.sum() == 1:  # a family of one needs no correction (and multipletests runs gc.collect: ~0.2 s)
+        for key in METHODS:
+            out[key][ok] = p[ok]
+    elif ok.any():
         for key, method in METHODS.items():
             out[key][ok] = multipletests(p[ok], alpha=alpha, method=method)[1]
     return out

@@ -114,8 +114,11 @@ class OPEEstimator:
     needs_outcome_model: ClassVar[bool] = False
 
     # -- what each estimator defines ---------------------------------------
-    def terms(self, d: OPEArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-row ``(c, a, b)`` with ``V_hat = mean(c) + sum(a) / sum(b)``."""
+    def terms(self, d: OPEArrays) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Per-row ``(c, a, b)`` with ``V_hat = mean(c) + sum(a) / sum(b)``.
+
+        ``c = None`` stands for zeros and ``b = None`` for ones (no arrays allocated).
+        """
         raise NotImplementedError
 
     def params(self) -> dict:
@@ -129,29 +132,22 @@ class OPEEstimator:
                              fix="pass outcome_model=None (per item x position means) or a regressor")
 
     def estimate(self, d: OPEArrays) -> float:
-        self._check(d)
-        c, a, b = self.terms(d)
-        sb = b.sum()
-        if sb == 0:
-            return float("nan")
-        return float(c.mean() + a.sum() / sb)
+        return summarise(*self.terms_checked(d))[0]
 
     def influence(self, d: OPEArrays) -> np.ndarray:
         """Per-row influence values ``psi_i``; ``mean(psi) = V_hat`` and ``se = sd(psi)/sqrt(n)``."""
+        return summarise(*self.terms_checked(d))[1]
+
+    def terms_checked(self, d: OPEArrays):
         self._check(d)
-        c, a, b = self.terms(d)
-        mb = b.mean()
-        r = a.sum() / b.sum() if mb != 0 else np.nan
-        return c + (a - r * b) / mb + r
+        return self.terms(d)
 
     def moments(self, d: OPEArrays) -> Moments:
-        self._check(d)
-        return Moments.of(*self.terms(d))
+        return Moments.of(*_dense(*self.terms_checked(d)))
 
     def bootstrap_statistic(self, d: OPEArrays):
         """``statistic(counts) -> replicates`` for :func:`causalrec.inference.bootstrap_ci`."""
-        self._check(d)
-        c, a, b = self.terms(d)
+        c, a, b = _dense(*self.terms_checked(d))
 
         def stat(counts: np.ndarray) -> np.ndarray:
             tot = counts.sum(axis=1)
@@ -161,16 +157,45 @@ class OPEEstimator:
         return stat
 
 
+def summarise(c: np.ndarray | None, a: np.ndarray, b: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """``(V_hat, psi)`` from the terms: ``psi = c + (a - R b) / mean(b) + R``."""
+    n = a.shape[0]
+    if b is None:  # a plain mean
+        psi = a if c is None else c + a
+        return (float(psi.mean()) if n else float("nan")), psi
+    sb = b.sum()
+    if sb == 0:
+        return float("nan"), np.full(n, np.nan)
+    r = a.sum() / sb
+    psi = (a - r * b) * (n / sb) + r
+    if c is not None:
+        psi += c
+    est = r + (float(c.mean()) if c is not None else 0.0)
+    return float(est), psi
+
+
+def influence_se_fast(psi: np.ndarray) -> float:
+    """``sd(psi) / sqrt(n)`` (ddof 1) in one pass, falling back to two passes when
+    ``sum psi^2`` and ``n mean^2`` nearly cancel. Equals :func:`causalrec.inference.influence_se`."""
+    n = psi.shape[0]
+    if n < 2:
+        return float("nan")
+    m = float(psi.mean())
+    sq = float(psi @ psi)
+    ss = sq - n * m * m
+    if not np.isfinite(ss) or ss <= 1e-6 * sq:
+        d = psi - m
+        ss = float(d @ d)
+    return float(np.sqrt(max(ss, 0.0) / (n - 1) / n))
+
+
+def _dense(c, a, b):
+    n = a.shape[0]
+    return (np.zeros(n) if c is None else c), a, (np.ones(n) if b is None else b)
+
+
 def _clipped(w: np.ndarray, clip: float | None) -> np.ndarray:
     return w if clip is None else np.minimum(w, clip)
-
-
-def _ones(n: int) -> np.ndarray:
-    return np.ones(n)
-
-
-def _zeros(n: int) -> np.ndarray:
-    return np.zeros(n)
 
 
 @dataclass
@@ -188,7 +213,7 @@ class DM(OPEEstimator):
     needs_outcome_model: ClassVar[bool] = True
 
     def terms(self, d):
-        return d.q_target, _zeros(d.n), _ones(d.n)
+        return None, d.q_target, None
 
 
 @dataclass
@@ -206,7 +231,7 @@ class IPS(OPEEstimator):
     clip: float | None = None
 
     def terms(self, d):
-        return _zeros(d.n), _clipped(d.w, self.clip) * d.y, _ones(d.n)
+        return None, _clipped(d.w, self.clip) * d.y, None
 
     def params(self):
         return {"clip": self.clip}
@@ -227,7 +252,7 @@ class SNIPS(OPEEstimator):
 
     def terms(self, d):
         w = _clipped(d.w, self.clip)
-        return _zeros(d.n), w * d.y, w
+        return None, w * d.y, w
 
     def params(self):
         return {"clip": self.clip}
@@ -249,7 +274,7 @@ class DR(OPEEstimator):
 
     def terms(self, d):
         w = _clipped(d.w, self.clip)
-        return d.q_target, w * (d.y - d.q_logged), _ones(d.n)
+        return d.q_target, w * (d.y - d.q_logged), None
 
     def params(self):
         return {"clip": self.clip}
@@ -295,7 +320,7 @@ class SwitchDR(OPEEstimator):
     def terms(self, d):
         w = _clipped(d.w, self.clip)
         w = np.where(d.w <= self.tau, w, 0.0)
-        return d.q_target, w * (d.y - d.q_logged), _ones(d.n)
+        return d.q_target, w * (d.y - d.q_logged), None
 
     def params(self):
         return {"tau": self.tau, "clip": self.clip}
@@ -320,7 +345,7 @@ class DRos(OPEEstimator):
     def terms(self, d):
         w = _clipped(d.w, self.clip)
         ws = self.lam * w / (w * w + self.lam) if self.lam > 0 else np.zeros_like(w)
-        return d.q_target, ws * (d.y - d.q_logged), _ones(d.n)
+        return d.q_target, ws * (d.y - d.q_logged), None
 
     def params(self):
         return {"lambda": self.lam, "clip": self.clip}

@@ -24,8 +24,10 @@ from causalrec.data.readers import iter_batches, parquet_num_rows, read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
-from causalrec.inference import bootstrap_ci, influence_se, z_value
-from causalrec.ope.estimators import Moments, OPEArrays, OPEEstimator, make_estimators
+from causalrec.inference import bootstrap_ci, z_value
+from causalrec.ope.estimators import (
+    Moments, OPEArrays, OPEEstimator, _dense, influence_se_fast, make_estimators, summarise,
+)
 from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
 from causalrec.ope.policy import resolve_target
 from causalrec.ope.result import OPEResult
@@ -36,6 +38,7 @@ DEFAULT_ESTIMATORS = ("dm", "ips", "snips", "dr")
 AUTO_STREAM_ROWS = 20_000_000
 PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
 TARGET = "policy_value"
+EXACT_QUANTILE_ROWS = 2_000_000  # above this, weight quantiles come from the fine histogram
 
 
 def evaluate(
@@ -180,22 +183,30 @@ def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str], keep: li
     return canon
 
 
-def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, n_folds: int, seed: int):
-    """Per-row arrays for one validated batch (model already fitted)."""
+def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int, with_folds: bool):
+    """Item codes, 0-based positions, outcomes and folds of one validated batch."""
     n = len(canon)
     items = policy.vocab.encode(canon["item_id"].to_numpy())
     pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
            else np.zeros(n, dtype=np.int64))
     y = canon["outcome"].to_numpy(dtype=np.float64)
+    folds = fold_ids(row_offset, n, n_folds, seed) if with_folds else None
+    return items, pos, y, folds
+
+
+def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, inputs) -> tuple[OPEArrays, np.ndarray]:
+    """Per-row arrays for one validated batch (model already fitted)."""
+    items, pos, y, folds = inputs
+    n = len(canon)
     p = canon["propensity"].to_numpy(dtype=np.float64)
     bound = policy.bind(canon, items, pos, row_offset)
     w = bound.logged / p
     qa = qpi = None
     if model is not None:
-        folds = fold_ids(np.arange(row_offset, row_offset + n, dtype=np.int64), n_folds, seed)
-        rows = np.arange(n)
+        cells = isinstance(model, CellMeanOutcome)  # needs no row indices
+        rows = None if cells and bound.matrix is not None else np.arange(n)
         qa = model.predict(canon, rows, items, pos, folds)
-        if isinstance(model, CellMeanOutcome) and bound.matrix is not None:
+        if rows is None:
             qpi = model.target_value(bound.matrix, pos, folds)
         else:
             qpi = np.zeros(n)
@@ -214,17 +225,12 @@ def _pairs_per_row(bound, sample_rows: np.ndarray) -> int:
     return max(1, int(np.ceil(bound.pairs(sample_rows).row.size / sample_rows.size)))
 
 
-def _fit_inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int):
-    n = len(canon)
-    items = policy.vocab.encode(canon["item_id"].to_numpy())
-    pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
-           else np.zeros(n, dtype=np.int64))
+def _fit_batch(model, canon, policy, row_offset, inputs) -> None:
+    items, pos, y, folds = inputs
     if (items < 0).any():
         # the policy binding names the missing items with the standard message
         policy.bind(canon, items, pos, row_offset)
-    y = canon["outcome"].to_numpy(dtype=np.float64)
-    folds = fold_ids(np.arange(row_offset, row_offset + n, dtype=np.int64), n_folds, seed)
-    return items, pos, y, folds
+    model.partial_fit(canon, items, pos, y, folds)
 
 
 def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[float, float, float] | None],
@@ -263,20 +269,21 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     policy = probe if probe is not None else resolve_target(target, schema=schema,
                                                             log_items=canon["item_id"].to_numpy())
     n = len(canon)
+    inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
     if model is not None:
         model.begin(policy.vocab, schema)
-        items, pos, y, folds = _fit_inputs(canon, policy, 0, n_folds, seed)
-        model.partial_fit(canon, items, pos, y, folds)
+        _fit_batch(model, canon, policy, 0, inputs)
         model.finalize()
-    arrays, p = _batch_arrays(canon, policy, model, 0, n_folds, seed)
+    arrays, p = _batch_arrays(canon, policy, model, 0, inputs)
     wstats = WeightStats(config["clip"])
     wstats.update(arrays.w, p)
-    wstats.set_exact_quantiles(arrays.w)
+    if n <= EXACT_QUANTILE_ROWS:
+        wstats.set_exact_quantiles(arrays.w)
     values, boot = [], []
     for e in ests:
-        est = e.estimate(arrays)
-        se = influence_se(e.influence(arrays))
-        values.append((est, se))
+        est, psi = summarise(*e.terms_checked(arrays))
+        values.append((est, influence_se_fast(psi)))
+        del psi
         if bootstrap:
             lo, hi, bse, _ = bootstrap_ci(e.bootstrap_statistic(arrays), n, bootstrap, ci_level, seed,
                                           batch=max(1, min(64, 4_000_000 // max(n, 1))))
@@ -331,8 +338,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         if isinstance(model, CellMeanOutcome):
             passes = 2
             for offset, canon in batches("ope pass 1/2 (outcome model)"):
-                items, pos, y, folds = _fit_inputs(canon, policy, offset, n_folds, seed)
-                model.partial_fit(canon, items, pos, y, folds)
+                _fit_batch(model, canon, policy, offset, _inputs(canon, policy, offset, n_folds, seed, True))
         model.finalize()
     moments = [Moments() for _ in ests]
     wstats = WeightStats(config["clip"])
@@ -342,11 +348,12 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     n = 0
     desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
     for offset, canon in batches(desc):
-        arrays, p = _batch_arrays(canon, policy, model, offset, n_folds, seed)
+        inputs = _inputs(canon, policy, offset, n_folds, seed, with_folds=model is not None)
+        arrays, p = _batch_arrays(canon, policy, model, offset, inputs)
         wstats.update(arrays.w, p)
         zeros = np.zeros(arrays.n)
         y_mom = y_mom.merge(Moments.of(arrays.y, zeros, zeros + 1.0))
-        terms = [e.terms(arrays) for e in ests]
+        terms = [_dense(*e.terms_checked(arrays)) for e in ests]
         for i, (c, a, b) in enumerate(terms):
             moments[i] = moments[i].merge(Moments.of(c, a, b))
         if bootstrap:

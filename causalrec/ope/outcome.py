@@ -33,16 +33,25 @@ import pandas as pd
 from causalrec.errors import InputError
 
 
-def fold_ids(rows: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
-    """Fold of each global row number: ``splitmix64(row + seed) mod n_folds``."""
+def fold_ids(start: int, n: int, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Folds of the global rows ``start .. start + n - 1`` by Fibonacci (multiplicative) hashing.
+
+    ``h = (row + s) * 0x9E3779B97F4A7C15 mod 2^64``, ``fold = floor(K * (h >> 32) / 2^32)``:
+    the folds form an equidistributed Weyl sequence in the row number, so they are
+    balanced, seeded (``s`` derives from ``seed``), and independent of how the file is
+    split into batches.
+    """
     if n_folds <= 1:
-        return np.zeros(rows.shape[0], dtype=np.int64)
-    z = rows.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64)
+        return np.zeros(n, dtype=np.int64)
+    offset = (seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) % 2**64
+    h = np.arange(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z % np.uint64(n_folds)).astype(np.int64)
+        h += np.uint64((offset + start) % 2**64)
+        h *= np.uint64(0x9E3779B97F4A7C15)
+    h >>= np.uint64(32)
+    h *= np.uint64(n_folds)
+    h >>= np.uint64(32)
+    return h.view(np.int64)
 
 
 class CellMeanOutcome:
@@ -84,7 +93,10 @@ class CellMeanOutcome:
         n_pos = int(pos.max()) + 1 if pos.size else 1
         self._grow(n_items, n_pos)
         k, a, p = self._s.shape
-        flat = (folds * a + items) * p + pos
+        flat = folds * a
+        flat += items
+        flat *= p
+        flat += pos
         self._s += np.bincount(flat, weights=y, minlength=k * a * p).reshape(k, a, p)
         self._n += np.bincount(flat, minlength=k * a * p).reshape(k, a, p)
 
@@ -106,7 +118,13 @@ class CellMeanOutcome:
         self.cell_counts_ = n_tot
 
     def predict(self, batch, rows, items, pos, folds) -> np.ndarray:
-        _, a, p = self.q_.shape
+        k, a, p = self.q_.shape
+        if items.size and items.max() < a and pos.max() < p:  # the usual case: one flat gather
+            idx = folds * a
+            idx += items
+            idx *= p
+            idx += pos
+            return np.take(self.q_.reshape(-1), idx)
         inside = (items < a) & (pos < p)
         out = self.global_[folds].astype(float)
         out[inside] = self.q_[folds[inside], items[inside], pos[inside]]
@@ -128,7 +146,8 @@ class CellMeanOutcome:
         else:
             kk = min(p, n_tpos)
             v = np.einsum("ak,fak->fk", matrix[:, :kk], q[:, :, :kk])
-        return v[folds, np.minimum(pos, v.shape[1] - 1)]
+        width = v.shape[1]
+        return np.take(v.reshape(-1), folds * width + (pos if pos.max() < width else np.minimum(pos, width - 1)))
 
 
 class SklearnOutcome:

@@ -75,8 +75,11 @@ class ItemVocab:
             return np.full(len(values), -1, dtype=np.int64)
         if self._lut is not None:
             v = np.asarray(values)
-            if np.issubdtype(v.dtype, np.integer):
-                v = v.astype(np.int64, copy=False)
+            if np.issubdtype(v.dtype, np.integer) and v.size:
+                lo, hi = int(v.min()), int(v.max())
+                if lo >= 0 and hi < self._lut.shape[0]:  # all in range: one gather
+                    return np.take(self._lut, v)
+                v = v.astype(np.int64)
                 ok = (v >= 0) & (v < self._lut.shape[0])
                 out = np.full(v.shape[0], -1, dtype=np.int64)
                 out[ok] = self._lut[v[ok]]
@@ -217,7 +220,7 @@ class TablePolicy:
                 column="position", fix="give the target's distribution for every logged position, "
                 "or check --position-base")
         if self.row_key is None:
-            logged = self.matrix[items, tpos]
+            logged = np.take(self.matrix.reshape(-1), items * self.matrix.shape[1] + tpos)
             mat = self.matrix
 
             def pairs(rows: np.ndarray) -> Pairs:

@@ -69,12 +69,16 @@ def make_bandit_logs(
     seed: int = 0,
     world_seed: int | None = None,
     expected_outcome: bool = False,
+    shared_context: bool = True,
 ) -> SyntheticBandit:
     """Draw a log of ``n_rows`` impressions and two context-free targets with known values.
 
     ``world_seed`` fixes the click model and policies (default: ``seed``); ``seed`` the
     draws, so repeated logs of one world share the truth. Targets: ``"greedy_mix"``
     (``target_mix`` uniform + the rest softmax of the items' mean appeal) and ``"uniform"``.
+    ``shared_context=False`` draws the segment per row instead of per request, making rows
+    independent (the influence-function SEs treat rows as independent; with a shared
+    segment the rows of one request are slightly correlated).
     """
     wrng = np.random.default_rng(seed if world_seed is None else world_seed)
     A, K, S = n_items, n_positions, n_segments
@@ -96,8 +100,10 @@ def make_bandit_logs(
     rows = np.arange(n_rows)
     request = rows // K
     pos = rows % K
-    seg_req = rng.integers(0, S, request[-1] + 1 if n_rows else 0)
-    seg = seg_req[request]
+    if shared_context:
+        seg = rng.integers(0, S, request[-1] + 1 if n_rows else 0)[request]
+    else:
+        seg = rng.integers(0, S, n_rows)
     item = np.empty(n_rows, dtype=np.int64)
     group = seg * K + pos
     for g in np.unique(group):  # one vectorised draw per (segment, position) group

@@ -42,22 +42,32 @@ class WeightStats:
     def update(self, w: np.ndarray, propensity: np.ndarray) -> None:
         if w.size == 0:
             return
-        used = w if self.clip is None else np.minimum(w, self.clip)
         self.n += w.size
-        self.sum_w += float(used.sum())
-        self.sum_w2 += float(used @ used)
-        self.sum_raw += float(w.sum())
-        self.sum_raw2 += float(w @ w)
-        self.max_raw = max(self.max_raw, float(w.max()))
+        raw_sum, raw_ss = float(w.sum()), float(w @ w)
+        self.sum_raw += raw_sum
+        self.sum_raw2 += raw_ss
+        wmax = float(w.max())
+        self.max_raw = max(self.max_raw, wmax)
         self.min_raw = min(self.min_raw, float(w.min()))
-        if self.clip is not None:
+        if self.clip is not None and wmax > self.clip:
+            used = np.minimum(w, self.clip)
+            self.sum_w += float(used.sum())
+            self.sum_w2 += float(used @ used)
             self.n_clipped += int(np.count_nonzero(w > self.clip))
-        pos = w > 0
-        self.n_zero += int(w.size - np.count_nonzero(pos))
-        with np.errstate(divide="ignore"):
-            b = np.floor((np.log10(w[pos]) - LOG_LO) / STEP).astype(np.int64) + 1
-        np.clip(b, 0, N_FINE + 1, out=b)
-        self.fine += np.bincount(b, minlength=N_FINE + 2)
+        else:
+            self.sum_w += raw_sum
+            self.sum_w2 += raw_ss
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # float32 is exact enough for 0.01-decade bins and several times faster
+            b = np.log10(w.astype(np.float32))  # zeros become -inf, counted apart below
+        b -= np.float32(LOG_LO - STEP)  # shift by one bin: index 0 is the underflow
+        b *= np.float32(1.0 / STEP)
+        np.clip(b, 0.0, N_FINE + 1, out=b)  # also maps -inf into the underflow bin
+        counts = np.bincount(b.astype(np.int32), minlength=N_FINE + 2)
+        zeros = int(w.size - np.count_nonzero(w))
+        counts[0] -= zeros
+        self.n_zero += zeros
+        self.fine += counts
         self.p_min = min(self.p_min, float(propensity.min()))
         self.p_max = max(self.p_max, float(propensity.max()))
 

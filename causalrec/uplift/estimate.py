@@ -241,6 +241,13 @@ def estimate(
     ci_level: float = 0.95,
     seed: int = 0,
     progress: bool | None = None,
+    # -- heterogeneity, diagnostics and refutations (causalrec.uplift.analysis) --
+    per_item: bool = False,
+    segments: str | None = None,
+    cate: str | None = None,
+    curves: bool = False,
+    refute: bool = False,
+    analysis_options: dict[str, Any] | None = None,
 ) -> UpliftResult:
     """Estimate the ATE and ATT of a binary exposure on an outcome.
 
@@ -277,6 +284,14 @@ def estimate(
     dml_effect_modifiers:
         Number of leading principal components of ``X`` used as DML's effect
         modifiers (0: constant effect, i.e. the overlap-weighted effect).
+    per_item, segments, cate, curves, refute, analysis_options:
+        Further analysis of the fitted nuisances (:func:`causalrec.uplift.analysis.analyze`):
+        AIPW effects per item, per segment (a log column, or ``"embedding"`` for KMeans
+        clusters of the user-text embeddings), a CATE model (``linear_dml``,
+        ``causal_forest``, ``dr_learner``), the DR-weighted uplift curve, and the
+        dowhy/econml refutation suite; ``analysis_options`` passes further keywords
+        (e.g. ``num_simulations``, ``n_boot``). The result then has ``.analysis``
+        (an ``UpliftAnalysis``) and its JSON under ``diagnostics["analysis"]``.
     """
     if schema is None:
         schema = LogSchema()
@@ -400,6 +415,31 @@ def estimate(
         warnings_note = ("naive is the unadjusted difference in means: it is biased whenever exposure "
                          "depended on what also drives the outcome")
         config["naive_note"] = warnings_note
-    return UpliftResult(command="uplift", n_rows=int(len(t_all)), estimates=estimates, diagnostics=diagnostics,
-                        warnings=warnings, config=config, nuisance=nuisance,
-                        data=canon[keep].reset_index(drop=True), estimand=estimand)
+    result = UpliftResult(command="uplift", n_rows=int(len(t_all)), estimates=estimates, diagnostics=diagnostics,
+                          warnings=warnings, config=config, nuisance=nuisance,
+                          data=canon[keep].reset_index(drop=True), estimand=estimand)
+    if per_item or segments or cate or curves or refute:
+        _attach_analysis(result, needs_nuisance=needs_nuisance, per_item=per_item, segments=segments, cate=cate,
+                         curves=curves, refute=refute, options=analysis_options,
+                         models=(outcome_model, propensity_model), seed=seed, progress=progress)
+    return result
+
+
+def _attach_analysis(result: UpliftResult, *, needs_nuisance: bool, per_item: bool, segments: str | None,
+                     cate: str | None, curves: bool, refute: bool, options: dict[str, Any] | None,
+                     models: tuple[Any, Any], seed: int, progress: bool | None) -> None:
+    """Run :func:`causalrec.uplift.analysis.analyze` and attach it (``result.analysis``)."""
+    from sklearn.base import clone
+
+    from causalrec.uplift.analysis import analyze
+
+    if not needs_nuisance:
+        raise InputError("per-item/segment effects, CATE, curves and refutations need fitted nuisances",
+                         column="method", fix="include ipw, aipw or dml in the methods")
+    opts = dict(options or {})
+    opts.setdefault("cate_models", (clone(models[0]), clone(models[1])))
+    result.analysis = analyze(result, per_item=per_item, segments=segments, cate=cate, curves=curves,
+                              refute=refute, seed=seed, progress=progress, **opts)
+    result.config["analysis"] = {"per_item": per_item, "segments": segments, "cate": cate, "curves": curves,
+                                 "refute": refute, **{k: v for k, v in opts.items() if k != "cate_models"}}
+    result.diagnostics["analysis"] = result.analysis.to_dict()

@@ -138,7 +138,7 @@ def test_cell_means_shrink_and_cross_fit():
     target = pd.DataFrame({"item_id": [0, 1, 2], "prob": [0.2, 0.3, 0.5]})
     m = CellMeanOutcome(prior_strength=2.0, n_folds=3)
     r = evaluate(logs, target, schema=LogSchema(position=None), estimators=("dm",), outcome_model=m)
-    folds = fold_ids(np.arange(n), 3, 0)
+    folds = fold_ids(0, n, 3, 0)
     y, it = logs["outcome"].to_numpy(), logs["item_id"].to_numpy()
     qpi = np.zeros(n)
     for f in range(3):
@@ -148,3 +148,12 @@ def test_cell_means_shrink_and_cross_fit():
         qpi[folds == f] = q @ np.array([0.2, 0.3, 0.5])
     assert r.get("dm").estimate == pytest.approx(qpi.mean(), rel=1e-12)
     assert set(np.unique(folds)) == {0, 1, 2}
+
+
+def test_fast_influence_se_equals_reference():
+    from causalrec.inference import influence_se
+    from causalrec.ope.estimators import influence_se_fast
+
+    rng = np.random.default_rng(1)
+    for psi in (rng.normal(size=1000), 1e6 + 1e-3 * rng.normal(size=1000), np.full(10, 0.3), rng.exponential(size=7)):
+        assert influence_se_fast(psi) == pytest.approx(influence_se(psi), rel=1e-9, abs=1e-15)

@@ -1,0 +1,156 @@
+"""Frame-level entry points used by ``causalrec rank train/eval`` and by notebooks.
+
+They validate the columns (errors name the column and the fix), call
+:func:`causalrec.ranking.train.train_ranker` or the evaluation functions, and
+return plain results; no statistics are added here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.data.readers import read_table
+from causalrec.data.schema import LogSchema
+from causalrec.data.validation import check_finite, check_nonempty, check_numeric
+from causalrec.errors import InputError
+from causalrec.results import Estimate
+
+
+def _need(df: pd.DataFrame, col: str | None, what: str, flag: str) -> str:
+    if col is None or col not in df.columns:
+        shown = ", ".join(map(str, list(df.columns)[:12]))
+        raise InputError(f"column '{col}' ({what}) is not in the data; columns present: {shown}",
+                         column=str(col), fix=f"pass {flag} COL naming the {what} column")
+    return col
+
+
+def _texts(df: pd.DataFrame, col: str, flag: str) -> np.ndarray:
+    _need(df, col, "text", flag)
+    s = df[col]
+    if s.isna().any():
+        raise InputError(f"column '{col}' has {int(s.isna().sum())} missing texts", column=col,
+                         fix="fill them (e.g. with an empty string) or drop those rows")
+    return s.astype(str).to_numpy()
+
+
+def fit_ranker_on_frame(
+    data: pd.DataFrame | str | os.PathLike,
+    *,
+    label: str,
+    weight: str | None = None,
+    user_text: str = "user_text",
+    item_text: str = "item_text",
+    group: str | None = "request_id",
+    encoder: str | os.PathLike | None = None,
+    config: Any = None,
+):
+    """Train a ranker from a table (e.g. ``causalrec debias`` output); returns ``(model, history)``."""
+    from causalrec.ranking.train import TrainConfig, train_ranker
+
+    df = read_table(data)
+    check_nonempty(df, "training data")
+    cfg = config or TrainConfig()
+    _need(df, label, "label", "--label")
+    y = check_numeric(df, label)
+    check_finite(y, label)
+    w = None
+    if weight is not None:
+        _need(df, weight, "sample weight", "--weight")
+        w = check_numeric(df, weight)
+        check_finite(w, weight)
+        if np.any(w < 0):
+            raise InputError(f"column '{weight}' has negative weights", column=weight,
+                             fix="sample weights must be >= 0 (use the `weight` column of `causalrec debias`)")
+    groups = None
+    if cfg.objective == "pairwise":
+        _need(df, group, "request id", "--group")
+        groups = df[group].to_numpy()
+    if cfg.objective == "pointwise" and (np.any(y < 0)):
+        raise InputError(f"column '{label}' has negative labels; the pointwise loss needs labels >= 0",
+                         column=label, fix="use click / corrected labels (>= 0), or --objective pairwise")
+    return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
+                        weights=w, groups=groups, encoder=encoder, config=cfg)
+
+
+def evaluate_ranker(
+    model: Any,
+    data: pd.DataFrame | str | os.PathLike,
+    *,
+    relevance: str | None = None,
+    ks: Sequence[int] = (5, 10),
+    user_text: str = "user_text",
+    item_text: str = "item_text",
+    group: str = "request_id",
+    schema: LogSchema | None = None,
+    estimators: Sequence[str] = ("ips", "snips", "dr"),
+    ci_level: float = 0.95,
+    seed: int = 0,
+    device: str = "cpu",
+):
+    """Evaluate a ranker on a table.
+
+    With ``relevance`` (known relevance, e.g. the simulator's
+    ``true_relevance``): NDCG@k and recall@k over the requests in ``group``.
+    Without it the table must be randomised logs (``item_id``, ``outcome``,
+    ``propensity``, ``position``): the value of the ranker's top-k per
+    position by OPE, the candidates being every item in the table.
+    Returns a :class:`causalrec.ranking.evaluate.RankingResult`.
+    """
+    from causalrec.ranking.evaluate import (
+        RankingResult,
+        per_request_metrics,
+        policy_value,
+        ranking_estimates,
+    )
+
+    df = read_table(data)
+    check_nonempty(df, "evaluation data")
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) < 1:
+        raise InputError(f"k must be positive integers, got {ks}", column="k", fix="e.g. --k 5,10")
+    config = {"relevance": relevance, "ks": ks, "user_text": user_text, "item_text": item_text, "group": group,
+              "ci_level": ci_level, "seed": seed, "model": dict(getattr(model, "meta", {}))}
+    ut = _texts(df, user_text, "--user-text")
+    it = _texts(df, item_text, "--item-text")
+    estimates: list[Estimate] = []
+    per_request = None
+    diagnostics: dict[str, Any] = {}
+    if relevance is not None:
+        _need(df, relevance, "true relevance", "--relevance")
+        _need(df, group, "request id", "--group")
+        r = check_numeric(df, relevance)
+        scores = model.score(list(ut), list(it), device=device)
+        per_request = per_request_metrics(scores, r, df[group].to_numpy(), ks=ks, seed=seed)
+        if per_request.empty:
+            raise InputError(f"no request has positive relevance in column '{relevance}'", column=relevance,
+                             fix="check the relevance column")
+        estimates = ranking_estimates(per_request, ks, estimator="ranker", ci_level=ci_level)
+        diagnostics = {"n_requests": int(len(per_request)),
+                       "mean_candidates": float(per_request["n_candidates"].mean())}
+        config["mode"] = "known_relevance"
+    else:
+        schema = schema or LogSchema()
+        missing = [c for c in (schema.item_id, schema.outcome, schema.propensity, schema.position)
+                   if c not in df.columns]
+        if missing:
+            raise InputError(
+                f"without --relevance the data must be randomised logs, but column '{missing[0]}' is missing",
+                column=str(missing[0]),
+                fix="pass --relevance COL (known relevance), or randomised logs with item_id, outcome, "
+                    "propensity and position columns")
+        cat = df[[schema.item_id]].assign(_t=it).drop_duplicates(schema.item_id)
+        contexts, inv = np.unique(ut, return_inverse=True)
+        S = model.score_matrix(list(contexts), list(cat["_t"]), device=device)[inv]
+        # the ranker fills every logged slot: position k gets its k-th best item
+        K = int(df[schema.position].max()) + 1 - schema.position_base
+        estimates = policy_value(df, S, cat[schema.item_id].to_numpy(), schema=schema, estimators=estimators,
+                                 n_positions=K, ci_level=ci_level, seed=seed)
+        diagnostics = {"n_contexts": int(contexts.size), "n_candidates": int(len(cat)), "n_positions": K}
+        config["mode"] = "ope_on_randomised_logs"
+    return RankingResult(command="rank eval", n_rows=len(df), estimates=estimates, diagnostics=diagnostics,
+                         warnings=[], config=config, per_request=per_request)
