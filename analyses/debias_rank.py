@@ -42,8 +42,10 @@ from causalrec.results import jsonable  # noqa: E402
 
 SIZES = {
     "seeds": int(os.environ.get("DEBIAS_RANK_SEEDS", "3")),
-    "train_rows": int(os.environ.get("DEBIAS_RANK_TRAIN_ROWS", "20000")),  # candidate rows (10 per request)
-    "test_rows": int(os.environ.get("DEBIAS_RANK_TEST_ROWS", "5000")),
+    "train_rows": int(os.environ.get("DEBIAS_RANK_TRAIN_ROWS", "10000")),  # candidate rows (10 per request)
+    "test_rows": int(os.environ.get("DEBIAS_RANK_TEST_ROWS", "3000")),
+    "n_users": 1000,
+    "n_items": 300,
     "n_positions": 10,
     "max_length": 32,
     "epochs": 3,
@@ -51,7 +53,8 @@ SIZES = {
     "batch_size": 128,
     "propensity_clip": 0.05,
     "position_clip": 0.05,
-    "em_bootstrap": 30,
+    "em_bootstrap": 10,
+    "obd_em_bootstrap": 50,
     "obd_prior_rows": 20,
     "obd_top_k": (5, 20),
     "random_bucket_rows": 20000,
@@ -66,29 +69,27 @@ def log(msg: str) -> None:
 def simulator_part(embed_cache: Path) -> dict:
     import torch
 
-    from causalrec.features import TextEmbedder, design_matrix
+    from causalrec.features import design_matrix
     from causalrec.models import OutcomeModel
     from causalrec.ranking import TrainConfig, per_request_metrics, ranking_estimates, train_ranker
     from causalrec.simulate import simulate_logs
 
-    embedder = TextEmbedder(max_length=SIZES["max_length"], cache_dir=embed_cache, progress=False)
     bottom_cache: dict = {}
     rows, label_rows, exam_rows = [], [], []
     schema = LogSchema(outcome="click")
     K = SIZES["n_positions"]
     for seed in range(SIZES["seeds"]):
         t0 = time.time()
-        sim = simulate_logs(SIZES["train_rows"], seed=seed, n_positions=K, catalog_seed=0, random_share=0.1)
-        test = simulate_logs(SIZES["test_rows"], seed=10_000 + seed, n_positions=K, catalog_seed=0,
-                             random_share=0.0).logs
+        pool = {"n_users": SIZES["n_users"], "n_items": SIZES["n_items"], "catalog_seed": 0, "n_positions": K}
+        sim = simulate_logs(SIZES["train_rows"], seed=seed, random_share=0.0, **pool)
+        test = simulate_logs(SIZES["test_rows"], seed=10_000 + seed, random_share=0.0, **pool).logs
         L = sim.logs
         truth_exam = np.asarray(sim.truth["examination"], dtype=float)
         # a dedicated randomised bucket (positions shuffled) run alongside the logging policy
-        bucket = simulate_logs(SIZES["random_bucket_rows"], seed=20_000 + seed, n_positions=K, catalog_seed=0,
-                               random_share=1.0).logs
+        bucket = simulate_logs(SIZES["random_bucket_rows"], seed=20_000 + seed, random_share=1.0, **pool).logs
         rnd = bucket[bucket.treatment == 1]
         pb_rand = examination_from_randomized(rnd.click.to_numpy(), rnd.position.to_numpy(), n_positions=K)
-        logged = L[L.is_random == 0].reset_index(drop=True)
+        logged = L.reset_index(drop=True)
         shown = logged[logged.treatment == 1]
         pb_em = regression_em(shown.click.to_numpy(), shown.position.to_numpy(), groups=shown.item_id.to_numpy(),
                               n_positions=K, bootstrap=SIZES["em_bootstrap"], seed=seed)
@@ -97,10 +98,13 @@ def simulator_part(embed_cache: Path) -> dict:
                               "randomized": pb_rand.examination[k], "randomized_lo": pb_rand.ci_low[k],
                               "randomized_hi": pb_rand.ci_high[k], "em": pb_em.examination[k],
                               "em_lo": pb_em.ci_low[k], "em_hi": pb_em.ci_high[k]})
-        # DR outcome features: frozen MiniLM embeddings of both texts (cached on disk)
-        ue = embedder.encode_column(logged.user_text)
-        ie = embedder.encode_column(logged.item_text)
-        X = design_matrix(ue, ie)
+        # DR outcome features: the frozen MiniLM sentence vectors (mean-pooled, normalised: the zero-shot
+        # tower with its identity projection), computed once per text through the shared cache
+        from causalrec.ranking import TwoTowerRanker
+
+        zero = TwoTowerRanker.from_encoder(None, max_length=SIZES["max_length"], trainable_layers=0, seed=seed)
+        X = design_matrix(zero.embed(list(logged.user_text), cache=bottom_cache),
+                          zero.embed(list(logged.item_text), cache=bottom_cache))
         labels = {}
         diag = {}
         for m in METHODS:
@@ -152,7 +156,7 @@ def obd_part() -> dict:
     pb_rand = examination_from_randomized(rnd.outcome.to_numpy(), rnd.position.to_numpy(), n_positions=K,
                                           bootstrap=500, seed=0)
     pb_em = regression_em(bts.outcome.to_numpy(), bts.position.to_numpy(), groups=bts.item_id.to_numpy(),
-                          n_positions=K, bootstrap=200, seed=0)
+                          n_positions=K, bootstrap=SIZES["obd_em_bootstrap"], seed=0)
     user_cols = [c for c in bts.columns if c.startswith("user_feature")]
     out_rows, diag_rows = [], []
     policies = {}
@@ -224,11 +228,12 @@ def write_report(sim: dict, obd: dict, elapsed: float, cmd: str) -> None:
                  "from that run (raw values in reports/debias_rank.json).")
     rep.heading("Sizing (a loaded 2-core CPU)")
     rep.kv({k: str(v) for k, v in SIZES.items()})
-    rep.text("Sized down: 20k candidate rows (2,000 requests of 10 slots) per training seed, 5k test rows, "
-             f"{SIZES['seeds']} seeds, MiniLM at max_length 32, {SIZES['epochs']} epochs, "
+    rep.text(f"Sized down: {SIZES['train_rows']:,} candidate rows ({SIZES['train_rows'] // 10:,} requests of 10 "
+             f"slots) per training seed, {SIZES['test_rows']:,} test rows, a pool of {SIZES['n_users']:,} users and "
+             f"{SIZES['n_items']:,} items, {SIZES['seeds']} seeds, MiniLM at max_length 32, {SIZES['epochs']} epochs, "
              f"trainable_layers={SIZES['trainable_layers']} (0 = the frozen MiniLM with a trained projection, "
              "scale and bias; the frozen encoder states are computed once per text and cached), 3 cross-fitting "
-             "folds for the DR outcome model, 30 bootstrap replicates for the regression-EM intervals.")
+             f"folds for the DR outcome model, {SIZES['em_bootstrap']} bootstrap replicates for the regression-EM intervals.")
     rep.heading("(a) Simulator: NDCG against true relevance")
     rep.text("Training set: the logged (non-randomised) requests, every candidate a row (shown or not); "
              "naive labels are clicks (0 for unshown candidates), IPS labels `T c / (max(pi, 0.05) rho_k)`, "

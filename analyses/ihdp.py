@@ -180,7 +180,7 @@ def write_markdown(df, path: Path, runs_path: Path) -> str:
     table, n_seeds = summarise(df)
     fmt = table.copy()
     for c in fmt.columns[2:]:
-        fmt[c] = fmt[c].map(lambda v: f"{v:.3f}" if c != "95% CI coverage" else f"{v:.0%}")
+        fmt[c] = fmt[c].map(lambda v, c=c: f"{v:.3f}" if c != "95% CI coverage" else f"{v:.0%}")
     cols = list(fmt.columns)
     md_table = "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
                          ["| " + " | ".join(str(v) for v in row) + " |" for row in fmt.itertuples(index=False)])
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     methods = [m for m in a.methods.split(",") if m]
     if not a.report_only:
         done = load_runs(runs)
-        done_keys = set(zip(done["seed"], done["method"])) if len(done) else set()
+        done_keys = set(zip(done["seed"], done["method"], strict=True)) if len(done) else set()
         todo = [s for s in range(a.first_seed, a.first_seed + a.seeds)
                 if any((s, m) not in done_keys for m in methods)]
         chunks = [todo[i::a.workers] for i in range(a.workers)]

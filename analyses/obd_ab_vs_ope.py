@@ -30,15 +30,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from causalrec.data.obd import OBP_VERSION, bts_policy_table, load_obd, uniform_policy_table
 from causalrec.experiments import analyze, compare_with_ope
+from causalrec.experiments.multiple import adjust
 from causalrec.report import Report
 
 REPO = Path(__file__).resolve().parents[1]
 ESTIMATORS = ("ips", "snips", "dr")
+ESS_FLOOR = 100  # effective rows below which an OPE prediction is flagged as uninformative
 
 
 def arm_frame(random_logs: pd.DataFrame, bts_logs: pd.DataFrame) -> pd.DataFrame:
@@ -106,7 +107,10 @@ def main() -> None:
         notes.append(f"{camp}: {rnd.n_items} items, {rnd.n_positions} positions")
 
     ab_df, unit_df, power_df = pd.DataFrame(ab_rows), pd.DataFrame(unit_rows), pd.DataFrame(power_rows)
+    ab_df["p_holm_campaigns"] = adjust(ab_df["p_value"].to_numpy(), 0.05)["holm"]
     cmp_df = pd.concat(cmp_rows, ignore_index=True)
+    # an importance-weighted estimate resting on a handful of effective rows says little either way
+    cmp_df["low_ess"] = cmp_df["ope_ess"] < ESS_FLOOR
 
     rep = Report("Open Bandit Dataset: the A/B test of random vs Bernoulli TS, and what OPE predicted",
                  subtitle=(f"10,000-row samples per policy and campaign from the obp=={OBP_VERSION} sdist "
@@ -122,8 +126,8 @@ def main() -> None:
         "impressions of the same user in different arms are possible (randomisation was not per user), which makes "
         "this an impression-level comparison of the two policies, as OPE's value is. As a check on hidden clustering, "
         "rows that share a timestamp were grouped into one unit (delta method on unit sums): the clustered standard "
-        f"errors are {unit_df['se_ratio'].min():.4f}-{unit_df['se_ratio'].max():.4f} times the per-impression ones "
-        "(table below).")
+        f"errors are between {unit_df['se_ratio'].min():.5f} and {unit_df['se_ratio'].max():.5f} times the "
+        "per-impression ones (table below).")
     rep.table(unit_df, title="Per-impression vs timestamp-clustered standard errors",
               note="se_ratio = clustered SE / per-impression SE of the CTR difference.")
     rep.text("SRM: the samples have a fixed 10,000 rows per policy, so the split check is not informative here "
@@ -131,7 +135,8 @@ def main() -> None:
 
     rep.heading("The experiment (measured)")
     rep.table(ab_df, title="CTR of random (control) and BTS (treatment)",
-              note="diff = CTR_bts - CTR_random (Wald CI); lift = CTR_bts / CTR_random - 1 (delta-method CI).")
+              note="diff = CTR_bts - CTR_random (Wald CI); lift = CTR_bts / CTR_random - 1 (delta-method CI); "
+                   "p_holm_campaigns: Holm correction over the campaigns.")
     rep.table(power_df, title="Power of this sample",
               note="Minimum detectable CTR difference at 80% power and alpha 0.05 with 10,000 impressions per arm; "
                    "power against a 5% relative lift, and impressions per arm that a 5% lift would need.")
@@ -139,10 +144,11 @@ def main() -> None:
     rep.heading("Offline prediction vs online measurement")
     show = ["campaign", "direction", "ope_estimator", "predicted_value", "predicted_value_ci_low",
             "predicted_value_ci_high", "measured_value", "measured_value_ci_low", "measured_value_ci_high",
-            "error", "z", "p_value", "ci_overlap", "agree", "ope_ess"]
+            "error", "z", "p_value", "ci_overlap", "agree", "ope_ess", "low_ess"]
     rep.table(cmp_df[show], title="Treatment policy's CTR: OPE from the control arm's logs vs the treatment arm",
               note="error = predicted - measured; z = error / sqrt(se_OPE^2 + se_measured^2) (independent arms); "
-                   "agree = |z| below 1.96. ope_ess = effective sample size of the importance weights.")
+                   "agree = |z| below 1.96. ope_ess = effective sample size of the importance weights; "
+                   f"low_ess: below {ESS_FLOOR}.")
     lift_cols = ["campaign", "direction", "ope_estimator", "predicted_lift", "predicted_lift_ci_low",
                  "predicted_lift_ci_high", "measured_lift", "measured_lift_ci_low", "measured_lift_ci_high",
                  "lift_error"]
@@ -172,6 +178,15 @@ def main() -> None:
             f"[{dr_a['predicted_value_ci_low']:.4f}, {dr_a['predicted_value_ci_high']:.4f}] vs measured "
             f"{dr_a['measured_value']:.4f} [{dr_a['measured_value_ci_low']:.4f}, {dr_a['measured_value_ci_high']:.4f}]; "
             f"predicted lift {100 * dr_a['predicted_lift']:+.1f}% vs measured {100 * dr_a['measured_lift']:+.1f}%.")
+    low = cmp_df[cmp_df["low_ess"]]
+    if len(low):
+        cases = sorted({f"{r.campaign} / {r.direction.split(':')[0]} (ESS {r.ope_ess:.1f})" for r in low.itertuples()})
+        bullets.append(f"{len(low)} predictions rest on fewer than {ESS_FLOOR} effective rows ({'; '.join(cases)}): "
+                       "their agreement is uninformative, and their estimators disagree with each other.")
+    sig = ab_df[ab_df["p_value"] < 0.05]
+    for r in sig.itertuples():
+        bullets.append(f"Campaign {r.campaign}: the measured CTR difference has p = {r.p_value:.3f} on its own, "
+                       f"{r.p_holm_campaigns:.3f} after Holm correction over the {len(ab_df)} campaigns.")
     bullets += [
         f"Agreement here mostly reflects wide intervals: with {clicks.min()}-{clicks.max()} clicks per log, both the "
         "off-policy prediction "

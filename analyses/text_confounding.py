@@ -67,8 +67,9 @@ def mlp_models(seed: int, args):
     from causalrec.models import OutcomeModel, PropensityModel
 
     hid = (args.hidden,)
-    return (PropensityModel(hidden_layer_sizes=hid, device="cpu", random_state=seed, max_epochs=args.epochs),
-            OutcomeModel(hidden_layer_sizes=hid, device="cpu", random_state=seed, max_epochs=args.epochs))
+    kw = dict(hidden_layer_sizes=hid, device="cpu", random_state=seed, max_epochs=args.epochs,
+              learning_rate=3e-3, batch_size=128)
+    return PropensityModel(**kw), OutcomeModel(**kw)
 
 
 def spline_basis(a: np.ndarray) -> np.ndarray:
@@ -112,6 +113,8 @@ def run_one(seed: int, confounding: float, args, embedder) -> list[dict]:
                      propensity_model=pm, outcome_model=om, **common)
         ta = time.perf_counter() - t0
         rows += rows_of(r, "aipw", "ids_aipw", truth, ta, meta)
+    if "ids_dml" in args.methods:
+        pm, om = sk_models(seed)
         t0 = time.perf_counter()
         r = estimate(logs, features="ids", covariates=COVARIATES, methods=("dml",),
                      propensity_model=pm, outcome_model=om, **common)
@@ -143,32 +146,50 @@ def run_one(seed: int, confounding: float, args, embedder) -> list[dict]:
         r = estimate(logs, features=basis, methods=("dml",), propensity_model=pm, outcome_model=om, **common)
         rows += rows_of(r, "dml", "oracle_dml", truth, time.perf_counter() - t0, meta)
 
-    if "adapted" in args.methods and seed < args.adapted_seeds:
+    if "adapted" in args.methods and seed < args.adapted_seeds and confounding in args.adapted_strengths:
         rows += run_adapted(sim, logs, truth, meta, seed, args)
     return rows
 
 
 def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
-    """Cross-fitted CausalBERT-like encoder: nuisances from fine-tuned text heads, then AIPW."""
+    """On the first ``adapted_rows`` rows: naive, fixed-embedding AIPW and the cross-fitted
+    CausalBERT-like encoder (nuisances from fine-tuned text heads, then AIPW), against the
+    subset's own truth. Fine-tuning MiniLM costs a forward and backward pass per row and
+    epoch, too slow on this CPU for every run of the main grid."""
     from causalrec.models import cross_fit_adapted
-    from causalrec.uplift import aipw
+    from causalrec.uplift import aipw, estimate
 
+    n = min(args.adapted_rows, len(logs))
+    sub = logs.iloc[:n].reset_index(drop=True)
+    tau = sim.logs["true_uplift"].to_numpy()[:n]
+    t = sub["treatment"].to_numpy()
+    y = sub["outcome"].to_numpy(float)
+    truth_sub = {"ate": float(tau.mean()), "att": float(tau[t == 1].mean())}
+    meta = {**meta, "n_rows": n}
+    groups = sub["user_id"].to_numpy()
+    rows: list[dict] = []
     t0 = time.perf_counter()
-    texts = (logs["user_text"] + " [SEP] " + logs["item_text"]).tolist()
-    t = logs["treatment"].to_numpy()
-    y = logs["outcome"].to_numpy(float)
-    pred = cross_fit_adapted(texts, t, y, n_folds=args.folds, groups=logs["user_id"].to_numpy(),
-                             random_state=seed, **args.adapted_kwargs)
+    r = estimate(sub, methods=("naive",), treatment="treatment", outcome="outcome")
+    rows += rows_of(r, "naive", "sub_naive", truth_sub, time.perf_counter() - t0, meta)
+    pm, om = mlp_models(seed, args)
+    t0 = time.perf_counter()
+    r = estimate(sub, features="text", user_text="user_text", item_text="item_text", covariates=COVARIATES,
+                 methods=("aipw",), embedder=args.embedder, propensity_model=pm, outcome_model=om,
+                 treatment="treatment", outcome="outcome", n_folds=args.adapted_folds, seed=seed)
+    rows += rows_of(r, "aipw", "sub_text_aipw", truth_sub, time.perf_counter() - t0, meta)
+    t0 = time.perf_counter()
+    pred = cross_fit_adapted(sub["user_text"].tolist(), t, y, text_pair=sub["item_text"].tolist(),
+                             n_folds=args.adapted_folds, groups=groups, random_state=seed,
+                             epochs=args.adapted_epochs, device="cpu", progress=False, num_threads=args.threads)
     e = np.clip(pred.e_hat, 0.01, 0.99)
-    res = aipw(t, y, e, pred.mu0, pred.mu1, groups=logs["user_id"].to_numpy())
+    res = aipw(t, y, e, pred.mu0, pred.mu1, groups=groups)
     secs = time.perf_counter() - t0
-    out = []
     for est in res:
-        tv = truth[est.target]
-        out.append({**meta, "method": "adapted_aipw", "target": est.target, "estimate": est.estimate,
-                    "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "truth": tv,
-                    "covered": bool(est.ci_low <= tv <= est.ci_high), "seconds": secs})
-    return out
+        tv = truth_sub[est.target]
+        rows.append({**meta, "method": "sub_adapted_aipw", "target": est.target, "estimate": est.estimate,
+                     "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "truth": tv,
+                     "covered": bool(est.ci_low <= tv <= est.ci_high), "seconds": secs})
+    return rows
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -177,20 +198,22 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     s = g.agg(runs=("error", "size"), bias=("error", "mean"), rmse=("error", lambda v: float(np.sqrt(np.mean(v ** 2)))),
               coverage=("covered", "mean"), ci_width=("width", "mean"), seconds=("seconds", "mean")).reset_index()
     naive = s[s["method"] == "naive"].set_index(["target", "confounding"])["bias"]
-    key = list(zip(s["target"], s["confounding"], strict=True))
-    nb = np.array([naive.get(k, np.nan) for k in key])
+    sub_naive = s[s["method"] == "sub_naive"].set_index(["target", "confounding"])["bias"]
+    key = list(zip(s["target"], s["confounding"], s["method"].str.startswith("sub_"), strict=True))
+    nb = np.array([(sub_naive if is_sub else naive).get((tg, c), np.nan) for tg, c, is_sub in key])
     s["bias_removed"] = 1.0 - np.abs(s["bias"]) / np.abs(nb)
     return s
 
 
-ORDER = ["naive", "ids_aipw", "ids_dml", "text_ipw", "text_aipw", "text_dml", "adapted_aipw",
-         "oracle_aipw", "oracle_dml"]
+ORDER = ["naive", "ids_aipw", "ids_dml", "text_ipw", "text_aipw", "text_dml", "oracle_aipw", "oracle_dml",
+         "sub_naive", "sub_text_aipw", "sub_adapted_aipw"]
 
 
 def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, args, total_seconds: float, env: dict) -> str:
     lines = ["# Text confounding: does adjusting for text embeddings remove exposure bias?", "",
              "Generated by `" + env["command"] + "` "
-             f"({total_seconds / 60:.1f} min on {env['machine']}). Every number below comes from that run; "
+             f"(wall-clock {total_seconds / 60:.1f} min with {env['jobs']} process(es), on "
+             f"{env['machine']}). Every number below comes from that run; "
              "per-run figures are in `reports/text_confounding_runs.csv`.", "",
              "## Set-up", "",
              f"- Data: `causalrec.simulate.simulate_logs(n_rows={args.n_rows}, seed=s, confounding=c, catalog_seed=0)` "
@@ -204,8 +227,8 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, args, total_seconds: 
              f"DML = econml `LinearDML` with {args.dml_modifiers} principal components of the adjustment set as effect "
              "modifiers, ATE = mean of the fitted effects.",
              f"- Nuisance models: ids and oracle: scikit-learn `LogisticRegression` / `Ridge`; text: causalrec "
-             f"`PropensityModel` / `OutcomeModel` (MLP, hidden {args.hidden}, at most {args.epochs} epochs, early "
-             "stopping) over `[u, i, u*i, covariates]` with all-MiniLM-L6-v2 embeddings; oracle: a cubic spline basis "
+             f"`PropensityModel` / `OutcomeModel` (MLP, hidden {args.hidden}, learning rate 3e-3, batch 128, at most "
+             f"{args.epochs} epochs, early stopping; calibrated propensities) over `[u, i, u*i, covariates]` with all-MiniLM-L6-v2 embeddings; oracle: a cubic spline basis "
              "of the true affinity.",
              ]
     if "adapted" in args.methods:
@@ -262,20 +285,28 @@ def headline(summary: pd.DataFrame) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--n-rows", type=int, default=3000)
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (to split the grid over processes)")
+    p.add_argument("--seed-stop", type=int, default=None, help="last seed + 1 (default: --seeds)")
+    p.add_argument("--merge", type=lambda s: [Path(v) for v in s.split(",")], default=None,
+                   help="only build the report from these per-run CSVs (written by earlier shards)")
+    p.add_argument("--jobs", type=int, default=2, help="processes, each running a contiguous block of seeds")
+    p.add_argument("--n-rows", type=int, default=1500)
     p.add_argument("--strengths", type=lambda s: [float(v) for v in s.split(",")], default=[0.5, 1.0, 2.0])
-    p.add_argument("--methods", type=lambda s: s.split(","), default=["ids", "text", "dml", "oracle", "adapted"])
+    p.add_argument("--methods", type=lambda s: s.split(","), default=["ids", "text", "dml", "oracle", "adapted"],
+                   help="ids, ids_dml, text, dml (text DML), oracle, adapted")
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--dml-modifiers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--adapted-seeds", type=int, default=3)
-    p.add_argument("--adapted-epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--adapted-seeds", type=int, default=2)
+    p.add_argument("--adapted-strengths", type=lambda s: [float(v) for v in s.split(",")], default=[1.0])
+    p.add_argument("--adapted-rows", type=int, default=400)
+    p.add_argument("--adapted-epochs", type=int, default=1)
+    p.add_argument("--adapted-folds", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "reports" / "text_confounding.md")
     p.add_argument("--runs-csv", type=Path, default=ROOT / "reports" / "text_confounding_runs.csv")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    args.adapted_kwargs = {"max_epochs": args.adapted_epochs}
 
     import torch
 
@@ -285,38 +316,74 @@ def main(argv=None) -> int:
     from causalrec.data.atomic import atomic_write_text
     from causalrec.features import TextEmbedder
 
-    embedder = TextEmbedder(device="cpu", progress=False)
     start = time.perf_counter()
-    # embed every text once up front (cached on disk: later runs only read the cache)
-    texts = set()
-    for s in range(args.seeds):
-        d = make_data(s, args.strengths[0], args.n_rows).logs
-        texts |= set(d["user_text"]) | set(d["item_text"])
-    t0 = time.perf_counter()
-    embedder.encode(sorted(texts))
-    embed_seconds = time.perf_counter() - t0
-    print(f"embedded {len(texts)} unique texts in {embed_seconds:.1f} s "
-          f"({embedder.last_stats.n_cache_hits} cache hits)", file=sys.stderr)
+    embed_seconds = 0.0
+    stop = args.seed_stop if args.seed_stop is not None else args.seeds
+    shard = args.seed_start != 0 or stop != args.seeds
+    if args.jobs > 1 and not shard and not args.merge:
+        import subprocess
 
-    rows: list[dict] = []
-    jobs = [(s, c) for s in range(args.seeds) for c in args.strengths]
-    for s, c in tqdm(jobs, desc="runs", file=sys.stderr):
-        rows += run_one(s, c, args, embedder)
-        pd.DataFrame(rows).to_csv(args.runs_csv, index=False)  # partial results survive an interruption
-    runs = pd.DataFrame(rows)
-    total = time.perf_counter() - start
+        edges = np.linspace(0, args.seeds, args.jobs + 1).round().astype(int)
+        parts, procs = [], []
+        base = [a for a in (argv if argv is not None else sys.argv[1:])]
+        for j in range(args.jobs):
+            part = args.runs_csv.with_name(f".{args.runs_csv.stem}.part{j}.csv")
+            parts.append(part)
+            cmd = [sys.executable, __file__, *base, "--jobs", "1", "--seed-start", str(edges[j]),
+                   "--seed-stop", str(edges[j + 1]), "--runs-csv", str(part)]
+            procs.append(subprocess.Popen(cmd))
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            print(f"shards failed: {codes}", file=sys.stderr)
+            return 1
+        args.merge = parts
+    if args.merge:
+        runs = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
+        runs = runs.sort_values(["seed", "confounding", "method", "target"], kind="stable").reset_index(drop=True)
+        runs.to_csv(args.runs_csv, index=False)
+        for f in args.merge:
+            if f.name.startswith("."):
+                f.unlink()
+    else:
+        embedder = TextEmbedder(device="cpu", progress=False)
+        args.embedder = embedder
+        # embed every text once up front (cached on disk: later runs only read the cache)
+        texts = set()
+        for s in range(args.seed_start, stop):
+            d = make_data(s, args.strengths[0], args.n_rows).logs
+            texts |= set(d["user_text"]) | set(d["item_text"])
+        t0 = time.perf_counter()
+        embedder.encode(sorted(texts))
+        embed_seconds = time.perf_counter() - t0
+        print(f"embedded {len(texts)} unique texts in {embed_seconds:.1f} s "
+              f"({embedder.last_stats.n_cache_hits} cache hits)", file=sys.stderr)
+        rows: list[dict] = []
+        jobs = [(s, c) for s in range(args.seed_start, stop) for c in args.strengths]
+        for s, c in tqdm(jobs, desc="runs", file=sys.stderr):
+            rows += run_one(s, c, args, embedder)
+            pd.DataFrame(rows).to_csv(args.runs_csv, index=False)  # partial results survive an interruption
+        runs = pd.DataFrame(rows)
+        runs.to_csv(args.runs_csv, index=False)
+        total = time.perf_counter() - start
+        print(f"embedding: {embed_seconds:.1f} s; total {total:.1f} s", file=sys.stderr)
+        if shard:
+            return 0  # a shard: the parent process merges and writes the report
     summary = summarise(runs)
+    wall = time.perf_counter() - start
     env = {"command": "python analyses/text_confounding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "machine": f"{os.cpu_count()} CPU cores, torch threads={args.threads}",
-           "adapted_note": f"`cross_fit_adapted` on seeds 0..{args.adapted_seeds - 1} only "
-                           f"({args.adapted_epochs} epochs), for CPU time"}
-    md = to_markdown(summary, runs, args, total, env)
-    md = md.replace("{{DISCUSSION}}", (ROOT / "analyses" / "text_confounding_discussion.md").read_text()
-                    if (ROOT / "analyses" / "text_confounding_discussion.md").exists() else "(to be written)")
+           "machine": f"{os.cpu_count()} shared CPU cores, torch threads={args.threads} per process",
+           "jobs": args.jobs,
+           "adapted_note": f"`causalrec.models.cross_fit_adapted` (MiniLM fine-tuned with propensity and outcome "
+                           f"heads, user text and item title as a sequence pair, {args.adapted_epochs} epoch(s), "
+                           f"{args.adapted_folds} folds) only on the first {args.adapted_rows} rows of seeds "
+                           f"0..{args.adapted_seeds - 1} at confounding {args.adapted_strengths}, for CPU time; "
+                           "rows `sub_*` compare it with the naive difference and fixed-embedding AIPW on the "
+                           "same subset and against the subset's own true effect"}
+    md = to_markdown(summary, runs, args, wall, env)
+    disc = ROOT / "analyses" / "text_confounding_discussion.md"
+    md = md.replace("{{DISCUSSION}}", disc.read_text() if disc.exists() else "(no discussion written yet)")
     atomic_write_text(args.out, md)
-    runs.to_csv(args.runs_csv, index=False)
     print(summary[summary["target"] == "ate"].to_string(index=False), file=sys.stderr)
-    print(f"embedding: {embed_seconds:.1f} s; total {total:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,11 @@ from causalrec.diagnostics.overlap import (
     handle_overlap,
     overlap,
 )
-from causalrec.diagnostics.weights import WeightDiagnostics, effective_sample_size, weight_diagnostics
+from causalrec.diagnostics.weights import (
+    WeightDiagnostics,
+    effective_sample_size,
+    weight_diagnostics,
+)
 
 __all__ = [
     "BalanceResult",

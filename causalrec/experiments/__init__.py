@@ -8,7 +8,7 @@ and MDE, optional always-valid p-values) and returns an :class:`ABResult`.
 
 Only numpy, scipy and (for corrections and power) statsmodels are imported
 on the plain path; the text embedder for CUPAC and the OPE estimators load
-when used. statsmodels' weightstats is not used at run time: Welch's test is
+when used (``causalrec.ope`` inside ``compare_with_ope``). statsmodels' weightstats is not used at run time: Welch's test is
 written out in ``estimators`` (and checked against statsmodels to 1e-8).
 """
 
@@ -16,6 +16,7 @@ from causalrec.experiments.analyze import Metric, analyze, parse_ratio
 from causalrec.experiments.cupac import CUPAC
 from causalrec.experiments.cuped import cuped_mean, cuped_ratio, fit_theta
 from causalrec.experiments.estimators import Comparison, proportion, ratio, welch
+from causalrec.experiments.offline import OPEComparison, compare_with_ope
 from causalrec.experiments.power import achieved_power, mde, sample_size
 from causalrec.experiments.result import ABResult
 from causalrec.experiments.sequential import msprt
@@ -28,10 +29,3 @@ __all__ = [
     "achieved_power", "msprt", "simulate_experiment", "compare_with_ope", "OPEComparison",
 ]
 
-
-def __getattr__(name: str):
-    if name in ("compare_with_ope", "OPEComparison"):
-        from causalrec.experiments import offline
-
-        return getattr(offline, name)
-    raise AttributeError(f"module 'causalrec.experiments' has no attribute {name!r}")

@@ -114,7 +114,7 @@ def analyze(
         ``sum(col) / rows`` per unit, delta method) or per unit (``"sum"``).
     covariates: pre-period covariate columns for CUPED (implies ``cuped``).
     cuped: adjust with ``covariates``, or, when none are given, with the
-        column ``pre_<metric>`` for each metric.
+        column ``pre_<metric>`` for each metric (``pre_<numerator>`` for a ratio).
     cupac: a :class:`causalrec.experiments.cupac.CUPAC` (or a dict of its
         arguments): adjust with an out-of-fold model prediction.
     expected_split: designed split (``"50/50"``, ``{"A": 1, "B": 1}``, ...); default equal.
@@ -154,7 +154,13 @@ def analyze(
 
     wanted = [variant, *metrics, *[c for p in ratio_pairs for c in p], *covariates, *auto.values(),
               *cupac_cols, *([segment] if segment else []), *([unit] if unit else []), *([order] if order else [])]
-    source = read_table(data) if not isinstance(data, pd.DataFrame) else data
+    if isinstance(data, pd.DataFrame):
+        source = data
+    else:
+        try:  # read only what the analysis needs
+            source = read_table(data, columns=list(dict.fromkeys(wanted)))
+        except InputError:  # re-read whole, to name the missing column and list what is there
+            source = read_table(data)
     missing = [c for c in dict.fromkeys(wanted) if c not in source.columns]
     if missing:
         role = "pre-period covariate for --cuped (or pass --covariate COL)" if missing[0] in auto.values() else "column"
@@ -166,8 +172,7 @@ def analyze(
     cats = source[variant].cat.categories if isinstance(source[variant].dtype, pd.CategoricalDtype) else None
 
     sums = list(dict.fromkeys([*metrics, *[c for p in ratio_pairs for c in p]]))
-    means = list(dict.fromkeys([*covariates, *auto.values(), *cupac.numeric]) if cupac else
-                 dict.fromkeys([*covariates, *auto.values()]))
+    means = list(dict.fromkeys([*covariates, *auto.values(), *(cupac.numeric if cupac else [])]))
     firsts = [c for c in [segment, *(cupac.text_columns if cupac else [])] if c]
     frame, warnings = to_units(source, variant=variant, unit=unit, sums=sums, means=means, firsts=firsts, order=order)
 
@@ -199,10 +204,7 @@ def analyze(
     if control not in variants:
         raise InputError(f"control variant {control!r} has zero units (variants in the data: {variants})",
                          column="--control", fix="pass one of the variants in the data to --control")
-    try:
-        split = parse_split(expected_split, variants)
-    except InputError as exc:
-        raise exc
+    split = parse_split(expected_split, variants)
     counts = {v: int((labels == v).sum()) for v in variants}
     small = [v for v, c in counts.items() if c < 2]
     if small:
@@ -239,7 +241,7 @@ def analyze(
             mc, mt = labels == control, labels == t
             comps = _comparisons(frame, s, mc, mt, adjusters)
             base = comps[0][0]
-            for name, (comp, adj) in zip(["unadjusted", *[a[0] for a in adjusters]], comps):
+            for name, (comp, adj) in zip(["unadjusted", *[a[0] for a in adjusters]], comps, strict=True):
                 is_primary = (name == primary_name) if primary_name else (name == "unadjusted")
                 lab = _labels(s, t, control, comp)
                 estimates += _estimates(comp, ci_level, lab, is_primary)

@@ -68,9 +68,9 @@ def srm_test(observed: dict[str, int], expected_share: dict[str, float], alpha: 
     exp = share * obs.sum()
     chi2, p = stats.chisquare(obs, exp)
     return SRMResult(
-        observed={k: int(v) for k, v in zip(keys, obs)},
-        expected_share={k: float(s) for k, s in zip(keys, share)},
-        expected={k: float(e) for k, e in zip(keys, exp)},
+        observed={k: int(v) for k, v in zip(keys, obs, strict=True)},
+        expected_share={k: float(s) for k, s in zip(keys, share, strict=True)},
+        expected={k: float(e) for k, e in zip(keys, exp, strict=True)},
         chi2=float(chi2), df=len(keys) - 1, p_value=float(p), alpha=alpha, mismatch=bool(p < alpha),
     )
 
@@ -106,7 +106,7 @@ def parse_split(spec: str | dict | list | tuple | None, variants: list[str]) -> 
     if isinstance(weights, dict):
         unknown = [k for k in weights if k not in variants]
         if unknown:
-            raise InputError(f"expected split names variant {unknown[0]!r}, which is not in the data "
+            raise InputError(f"expected split names variant {unknown[0]!r}, which has zero units in the data "
                              f"(variants: {variants})", column="--expected-split", fix=fix)
         missing = [v for v in variants if v not in weights]
         if missing:
@@ -126,4 +126,4 @@ def parse_split(spec: str | dict | list | tuple | None, variants: list[str]) -> 
     if not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise InputError(f"expected split {spec!r} must have positive weights", column="--expected-split", fix=fix)
     w = w / w.sum()
-    return {v: float(x) for v, x in zip(variants, w)}
+    return {v: float(x) for v, x in zip(variants, w, strict=True)}

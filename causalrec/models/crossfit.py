@@ -75,7 +75,8 @@ def cross_fit_predict(model, X, y, *, n_folds: int = 5, groups=None, method: str
     n_folds, groups, random_state:
         Fold construction (see ``make_folds``); classifiers are stratified by ``y``.
     method:
-        ``"predict"``, ``"predict_proba"`` (returns (n, n_classes)) or ``"decision_function"``.
+        ``"predict"``, ``"predict_proba"`` (returns (n, n_classes), columns in the order of
+        ``np.unique(y)`` even when a fold's training rows miss a class) or ``"decision_function"``.
     sample_weight:
         Passed to ``fit`` on each training fold.
     folds:
@@ -115,6 +116,7 @@ def cross_fit_predict(model, X, y, *, n_folds: int = 5, groups=None, method: str
     def rows(a, ix):
         return a.iloc[ix] if hasattr(a, "iloc") else a[ix]
 
+    all_classes = np.unique(y_arr) if method == "predict_proba" and y_arr.ndim == 1 else None
     pred = None
     for k in np.unique(folds):
         test = np.flatnonzero(folds == k)
@@ -127,6 +129,12 @@ def cross_fit_predict(model, X, y, *, n_folds: int = 5, groups=None, method: str
         else:
             m.fit(rows(X_arr, train), y_arr[train], sample_weight=sw[train])
         p = np.asarray(getattr(m, method)(rows(PX, test)))
+        if all_classes is not None and hasattr(m, "classes_") and len(m.classes_) != len(all_classes):
+            # A class missing from this training fold: put its column back (probability 0),
+            # so every fold returns columns in the order of np.unique(y), as cross_val_predict does.
+            full = np.zeros((len(test), len(all_classes)))
+            full[:, np.searchsorted(all_classes, m.classes_)] = p
+            p = full
         if pred is None:
             pred = np.full((n,) + p.shape[1:], np.nan, dtype=np.float64)
         pred[test] = p

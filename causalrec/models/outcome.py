@@ -25,7 +25,7 @@ class OutcomeModel(RegressorMixin, TorchMLPBase):
         ``"mse"`` (any real outcome) or ``"bce"`` (outcome in [0, 1]; predictions are
         probabilities).
     hidden_layer_sizes, dropout, learning_rate, weight_decay, batch_size, max_epochs,
-    patience, validation_fraction, tol, device, random_state, verbose:
+    patience, validation_fraction, tol, device, random_state, verbose, num_threads:
         Network and training (see ``causalrec.models.mlp``).
     """
 
@@ -33,12 +33,13 @@ class OutcomeModel(RegressorMixin, TorchMLPBase):
                  weight_decay: float = 1e-4, batch_size: int = 2048, max_epochs: int = 100,
                  patience: int = 5, validation_fraction: float = 0.1, tol: float = 1e-4,
                  device: str = "auto", random_state: int | None = 0, verbose: bool = False,
+                 num_threads: int | None = None,
                  loss: str = "mse"):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, dropout=dropout,
                          learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
                          max_epochs=max_epochs, patience=patience,
                          validation_fraction=validation_fraction, tol=tol, device=device,
-                         random_state=random_state, verbose=verbose)
+                         random_state=random_state, verbose=verbose, num_threads=num_threads)
         self.loss = loss
 
     def _validate_kwargs(self):

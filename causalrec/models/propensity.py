@@ -30,7 +30,7 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
     Parameters
     ----------
     hidden_layer_sizes, dropout, learning_rate, weight_decay, batch_size, max_epochs,
-    patience, validation_fraction, tol, device, random_state, verbose:
+    patience, validation_fraction, tol, device, random_state, verbose, num_threads:
         Network and training (see ``causalrec.models.mlp``). ``device="auto"`` uses
         CUDA when visible.
     calibration:
@@ -38,7 +38,8 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
         ``"temperature"``, ``"isotonic"`` (2 classes) or ``None``.
     clip:
         Lower bound on every class probability (upper bound ``1 - clip`` for two
-        classes); ``0`` or ``None`` disables clipping.
+        classes); ``0`` or ``None`` disables clipping. With K > 2 classes the bound used
+        is ``min(clip, 0.5 / K)`` (reported as ``clip_``) and rows are renormalised.
 
     Attributes
     ----------
@@ -50,12 +51,13 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
                  weight_decay: float = 1e-4, batch_size: int = 2048, max_epochs: int = 100,
                  patience: int = 5, validation_fraction: float = 0.15, tol: float = 1e-4,
                  device: str = "auto", random_state: int | None = 0, verbose: bool = False,
+                 num_threads: int | None = None,
                  calibration: str | None = "auto", clip: float | None = 0.01):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, dropout=dropout,
                          learning_rate=learning_rate, weight_decay=weight_decay, batch_size=batch_size,
                          max_epochs=max_epochs, patience=patience,
                          validation_fraction=validation_fraction, tol=tol, device=device,
-                         random_state=random_state, verbose=verbose)
+                         random_state=random_state, verbose=verbose, num_threads=num_threads)
         self.calibration = calibration
         self.clip = clip
 
@@ -117,7 +119,11 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
             p = 1.0 / (1.0 + np.exp(-val_logits[:, 0]))
             self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
                 p, val_target[:, 0], sample_weight=val_weight)
+        # With K > 2 classes a floor of `clip` on every class could move up to K * clip of
+        # probability mass (0.8 for 80 items at 0.01): cap the floor at 0.5 / K.
         self.clip_ = float(self.clip) if self.clip else 0.0
+        if k > 2:
+            self.clip_ = min(self.clip_, 0.5 / k)
         _, self.clipped_share_ = clip_propensity(self._calibrated(self._raw(X)), self.clip_)
 
     # --- prediction ----------------------------------------------------------------

@@ -11,7 +11,18 @@ or streamed over Parquet batches), ``result`` (``OPEResult``).
 """
 
 from causalrec.ope.estimators import (
-    DM, DR, ESTIMATORS, IPS, SNDR, SNIPS, DRos, Moments, OPEArrays, OPEEstimator, SwitchDR, make_estimators,
+    DM,
+    DR,
+    ESTIMATORS,
+    IPS,
+    SNDR,
+    SNIPS,
+    DRos,
+    Moments,
+    OPEArrays,
+    OPEEstimator,
+    SwitchDR,
+    make_estimators,
 )
 from causalrec.ope.evaluate import DEFAULT_ESTIMATORS, evaluate
 from causalrec.ope.outcome import CellMeanOutcome, FixedOutcome, SklearnOutcome

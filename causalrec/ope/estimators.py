@@ -80,6 +80,29 @@ class Moments:
         zc = z - mean[:, None]
         return cls(n, mean, zc @ zc.T)
 
+    @classmethod
+    def of_terms(cls, c: np.ndarray | None, a: np.ndarray, b: np.ndarray | None) -> Moments:
+        """Like :meth:`of`, with ``c = None`` for zeros and ``b = None`` for ones (no stacking)."""
+        n = a.shape[0]
+        if n == 0:
+            return cls()
+        arrs = [c, a, b]
+        mean = np.zeros(3)
+        mean[2] = 1.0
+        centred = [None, None, None]
+        for i, z in enumerate(arrs):
+            if z is not None:
+                mean[i] = z.mean()
+                centred[i] = z - mean[i]
+        m2 = np.zeros((3, 3))
+        for i in range(3):
+            if centred[i] is None:
+                continue
+            for j in range(i, 3):
+                if centred[j] is not None:
+                    m2[i, j] = m2[j, i] = vdot(centred[i], centred[j])
+        return cls(n, mean, m2)
+
     def merge(self, other: Moments) -> Moments:
         if other.n == 0:
             return self
@@ -143,7 +166,7 @@ class OPEEstimator:
         return self.terms(d)
 
     def moments(self, d: OPEArrays) -> Moments:
-        return Moments.of(*_dense(*self.terms_checked(d)))
+        return Moments.of_terms(*self.terms_checked(d))
 
     def bootstrap_statistic(self, d: OPEArrays):
         """``statistic(counts) -> replicates`` for :func:`causalrec.inference.bootstrap_ci`."""
@@ -181,17 +204,23 @@ def influence_se_fast(psi: np.ndarray) -> float:
     if n < 2:
         return float("nan")
     m = float(psi.mean())
-    sq = float(psi @ psi)
+    sq = vdot(psi, psi)
     ss = sq - n * m * m
     if not np.isfinite(ss) or ss <= 1e-6 * sq:
         d = psi - m
-        ss = float(d @ d)
+        ss = vdot(d, d)
     return float(np.sqrt(max(ss, 0.0) / (n - 1) / n))
 
 
 def _dense(c, a, b):
     n = a.shape[0]
     return (np.zeros(n) if c is None else c), a, (np.ones(n) if b is None else b)
+
+
+def vdot(x: np.ndarray, y: np.ndarray) -> float:
+    """``sum x*y`` without BLAS: OpenBLAS's threaded ``ddot`` slows down several-fold on a
+    busy machine, and a vector dot gains nothing from threads."""
+    return float(np.einsum("i,i->", x, y))
 
 
 def _clipped(w: np.ndarray, clip: float | None) -> np.ndarray:

@@ -26,7 +26,13 @@ from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, z_value
 from causalrec.ope.estimators import (
-    Moments, OPEArrays, OPEEstimator, _dense, influence_se_fast, make_estimators, summarise,
+    Moments,
+    OPEArrays,
+    OPEEstimator,
+    _dense,
+    influence_se_fast,
+    make_estimators,
+    summarise,
 )
 from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
 from causalrec.ope.policy import resolve_target
@@ -187,6 +193,10 @@ def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: in
     """Item codes, 0-based positions, outcomes and folds of one validated batch."""
     n = len(canon)
     items = policy.vocab.encode(canon["item_id"].to_numpy())
+    if getattr(policy, "positional", False) and "position" not in canon.columns:
+        raise InputError("the target policy gives probabilities per position but the log has no position column",
+                         column="position", fix="name the log's position column with --position COL, or drop "
+                         "'position' from the target table")
     pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
            else np.zeros(n, dtype=np.int64))
     y = canon["outcome"].to_numpy(dtype=np.float64)
@@ -248,7 +258,7 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
     if model is not None and isinstance(model, CellMeanOutcome):
         diag["outcome_cells_observed"] = int((model.cell_counts_ > 0).sum())
     warnings = wstats.warnings()
-    for e, (est, se) in zip(ests, values, strict=True):
+    for e, (est, _se) in zip(ests, values, strict=True):
         if not np.isfinite(est):
             warnings.append(f"estimator '{e.name}' is undefined on these data (all weights zero?)")
     return OPEResult(
@@ -351,13 +361,12 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         inputs = _inputs(canon, policy, offset, n_folds, seed, with_folds=model is not None)
         arrays, p = _batch_arrays(canon, policy, model, offset, inputs)
         wstats.update(arrays.w, p)
-        zeros = np.zeros(arrays.n)
-        y_mom = y_mom.merge(Moments.of(arrays.y, zeros, zeros + 1.0))
-        terms = [_dense(*e.terms_checked(arrays)) for e in ests]
-        for i, (c, a, b) in enumerate(terms):
-            moments[i] = moments[i].merge(Moments.of(c, a, b))
+        y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
+        terms = [e.terms_checked(arrays) for e in ests]
+        for i, t in enumerate(terms):
+            moments[i] = moments[i].merge(Moments.of_terms(*t))
         if bootstrap:
-            _poisson_bootstrap(rng, terms, boot_acc, bootstrap)
+            _poisson_bootstrap(rng, [_dense(*t) for t in terms], boot_acc, bootstrap)
         n += arrays.n
     if n == 0:
         raise InputError("the log has no rows", column=config["logs"], fix="check the file")
@@ -376,7 +385,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     config["mode"] = f"streaming ({passes} pass{'es' if passes > 1 else ''})"
     if bootstrap:
         config["bootstrap_method"] = "poisson (streaming)"
-    return _finish(n, ests, values, boot, wstats, float(y_mom.mean[0] * y_mom.n), float(y_mom.m2[0, 0]),
+    return _finish(n, ests, values, boot, wstats, float(y_mom.mean[1] * y_mom.n), float(y_mom.m2[1, 1]),
                    ci_level, policy, model, config)
 
 

@@ -174,8 +174,8 @@ class SklearnOutcome:
     def _design(self, batch: pd.DataFrame, rows: np.ndarray, items: np.ndarray, pos: np.ndarray) -> np.ndarray:
         n = rows.shape[0]
         x = np.zeros((n, len(self.covariates) + self.n_items_ + self.n_pos_))
-        for j, c in enumerate(self.covariates):
-            x[:, j] = self.cov_[rows, j]
+        if self.covariates:
+            x[:, : len(self.covariates)] = self.cov_[rows]
         base = len(self.covariates)
         ok = items < self.n_items_
         x[np.flatnonzero(ok), base + items[ok]] = 1.0

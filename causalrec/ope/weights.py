@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from causalrec.ope.estimators import vdot
+
 LOG_LO, LOG_HI, STEP = -8.0, 8.0, 0.01
 N_FINE = int(round((LOG_HI - LOG_LO) / STEP))
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
@@ -43,7 +45,7 @@ class WeightStats:
         if w.size == 0:
             return
         self.n += w.size
-        raw_sum, raw_ss = float(w.sum()), float(w @ w)
+        raw_sum, raw_ss = float(w.sum()), vdot(w, w)
         self.sum_raw += raw_sum
         self.sum_raw2 += raw_ss
         wmax = float(w.max())
@@ -52,7 +54,7 @@ class WeightStats:
         if self.clip is not None and wmax > self.clip:
             used = np.minimum(w, self.clip)
             self.sum_w += float(used.sum())
-            self.sum_w2 += float(used @ used)
+            self.sum_w2 += vdot(used, used)
             self.n_clipped += int(np.count_nonzero(w > self.clip))
         else:
             self.sum_w += raw_sum
@@ -98,6 +100,7 @@ class WeightStats:
             "weight_mean": float(mean_raw),
             "weight_mean_se": float(np.sqrt(max(var_raw, 0.0) / n)) if n > 1 else float("nan"),
             "weight_max": float(self.max_raw),
+            "max_weight": float(self.max_raw),  # the name DESIGN.md section 4 uses
             "weight_min": float(self.min_raw),
             "share_zero_weight": float(self.n_zero / n) if n else float("nan"),
             "clip": self.clip,

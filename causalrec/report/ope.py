@@ -89,7 +89,8 @@ def _diag_rows(d: dict) -> dict:
              "weight_p99", "weight_p99_9", "weight_max", "weight_quantile_method", "share_zero_weight",
              "clip", "share_clipped", "propensity_min", "propensity_max", "outcome_cells_observed"]
     out = {k: d[k] for k in order if k in d and d[k] is not None}
-    out.update({k: v for k, v in d.items() if k not in out and k not in order and not isinstance(v, (dict, list))})
+    skip = set(order) | {"max_weight"}  # max_weight duplicates weight_max
+    out.update({k: v for k, v in d.items() if k not in skip and not isinstance(v, (dict, list))})
     return out
 
 
@@ -120,7 +121,7 @@ def _histogram(hist: dict, clip) -> object:
     counts = np.asarray(hist["counts"], dtype=float)
     fig, ax = new_figure()
     ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4c8c4a", edgecolor="white")
-    if edges[-1] / edges[0] > 20:
+    if edges[-1] / edges[0] > 3:  # the bins are log-spaced
         ax.set_xscale("log")
     if clip is not None:
         ax.axvline(clip, color="#c0392b", ls="--", lw=1, label=f"clip = {clip:g}")

@@ -55,6 +55,12 @@ def estimates_table(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _label(text: Any, width: int = 28) -> str:
+    """A tick label from user text: shortened, with ``$`` escaped so matplotlib's
+    mathtext cannot choke on titles such as "$5 gift card"."""
+    return str(text)[:width].replace("$", r"\$")
+
+
 def _fig_overlap(ov) -> Any:
     fig, ax = new_figure(6.4, 3.4)
     centres = (ov.hist_edges[:-1] + ov.hist_edges[1:]) / 2
@@ -80,7 +86,7 @@ def _fig_balance(bal) -> Any:
     ax.scatter(tab["smd_after"].abs(), ypos, label="after weighting", marker="s", color="#55a868")
     ax.axvline(bal.threshold, color="grey", ls="--", lw=0.8)
     ax.set_yticks(ypos)
-    ax.set_yticklabels([str(c) for c in tab["covariate"]], fontsize=7)
+    ax.set_yticklabels([_label(c, 40) for c in tab["covariate"]], fontsize=7)
     ax.set_xlabel("|standardised mean difference|")
     ax.legend(frameon=False, fontsize=8)
     return fig
@@ -94,7 +100,7 @@ def _fig_groups(ge, top: int = 25) -> Any:
                 fmt="o", ms=3, color="#4c72b0", ecolor="#8da0cb", capsize=2)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(ypos)
-    ax.set_yticklabels([str(v)[:28] for v in tab[ge.by]], fontsize=7)
+    ax.set_yticklabels([_label(v) for v in tab[ge.by]], fontsize=7)
     ax.set_xlabel("AIPW effect (with per-group CI)")
     return fig
 

@@ -85,6 +85,7 @@ def analyze(
     *,
     per_item: bool = True,
     segments: str | None = None,
+    segment_values: np.ndarray | None = None,
     n_segments: int = 8,
     cate: str | None = "linear_dml",
     curves: bool = True,
@@ -103,7 +104,9 @@ def analyze(
     """Diagnostics and heterogeneity for ``result`` (an ``UpliftResult`` with nuisances).
 
     segments: a column of ``result.data`` (e.g. a user attribute), or ``"embedding"``
-    for KMeans clusters (``n_segments``) of the user-text embeddings.
+    for KMeans clusters (``n_segments``) of the user-text embeddings; ``segment_values``
+    gives that column's labels directly (one per analysed row) when ``result.data``
+    does not hold it.
     cate: ``linear_dml``, ``causal_forest``, ``dr_learner`` or ``None``.
     cate_models: ``(model_y, model_t)``; default clones of the models the result used.
     """
@@ -141,6 +144,11 @@ def analyze(
                                  fix="pass --user-text COL, or name a segment column")
             labels = embedding_segments(blocks["user_text"], n_segments, random_state=seed)
             by = "user_segment"
+        elif segment_values is not None:
+            labels, by = np.asarray(segment_values).astype(str), segments
+            if labels.shape[0] != t.shape[0]:
+                raise InputError(f"segment labels have {labels.shape[0]} rows, the analysis {t.shape[0]}",
+                                 column=segments, fix="pass one label per analysed (kept) row")
         else:
             if data is None or segments not in data.columns:
                 raise InputError(f"no segment column '{segments}' in the log", column=segments,

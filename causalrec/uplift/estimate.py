@@ -315,6 +315,9 @@ def estimate(
         raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
 
     df = read_table(logs)
+    if segments and segments != "embedding" and segments not in df.columns:  # fail before any fitting
+        raise InputError(f"no segment column '{segments}' in the log; columns: {list(df.columns)[:12]}",
+                         column=segments, fix="name a log column (e.g. a user attribute) or 'embedding'")
     canon = validate_log(df, schema, require=("treatment", "outcome"), binary=("treatment",), command="uplift")
     t_all = canon["treatment"].to_numpy().astype(np.int8)
     y_all = canon["outcome"].to_numpy(dtype=float)
@@ -419,8 +422,12 @@ def estimate(
                           warnings=warnings, config=config, nuisance=nuisance,
                           data=canon[keep].reset_index(drop=True), estimand=estimand)
     if per_item or segments or cate or curves or refute:
+        seg_values = None
+        if segments and segments != "embedding" and segments not in result.data.columns:
+            seg_values = df[segments].to_numpy()[keep]
         _attach_analysis(result, needs_nuisance=needs_nuisance, per_item=per_item, segments=segments, cate=cate,
-                         curves=curves, refute=refute, options=analysis_options,
+                         curves=curves, refute=refute, options={"segment_values": seg_values,
+                                                                 **(analysis_options or {})},
                          models=(outcome_model, propensity_model), seed=seed, progress=progress)
     return result
 
@@ -441,5 +448,6 @@ def _attach_analysis(result: UpliftResult, *, needs_nuisance: bool, per_item: bo
     result.analysis = analyze(result, per_item=per_item, segments=segments, cate=cate, curves=curves,
                               refute=refute, seed=seed, progress=progress, **opts)
     result.config["analysis"] = {"per_item": per_item, "segments": segments, "cate": cate, "curves": curves,
-                                 "refute": refute, **{k: v for k, v in opts.items() if k != "cate_models"}}
+                                 "refute": refute, **{k: v for k, v in opts.items()
+                                                      if k not in ("cate_models", "segment_values")}}
     result.diagnostics["analysis"] = result.analysis.to_dict()

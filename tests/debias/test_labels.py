@@ -13,7 +13,7 @@ from causalrec.errors import InputError
 def sim():
     from causalrec.simulate import simulate_logs
 
-    s = simulate_logs(40_000, seed=3, n_positions=5, random_share=0.0, n_users=500, n_items=200)
+    s = simulate_logs(20_000, seed=3, n_positions=5, random_share=0.0, n_users=300, n_items=100)
     return s.logs, np.asarray(s.truth["examination"], dtype=float)
 
 
@@ -95,7 +95,7 @@ def test_pairwise_weights_enumerate_ordered_pairs_within_groups():
 def test_debias_impression_mode_summary_and_em(sim):
     logs, _ = sim
     shown = logs[logs.treatment == 1].reset_index(drop=True)
-    res = debias(shown, schema=LogSchema(outcome="click"), method="snips", clip=0.05, bootstrap=5)
+    res = debias(shown, schema=LogSchema(outcome="click"), method="snips", clip=0.05, bootstrap=3)
     assert res.position_bias is not None and res.position_bias.method == "regression_em"
     assert res.frame["weight"].mean() == pytest.approx(1.0)
     assert res.label_shift["n"].sum() == len(shown)

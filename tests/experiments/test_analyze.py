@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalrec.experiments import CUPAC, analyze, simulate_experiment, welch
 from causalrec.errors import InputError
+from causalrec.experiments import CUPAC, analyze, simulate_experiment, welch
 
 
 @pytest.fixture(scope="module")

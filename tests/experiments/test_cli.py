@@ -64,7 +64,7 @@ def test_cli_unit_level_sessions(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--metric", "revenue", "--expected-split", "30/30/40"], "3 weights"),
     (["--metric", "revenue", "--expected-split", "half/half"], "not a list of numbers"),
-    (["--metric", "revenue", "--expected-split", "control=50/holdout=50"], "not in the data"),
+    (["--metric", "revenue", "--expected-split", "control=50/holdout=50"], "zero units"),
     (["--metric", "history"], "must be numeric"),
     (["--metric", "revenue", "--control", "holdout"], "zero units"),
     (["--metric", "nope"], "missing"),

@@ -5,12 +5,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from causalrec.errors import InputError
 from causalrec.experiments import (
-    cuped_mean, fit_theta, mde, msprt, parse_split, proportion, ratio, sample_size, srm_test, welch,
+    cuped_mean,
+    fit_theta,
+    mde,
+    msprt,
+    parse_split,
+    proportion,
+    ratio,
+    sample_size,
+    srm_test,
+    welch,
 )
 from causalrec.experiments.multiple import adjust
 from causalrec.experiments.power import achieved_power
-from causalrec.errors import InputError
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -162,3 +171,20 @@ def test_msprt_formula_and_validity_direction():
     # running: p never increases, the interval never widens
     p2, lo2, hi2 = msprt([0.1, 0.5, 0.2], [0.09, 0.04, 0.02], tau)
     assert np.all(np.diff(p2) <= 0) and np.all(np.diff(lo2) >= 0) and np.all(np.diff(hi2) <= 0)
+
+
+def test_msprt_controls_peeking_where_fixed_p_values_do_not():
+    rng = np.random.default_rng(77)
+    n_seq, looks, per_look = 2000, 30, 50
+    # A/A: cumulative per-arm sums of N(0, 1) units, checked after every look
+    x_t = rng.normal(size=(n_seq, looks, per_look)).sum(axis=2).cumsum(axis=1)
+    x_c = rng.normal(size=(n_seq, looks, per_look)).sum(axis=2).cumsum(axis=1)
+    n = per_look * np.arange(1, looks + 1)
+    diff = (x_t - x_c) / n
+    var = np.broadcast_to(2.0 / n, diff.shape)
+    naive_p = 2 * stats.norm.sf(np.abs(diff) / np.sqrt(var))
+    peeking_fpr = np.mean((naive_p < 0.05).any(axis=1))
+    always_valid = np.array([msprt(diff[i], var[i], tau=0.1)[0][-1] for i in range(n_seq)])
+    msprt_fpr = np.mean(always_valid < 0.05)
+    assert peeking_fpr > 0.15  # stopping at the first p < 0.05 over 30 looks
+    assert msprt_fpr <= 0.05 + 0.015

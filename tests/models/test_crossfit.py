@@ -98,3 +98,14 @@ def test_bad_arguments(rng):
         make_folds(10, 5, groups=np.r_[np.zeros(5), np.ones(5)])
     with pytest.raises(InputError):
         cross_fit_predict(DummyRegressor(), X, np.zeros(9))
+
+
+def test_predict_proba_aligns_classes_missing_from_a_fold(rng):
+    n = 120
+    X = rng.normal(size=(n, 2))
+    y = rng.integers(0, 3, size=n)
+    y[7] = 3  # a class with one row: absent from the training folds of its own fold
+    p = cross_fit_predict(LogisticRegression(), X, y, n_folds=4, method="predict_proba")
+    assert p.shape == (n, 4) and np.isfinite(p).all()
+    assert p[7, 3] == 0.0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)

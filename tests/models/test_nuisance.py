@@ -10,8 +10,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from causalrec.errors import InputError
-from causalrec.models import (OutcomeModel, PropensityModel, clip_propensity,
-                              expected_calibration_error)
+from causalrec.models import (
+    OutcomeModel,
+    PropensityModel,
+    clip_propensity,
+    expected_calibration_error,
+)
 
 FAST = dict(hidden_layer_sizes=(32,), max_epochs=30, device="cpu")
 
@@ -35,7 +39,7 @@ def test_clone_fit_pickle_roundtrip(cls, rng):
     target = t if cls is PropensityModel else y
     model = cls(**FAST, random_state=3)
     with pytest.raises(NotFittedError):
-        check_is_fitted(model.fit if False else cls(**FAST))
+        check_is_fitted(cls(**FAST))
     fitted = model.fit(W, target)
     check_is_fitted(fitted)
     assert fitted.n_features_in_ == 4
@@ -175,3 +179,13 @@ def test_econml_linear_dml_accepts_models(rng):
     lo, hi = (float(v) for v in est.ate_interval(alpha=0.05))
     assert abs(naive - 2.0) > 1.0  # the confounding is real
     assert abs(ate - 2.0) < 0.15 and lo < 2.0 < hi
+
+
+def test_many_class_clip_is_capped(rng):
+    X = rng.normal(size=(1200, 3))
+    items = rng.integers(0, 80, size=1200)
+    m = PropensityModel(**FAST, clip=0.01).fit(X, items)
+    p = m.predict_proba(X)
+    assert m.clip_ == pytest.approx(0.5 / 80) and p.shape == (1200, 80)
+    assert p.min() >= m.clip_ / 1.5  # floor, then renormalised (mass moved <= 0.5)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)

@@ -5,7 +5,19 @@ import pandas as pd
 import pytest
 
 from causalrec.data import LogSchema
-from causalrec.ope import DM, DR, IPS, SNDR, SNIPS, CellMeanOutcome, DRos, Moments, OPEArrays, SwitchDR, evaluate
+from causalrec.ope import (
+    DM,
+    DR,
+    IPS,
+    SNDR,
+    SNIPS,
+    CellMeanOutcome,
+    DRos,
+    Moments,
+    OPEArrays,
+    SwitchDR,
+    evaluate,
+)
 
 # 4 impressions, no positions; target pi(0) = 0.8, pi(1) = 0.2; q(0) = 0.6, q(1) = 0.3 (fixed).
 LOGS = pd.DataFrame({"item_id": [0, 1, 0, 1], "outcome": [1.0, 0.0, 0.0, 1.0],
@@ -157,3 +169,14 @@ def test_fast_influence_se_equals_reference():
     rng = np.random.default_rng(1)
     for psi in (rng.normal(size=1000), 1e6 + 1e-3 * rng.normal(size=1000), np.full(10, 0.3), rng.exponential(size=7)):
         assert influence_se_fast(psi) == pytest.approx(influence_se(psi), rel=1e-9, abs=1e-15)
+
+
+def test_moments_of_terms_equals_dense_moments():
+    from causalrec.ope.estimators import _dense
+
+    rng = np.random.default_rng(2)
+    c, a, b = rng.normal(size=50), rng.normal(size=50), rng.exponential(size=50)
+    for t in ((None, a, None), (c, a, None), (None, a, b), (c, a, b)):
+        m1, m2 = Moments.of_terms(*t), Moments.of(*_dense(*t))
+        np.testing.assert_allclose(m1.mean, m2.mean, rtol=1e-12)
+        np.testing.assert_allclose(m1.m2, m2.m2, rtol=1e-10, atol=1e-12)

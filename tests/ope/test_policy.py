@@ -136,3 +136,8 @@ def test_request_keyed_target_needs_every_request(sb):
     by_req = reqs.merge(sb.targets["uniform"], on="position")
     with pytest.raises(InputError, match="no probabilities for request"):
         evaluate(sb.logs, by_req[by_req["request_id"] != 7], schema=SCHEMA, estimators=("ips",))
+
+
+def test_positional_target_needs_a_position_column(sb):
+    with pytest.raises(InputError, match="no position column"):
+        evaluate(sb.logs.drop(columns=["position"]), sb.targets["uniform"], schema=SCHEMA, estimators=("ips",))

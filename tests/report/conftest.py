@@ -22,7 +22,7 @@ def synthetic_uplift_result(n: int = 1500, seed: int = 0, refute: bool = True):
     t = (rng.random(n) < e).astype(int)
     item = rng.integers(0, 4, n)
     y = X[:, 0] + (0.3 + 0.3 * X[:, 1] + 0.1 * item) * t + rng.normal(size=n)
-    titles = np.array([f"item {k}" for k in range(3)] + [INJECT], dtype=object)
+    titles = np.array([f"item {k}" for k in range(2)] + ["$5 gift card $x^2$", INJECT], dtype=object)
     data = pd.DataFrame({"item_id": titles[item], "treatment": t, "outcome": y,
                          "segment": rng.choice(["young", "old"], n)})
     eh = np.clip(cross_val_predict(LogisticRegression(), X, t, cv=3, method="predict_proba")[:, 1], 0.01, 0.99)

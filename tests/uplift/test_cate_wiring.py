@@ -59,7 +59,17 @@ def test_cli_report_has_every_section(tmp_path):
               "Refutations and sensitivity"):
         assert f"<h2>{h}</h2>" in html
     assert "Effects by region" in html and "Effects by item_id" in html
-    assert main(args + ["--report", str(md), "--no-refute", "--cate", "none"]) == 0
-    text = md.read_text()
-    assert "## Uplift curve" in text and "## Refutations" not in text
     assert main(args + ["--segments", "no_such_column", "--report", str(md)]) == 2
+
+
+def test_cli_analysis_defaults():
+    from causalrec.cli.uplift import _analysis_options
+
+    on = _analysis_options(True, "user_text", None, None, 8, None, None, None, 10, 200)
+    assert on["per_item"] and on["curves"] and on["refute"] and on["cate"] == "linear_dml"
+    assert on["segments"] == "embedding"
+    off = _analysis_options(False, "user_text", None, None, 8, None, None, None, 10, 200)
+    assert not (off["per_item"] or off["curves"] or off["refute"] or off["cate"] or off["segments"])
+    some = _analysis_options(True, None, False, "none", 8, "none", None, False, 3, 50)
+    assert some["segments"] is None and some["cate"] is None and not some["refute"] and not some["per_item"]
+    assert some["analysis_options"]["num_simulations"] == 3
