@@ -69,7 +69,7 @@ def mlp_models(seed: int, args):
     hid = (args.hidden,)
     kw = dict(hidden_layer_sizes=hid, device="cpu", random_state=seed, max_epochs=args.epochs,
               learning_rate=3e-3, batch_size=128)
-    return PropensityModel(**kw), OutcomeModel(**kw)
+    return PropensityModel(**kw), OutcomeModel(loss="bce", **kw)
 
 
 def spline_basis(a: np.ndarray) -> np.ndarray:
@@ -192,6 +192,28 @@ def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
     return rows
 
 
+def recoverability(seeds: range, n_rows: int, embedder) -> pd.DataFrame:
+    """How visible is the confounder in the fixed embeddings? Per seed: correlation of the
+    cosine similarity of the user and item embeddings with the true affinity, and the
+    correlation of the true affinity with its best linear fit on ``[u, i, u*i]`` (in-sample
+    R, an optimistic upper bound for a linear read-out)."""
+    from sklearn.linear_model import Ridge
+
+    from causalrec.features import design_matrix
+
+    out = []
+    for s in seeds:
+        logs = make_data(s, 1.0, n_rows).logs
+        u = embedder.encode_column(logs["user_text"])
+        v = embedder.encode_column(logs["item_text"])
+        a = logs["true_affinity"].to_numpy()
+        X = design_matrix(u, v)
+        fit = Ridge(alpha=1.0).fit(X, a).predict(X)
+        out.append({"seed": s, "corr_cosine_affinity": float(np.corrcoef((u * v).sum(1), a)[0, 1]),
+                    "corr_linear_fit_affinity": float(np.corrcoef(fit, a)[0, 1])})
+    return pd.DataFrame(out)
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.assign(error=runs["estimate"] - runs["truth"], width=runs["ci_high"] - runs["ci_low"])
     g = runs.groupby(["target", "confounding", "method"], sort=False)
@@ -227,7 +249,7 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, args, total_seconds: 
              f"DML = econml `LinearDML` with {args.dml_modifiers} principal components of the adjustment set as effect "
              "modifiers, ATE = mean of the fitted effects.",
              f"- Nuisance models: ids and oracle: scikit-learn `LogisticRegression` / `Ridge`; text: causalrec "
-             f"`PropensityModel` / `OutcomeModel` (MLP, hidden {args.hidden}, learning rate 3e-3, batch 128, at most "
+             f"`PropensityModel` / `OutcomeModel` (MLP, hidden {args.hidden}, learning rate 3e-3, batch 128, cross-entropy outcome loss, at most "
              f"{args.epochs} epochs, early stopping; calibrated propensities) over `[u, i, u*i, covariates]` with all-MiniLM-L6-v2 embeddings; oracle: a cubic spline basis "
              "of the true affinity.",
              ]
@@ -250,6 +272,14 @@ def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, args, total_seconds: 
     lines += ["", "Mean true ATE per confounding strength: " +
               ", ".join(f"c={c:g}: {v:.4f}" for c, v in truth.items()) + ".", ""]
     lines += ["## Headline (computed from the table above)", ""] + headline(summary) + [""]
+    rec = env.get("recoverability")
+    if rec is not None and len(rec):
+        lines += ["## How visible is the confounder in fixed MiniLM embeddings?", "",
+                  f"Over seeds 0..{len(rec) - 1} (confounding 1, {args.n_rows} rows each): the cosine similarity of "
+                  f"the user-history and item-title embeddings correlates {rec['corr_cosine_affinity'].mean():.2f} "
+                  f"(range {rec['corr_cosine_affinity'].min():.2f}-{rec['corr_cosine_affinity'].max():.2f}) with the "
+                  "true affinity; an in-sample ridge fit of the affinity on `[u, i, u*i]` (an optimistic bound for a "
+                  f"linear read-out) correlates {rec['corr_linear_fit_affinity'].mean():.2f}.", ""]
     lines += ["## Reading", "", "{{DISCUSSION}}", ""]
     return "\n".join(lines)
 
@@ -306,6 +336,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "reports" / "text_confounding.md")
     p.add_argument("--runs-csv", type=Path, default=ROOT / "reports" / "text_confounding_runs.csv")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--wall-seconds", type=float, default=None,
+                   help="with --merge: wall-clock of the run that wrote the CSVs (as it reported), for the report")
+    p.add_argument("--recoverability-seeds", type=int, default=5)
     args = p.parse_args(argv)
 
     import torch
@@ -369,10 +402,11 @@ def main(argv=None) -> int:
         if shard:
             return 0  # a shard: the parent process merges and writes the report
     summary = summarise(runs)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start if args.wall_seconds is None else args.wall_seconds
+    rec = recoverability(range(args.recoverability_seeds), args.n_rows, TextEmbedder(device="cpu", progress=False))
     env = {"command": "python analyses/text_confounding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": f"{os.cpu_count()} shared CPU cores, torch threads={args.threads} per process",
-           "jobs": args.jobs,
+           "jobs": args.jobs, "recoverability": rec,
            "adapted_note": f"`causalrec.models.cross_fit_adapted` (MiniLM fine-tuned with propensity and outcome "
                            f"heads, user text and item title as a sequence pair, {args.adapted_epochs} epoch(s), "
                            f"{args.adapted_folds} folds) only on the first {args.adapted_rows} rows of seeds "

@@ -18,8 +18,9 @@ from causalrec.cli.output import emit, parse_list
              "from logs with logging propensities.")
 def ope_command(
     logs: Path = typer.Argument(..., help="Log file (CSV or Parquet), one row per impression."),
-    target: Path = typer.Option(..., "--target", help="Target policy table (CSV/Parquet): "
-                                "[request_id|row,] item_id, [position,] prob."),
+    target: Path = typer.Option(..., "--target", help="Target policy table (CSV/Parquet) with columns "
+                                "item_id, prob, optionally position, and optionally request_id or row "
+                                "(without them it applies to every row)."),
     estimators: str = typer.Option("dm,ips,snips,dr", "--estimators",
                                    help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros."),
     item: str = typer.Option("item_id", "--item", help="Item column."),

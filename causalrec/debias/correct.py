@@ -294,6 +294,14 @@ def debias(
                                groups=canon[relevance_groups].to_numpy()[on],
                                n_positions=k, bootstrap=bootstrap, ci_level=ci_level, seed=seed)
         rho = pb.at(pos)
+        share = pb.extra.get("share_rows_multi_position")
+        if pb.method == "regression_em" and (pb.extra.get("at_upper_bound") or (share is not None and share < 0.5)):
+            warnings.append(
+                "regression-EM is weakly identified here: "
+                f"{(share or 0):.0%} of rows belong to relevance groups seen at two or more positions"
+                + (f"; examination hit its bound at positions {pb.extra['at_upper_bound']}"
+                   if pb.extra.get("at_upper_bound") else "")
+                + ". Prefer a randomised slice (--examination randomized on randomised logs) or coarser groups.")
         if position_clip is not None and np.any(pb.examination < position_clip):
             warnings.append(f"examination below position_clip={position_clip} at positions "
                             f"{np.flatnonzero(pb.examination < position_clip).tolist()}: their labels are clipped (biased down)")

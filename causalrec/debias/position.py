@@ -204,9 +204,11 @@ def _em(
     if X is not None:
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=1.0, max_iter=200, random_state=seed)
-    it = 0
+        # warm start: each M-step starts from the previous fit, so an EM step costs a few solver iterations
+        clf = LogisticRegression(C=1e4, max_iter=100, warm_start=True, random_state=seed)  # ~unpenalised: a penalty shrinks gamma and biases theta
+    done = 0
     for it in range(1, max_iter + 1):
+        done = it
         t = theta[pos]
         denom = np.maximum(1.0 - t * gamma, 1e-12)
         p_e1r0 = t * (1.0 - gamma) / denom
@@ -215,6 +217,7 @@ def _em(
         post_r = c + (1.0 - c) * p_e0r1
         new_theta = np.bincount(pos, weights=w * post_e, minlength=k) / np.maximum(wk, 1e-12)
         new_theta = np.clip(new_theta, 1e-6, 1.0)
+        old_gamma = gamma
         if X is None:
             wg = np.bincount(g, weights=w, minlength=n_groups)
             gam_g = np.bincount(g, weights=w * post_r, minlength=n_groups) / np.maximum(wg, 1e-12)
@@ -227,11 +230,12 @@ def _em(
             ww = np.r_[w * post_r, w * (1.0 - post_r)]
             clf.fit(XX, yy, sample_weight=ww)
             gamma = np.clip(clf.predict_proba(X)[:, 1], 1e-6, 1.0 - 1e-6)
-        delta = float(np.max(np.abs(new_theta - theta)))
+        # both blocks must settle: the starting point can be a fixed point of theta alone
+        delta = max(float(np.max(np.abs(new_theta - theta))), float(np.max(np.abs(gamma - old_gamma))))
         theta = new_theta
         if delta < tol:
             break
-    return theta, gamma, it
+    return theta, gamma, done
 
 
 def regression_em(
@@ -285,6 +289,12 @@ def regression_em(
     lo, hi = rho.copy(), rho.copy()
     extra: dict[str, Any] = {"theta_absolute": theta.tolist(), "iterations": iters,
                              "relevance_model": "groups" if X is None else "logistic_regression"}
+    if g is not None:
+        # identification comes from groups seen at several positions
+        seen = np.zeros((n_groups, k), dtype=bool)
+        seen[g, pos] = True
+        extra["share_rows_multi_position"] = float(np.mean(seen.sum(axis=1)[g] >= 2))
+    extra["at_upper_bound"] = [int(j) for j in np.flatnonzero(theta[1:] >= 1.0 - 1e-9) + 1]
     if bootstrap and bootstrap > 1:
         rng = np.random.default_rng(seed)
         nrow = c.shape[0]

@@ -38,6 +38,8 @@ from causalrec.data.atomic import atomic_write_bytes, atomic_write_text
 log = logging.getLogger(__name__)
 
 ENV_VAR = "CAUSALREC_CACHE"
+#: more shards than this in a namespace and ``put`` merges them into one
+MAX_SHARDS = 64
 
 
 def default_cache_dir() -> Path:
@@ -145,6 +147,12 @@ class EmbeddingCache:
         """Store ``vectors`` under ``digests`` as one new shard (atomic files, meta last)."""
         if len(digests) == 0:
             return None
+        out = self._write_shard(digests, vectors)
+        if len(self._shards()) > MAX_SHARDS:
+            self.compact()
+        return out
+
+    def _write_shard(self, digests: np.ndarray, vectors: np.ndarray) -> Path:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         digests = np.asarray(digests, dtype="S32")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +164,37 @@ class EmbeddingCache:
                 "emb_sha256": hashlib.sha256(emb_b).hexdigest(),
                 "keys_sha256": hashlib.sha256(keys_b).hexdigest()}
         return atomic_write_text(self.dir / f"{stem}.meta.json", json.dumps(meta))
+
+    def compact(self) -> None:
+        """Merge every valid shard into one (duplicates dropped), then delete the old shards.
+
+        The merged shard is complete on disk before any old one is removed, so a
+        concurrent reader sees every vector at least once (or, if it loses a race with
+        a deletion, recomputes a few).
+        """
+        metas = self._shards()
+        keys, embs = [], []
+        for meta_path in metas:
+            k = self._load_checked(meta_path, "keys")
+            e = self._load_checked(meta_path, "emb") if k is not None else None
+            if k is not None and e is not None:
+                keys.append(k)
+                embs.append(e)
+        if len(keys) <= 1:
+            return
+        all_keys = np.concatenate(keys)
+        _, first = np.unique(all_keys, return_index=True)
+        first.sort()
+        stem_meta = self._write_shard(all_keys[first], np.concatenate(embs)[first])
+        for meta_path in metas:
+            if meta_path == stem_meta:
+                continue
+            stem = meta_path.name[: -len(".meta.json")]
+            for suffix in (".meta.json", ".emb.npy", ".keys.npy"):
+                try:
+                    (self.dir / f"{stem}{suffix}").unlink()
+                except FileNotFoundError:
+                    pass
 
     def n_entries(self) -> int:
         total = 0

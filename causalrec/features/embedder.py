@@ -5,8 +5,9 @@ is the attention-masked mean, L2-normalised::
 
     e(s) = m / max(||m||_2, 1e-12),   m = sum_l a_l h_l / max(sum_l a_l, 1e-9)
 
-which is sentence-transformers' ``Pooling(mean)`` + ``Normalize`` (identical to
-1e-6 for all-MiniLM-L6-v2). Written here rather than depending on
+which is sentence-transformers' ``Pooling(mean)`` + ``Normalize`` (same clamps).
+For all-MiniLM-L6-v2 its own ``max_seq_length`` is 256; our default ``max_length=128``
+truncates longer texts earlier (pass ``max_length=256`` for identical vectors). Written here rather than depending on
 sentence-transformers because we need three things it does not do together:
 strict offline loading of an arbitrary folder, de-duplication before the forward
 pass, and a content-addressed disk cache keyed by model identity.
@@ -262,10 +263,26 @@ class TextEmbedder:
         order = np.argsort(-lengths, kind="stable") if self.sort_by_length else np.arange(len(ids))
         keys = [k for k in enc.keys()]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        starts = range(0, len(texts), self.batch_size)
         bar = tqdm(total=len(texts), desc="embedding", unit="text", disable=not self._show_progress(len(texts)))
+        # A toy encoder (hidden <= 64, e.g. the test encoder) does too little work per op to
+        # pay for thread synchronisation; real encoders keep torch's thread setting.
+        old_threads = torch.get_num_threads()
+        tiny = self._device == "cpu" and self.dim <= 64
+        if tiny:
+            torch.set_num_threads(1)
+        try:
+            self._forward_batches(tok, model, enc, keys, order, lengths, out, stats, bar)
+        finally:
+            if tiny:
+                torch.set_num_threads(old_threads)
+        bar.close()
+        return out
+
+    def _forward_batches(self, tok, model, enc, keys, order, lengths, out, stats, bar):
+        import torch
+
         with torch.inference_mode():
-            for s in starts:
+            for s in range(0, len(order), self.batch_size):
                 idx = order[s: s + self.batch_size]
                 feats = [{k: enc[k][i] for k in keys} for i in idx]
                 batch = tok.pad(feats, padding=True, return_tensors="pt")
@@ -276,8 +293,6 @@ class TextEmbedder:
                 stats.n_tokens += int(lengths[idx].sum())
                 stats.n_padded_tokens += int(batch["attention_mask"].numel())
                 bar.update(len(idx))
-        bar.close()
-        return out
 
 
 def mean_pool(hidden, mask):

@@ -112,11 +112,10 @@ class TorchMLPBase(BaseEstimator):
     def _fit_network(self, X, y, sample_weight):
         import torch
 
-        X_arr = X
-        n_feat = np.shape(X_arr)[1] if np.ndim(X_arr) == 2 else 1
+        X, y = self._check_X(X, reset=True, y=y, **self._validate_kwargs())
         sizes = self.hidden_layer_sizes
         width = int(sizes) if np.isscalar(sizes) else max([int(s) for s in sizes] or [1])
-        step = min(int(self.batch_size), max(32, np.shape(X_arr)[0] // 8)) * n_feat * width
+        step = min(int(self.batch_size), max(32, X.shape[0] // 8)) * X.shape[1] * width
         threads = self._cpu_threads(step)
         old = torch.get_num_threads()
         if threads != old:
@@ -148,7 +147,6 @@ class TorchMLPBase(BaseEstimator):
 
         from causalrec.features.device import resolve_device
 
-        X, y = self._check_X(X, reset=True, y=y, **self._validate_kwargs())
         target, n_out = self._encode_targets(np.asarray(y))
         w = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if (w < 0).any() or w.sum() <= 0:

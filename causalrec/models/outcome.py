@@ -42,6 +42,11 @@ class OutcomeModel(RegressorMixin, TorchMLPBase):
                          random_state=random_state, verbose=verbose, num_threads=num_threads)
         self.loss = loss
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
     def _validate_kwargs(self):
         return {"y_numeric": True, "multi_output": True}
 
@@ -49,7 +54,7 @@ class OutcomeModel(RegressorMixin, TorchMLPBase):
         if self.loss not in ("mse", "bce"):
             raise InputError(f"unknown loss {self.loss!r}", column="loss", fix="use 'mse' or 'bce'")
         y = np.asarray(y, dtype=np.float64)
-        self._y_1d = y.ndim == 1
+        self.y_1d_ = y.ndim == 1
         y2 = y[:, None] if y.ndim == 1 else y
         self.n_outputs_ = y2.shape[1]
         if self.loss == "bce":
@@ -81,4 +86,4 @@ class OutcomeModel(RegressorMixin, TorchMLPBase):
         check_is_fitted(self, "net_")
         raw = self._raw(self._check_X(X, reset=False))
         pred = 1.0 / (1.0 + np.exp(-raw)) if self.loss == "bce" else raw * self.y_scale_ + self.y_mean_
-        return pred[:, 0] if self._y_1d else pred
+        return pred[:, 0] if self.y_1d_ else pred

@@ -72,7 +72,7 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
         self.classes_, idx = np.unique(y, return_inverse=True)
         k = len(self.classes_)
         if k < 2:
-            raise InputError(f"the treatment has a single value ({self.classes_[0]!r}); "
+            raise InputError(f"the treatment has one class only ({self.classes_[0]!r}); "
                              "a propensity model needs at least two", column="treatment",
                              fix="check the treatment column, or the subset of rows passed")
         self.n_outputs_ = 1 if k == 2 else k
@@ -164,4 +164,6 @@ class PropensityModel(ClassifierMixin, TorchMLPBase):
         return clip_propensity(p, self.clip_)[0]
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Most probable class for each row."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

@@ -6,7 +6,7 @@
 
 Modules: ``policy`` (target tables and callables), ``outcome`` (outcome models for
 DM/DR, cross-fitted), ``estimators`` (DM, IPS, SNIPS, DR, SNDR, Switch-DR, DRos as small
-dataclasses with their formulas), ``weights`` (diagnostics), ``evaluate`` (in memory
+dataclasses with their formulas), ``weights`` (diagnostics), ``evaluation`` (``evaluate``, in memory
 or streamed over Parquet batches), ``result`` (``OPEResult``).
 """
 
@@ -24,7 +24,7 @@ from causalrec.ope.estimators import (
     SwitchDR,
     make_estimators,
 )
-from causalrec.ope.evaluate import DEFAULT_ESTIMATORS, evaluate
+from causalrec.ope.evaluation import DEFAULT_ESTIMATORS, evaluate
 from causalrec.ope.outcome import CellMeanOutcome, FixedOutcome, SklearnOutcome
 from causalrec.ope.result import OPEResult
 

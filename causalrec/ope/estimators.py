@@ -190,7 +190,10 @@ def summarise(c: np.ndarray | None, a: np.ndarray, b: np.ndarray | None) -> tupl
     if sb == 0:
         return float("nan"), np.full(n, np.nan)
     r = a.sum() / sb
-    psi = (a - r * b) * (n / sb) + r
+    psi = b * -r  # psi = (a - r b) n / sum(b) + r, with one temporary
+    psi += a
+    psi *= n / sb
+    psi += r
     if c is not None:
         psi += c
     est = r + (float(c.mean()) if c is not None else 0.0)

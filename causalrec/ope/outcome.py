@@ -25,6 +25,7 @@ predictions of the logged rows.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -175,7 +176,7 @@ class SklearnOutcome:
         n = rows.shape[0]
         x = np.zeros((n, len(self.covariates) + self.n_items_ + self.n_pos_))
         if self.covariates:
-            x[:, : len(self.covariates)] = self.cov_[rows]
+            x[:, : len(self.covariates)] = batch[list(self.covariates)].to_numpy(dtype=np.float64)[rows]
         base = len(self.covariates)
         ok = items < self.n_items_
         x[np.flatnonzero(ok), base + items[ok]] = 1.0
@@ -189,16 +190,12 @@ class SklearnOutcome:
                              column="outcome_model", fix="drop batch_size, or use the default cell-mean model")
         from sklearn.base import clone
 
-        cov = []
         for c in self.covariates:
             if c not in batch.columns:
                 raise InputError(f"covariate '{c}' is not in the log", column=c, fix="check --covariates")
-            s = batch[c]
-            if not pd.api.types.is_numeric_dtype(s):
+            if not pd.api.types.is_numeric_dtype(batch[c]):
                 raise InputError(f"covariate '{c}' must be numeric for the outcome model", column=c,
                                  fix="one-hot encode it first, or leave it out")
-            cov.append(s.to_numpy(dtype=np.float64))
-        self.cov_ = np.column_stack(cov) if cov else np.zeros((len(batch), 0))
         self.n_items_ = max(len(self.vocab), int(items.max()) + 1)
         self.n_pos_ = int(pos.max()) + 1
         rows = np.arange(len(batch))
@@ -287,7 +284,7 @@ def make_outcome_model(spec, *, n_folds: int = 5, covariates: tuple[str, ...] = 
     if spec is None or (isinstance(spec, str) and spec in ("cell_mean", "cell", "default")):
         return CellMeanOutcome(n_folds=n_folds)
     if isinstance(spec, (CellMeanOutcome, SklearnOutcome, FixedOutcome)):
-        return spec
+        return copy.copy(spec)  # fitted state goes on the copy, not on the caller's object
     if hasattr(spec, "fit") and (hasattr(spec, "predict") or hasattr(spec, "predict_proba")):
         return SklearnOutcome(spec, n_folds=n_folds, covariates=covariates)
     if callable(spec):

@@ -61,7 +61,8 @@ class WeightStats:
             self.sum_w2 += raw_ss
         with np.errstate(divide="ignore", invalid="ignore"):
             # float32 is exact enough for 0.01-decade bins and several times faster
-            b = np.log10(w.astype(np.float32))  # zeros become -inf, counted apart below
+            b = w.astype(np.float32)
+            np.log10(b, out=b)  # zeros become -inf, counted apart below
         b -= np.float32(LOG_LO - STEP)  # shift by one bin: index 0 is the underflow
         b *= np.float32(1.0 / STEP)
         np.clip(b, 0.0, N_FINE + 1, out=b)  # also maps -inf into the underflow bin

@@ -70,9 +70,6 @@ def fit_ranker_on_frame(
     if cfg.objective == "pairwise":
         _need(df, group, "request id", "--group")
         groups = df[group].to_numpy()
-    if cfg.objective == "pointwise" and (np.any(y < 0)):
-        raise InputError(f"column '{label}' has negative labels; the pointwise loss needs labels >= 0",
-                         column=label, fix="use click / corrected labels (>= 0), or --objective pairwise")
     return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
                         weights=w, groups=groups, encoder=encoder, config=cfg)
 

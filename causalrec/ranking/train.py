@@ -9,7 +9,8 @@ sample weight; ``s`` the logit):
       L = sum_i w_i [ -y_i log sigma(s_i) - (1 - y_i) log(1 - sigma(s_i)) ] / sum_i w_i
 
   It is linear in ``y``, so unbiased labels (``E[y | x, a] = r(x, a)``) give
-  an unbiased loss even when single labels exceed 1. Constant weights cancel
+  an unbiased loss even when single labels exceed 1 or, for DR pseudo-labels,
+  fall below 0. Constant weights cancel
   in the ratio: training with ``w = const`` is exactly naive training.
 * ``pairwise``: RankNet within request lists, each ordered pair weighted by
   its label gain (LambdaLoss-style; see :func:`causalrec.debias.pairwise_weights`)::

@@ -26,7 +26,10 @@ def examination_figure(position_bias: Any, truth: np.ndarray | None = None) -> A
     fig, ax = new_figure()
     k = np.arange(position_bias.n_positions)
     e = position_bias.examination
-    ax.errorbar(k, e, yerr=[e - position_bias.ci_low, position_bias.ci_high - e], fmt="o-", capsize=3,
+    # a percentile interval need not contain the point estimate: draw the interval, never a negative bar
+    lo = np.clip(e - np.nan_to_num(position_bias.ci_low, nan=0.0), 0, None)
+    hi = np.clip(np.nan_to_num(position_bias.ci_high, nan=0.0) - e, 0, None)
+    ax.errorbar(k, e, yerr=[lo, hi], fmt="o-", capsize=3,
                 label=f"{position_bias.method} ({position_bias.ci_level:.0%} CI)")
     if truth is not None:
         t = np.asarray(truth, dtype=float)

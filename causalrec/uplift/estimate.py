@@ -162,10 +162,14 @@ def build_features(
                      fix="features='text' (embeddings), 'ids', 'covariates', or a numeric array")
 
 
-def _default_models(device: str, seed: int) -> tuple[Any, Any]:
+def _default_models(device: str, seed: int, y: np.ndarray) -> tuple[Any, Any]:
+    """causalrec's torch models; a cross-entropy outcome model for outcomes in [0, 1]
+    (predictions stay probabilities, as the AIPW terms assume for clicks)."""
     from causalrec.models import OutcomeModel, PropensityModel
 
-    return PropensityModel(device=device, random_state=seed), OutcomeModel(device=device, random_state=seed)
+    loss = "bce" if (y.min() >= 0.0 and y.max() <= 1.0) else "mse"
+    return (PropensityModel(device=device, random_state=seed),
+            OutcomeModel(device=device, random_state=seed, loss=loss))
 
 
 def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensity_model: Any,
@@ -296,8 +300,7 @@ def estimate(
     if schema is None:
         schema = LogSchema()
     schema = schema.with_(treatment=treatment, outcome=outcome, user_id=user_id, item_id=item_id,
-                          user_text=user_text if items is None else None,
-                          item_text=item_text if items is None else None)
+                          user_text=user_text, item_text=item_text if items is None else None)
     if items is not None:
         # item text comes from the catalogue: ignore any same-named log column
         schema = LogSchema(**{**schema.to_dict(), "item_text": None, "covariates": tuple(schema.covariates)})
@@ -350,7 +353,7 @@ def estimate(
         config.update(info)
         config["n_features"] = int(X.shape[1])
         if propensity_model is None or outcome_model is None:
-            dp, do = _default_models(device, seed)
+            dp, do = _default_models(device, seed, y_all)
             propensity_model = propensity_model if propensity_model is not None else dp
             outcome_model = outcome_model if outcome_model is not None else do
         config["propensity_model"] = repr(propensity_model)

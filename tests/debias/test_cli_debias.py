@@ -15,7 +15,7 @@ def logs_path(tmp_path_factory):
 
     s = simulate_logs(3000, seed=2, n_positions=5, random_share=0.0, n_users=200, n_items=60)
     shown = s.observed()
-    shown = shown[shown.treatment == 1].drop(columns=["propensity"]).assign(
+    shown = shown[shown.treatment == 1].drop(columns=["propensity", "position"]).assign(
         logged_p=shown.loc[shown.treatment == 1, "propensity"], slot=shown.loc[shown.treatment == 1, "position"] + 1)
     path = tmp_path_factory.mktemp("debias") / "logs.parquet"
     shown.to_parquet(path, index=False)

@@ -88,7 +88,7 @@ def test_pairwise_weights_enumerate_ordered_pairs_within_groups():
     w = np.array([1.0, 3.0, 1.0, 1.0, 1.0])
     g = np.array(["a", "a", "a", "b", "b"])
     i, j, pw = pairwise_weights(y, w, g)
-    got = sorted(zip(i.tolist(), j.tolist(), pw.tolist()))
+    got = sorted(zip(i.tolist(), j.tolist(), pw.tolist(), strict=True))
     assert got == sorted([(0, 1, 2.0 * 2.0), (0, 2, 1.0 * 1.0), (2, 1, 1.0 * 2.0), (3, 4, 1.0)])
 
 

@@ -38,12 +38,12 @@ def test_bootstrap_and_delta_intervals_agree(randomized_sim):
     np.testing.assert_allclose(boot.se[1:], delta.se[1:], rtol=0.3)
 
 
-def _biased_logs(seed=0, n=30_000, K=5, I=40):
+def _biased_logs(seed=0, n=40_000, K=5, n_items=40):
     """A logging ranker places relevant items higher: naive CTR ratios overstate position bias."""
     rng = np.random.default_rng(seed)
     theta = 1.0 / (np.arange(K) + 1.0) ** 0.8
-    gamma = rng.beta(1.0, 3.0, size=I)
-    items = rng.integers(0, I, n)
+    gamma = rng.beta(1.0, 3.0, size=n_items)
+    items = rng.integers(0, n_items, n)
     score = gamma[items] + rng.normal(0, 0.25, n)
     pos = np.minimum((K * (1 - np.argsort(np.argsort(score)) / n)).astype(int), K - 1)
     clicks = rng.binomial(1, theta[pos] * gamma[items])
@@ -62,11 +62,13 @@ def test_regression_em_recovers_known_curve_without_randomisation():
     assert np.all(pb.se[1:] > 0)
 
 
-def test_regression_em_with_features():
-    clicks, pos, items, rel = _biased_logs(seed=1, n=12_000, I=15)
-    X = np.eye(15)[items]
-    pb = regression_em(clicks, pos, features=X, bootstrap=0, max_iter=60, tol=1e-5)
-    assert np.max(np.abs(pb.examination - rel)) < 0.08
+def test_regression_em_with_features_matches_grouped_em():
+    """One-hot features make the regression M-step the per-group mean: both EMs must agree."""
+    clicks, pos, items, _ = _biased_logs(seed=1, n=8_000, n_items=12)
+    grouped = regression_em(clicks, pos, groups=items, bootstrap=0, max_iter=150, tol=1e-6)
+    regressed = regression_em(clicks, pos, features=np.eye(12)[items], bootstrap=0, max_iter=150, tol=1e-6)
+    assert regressed.extra["relevance_model"] == "logistic_regression"
+    np.testing.assert_allclose(regressed.examination, grouped.examination, atol=0.01)
 
 
 def test_bad_inputs():

@@ -41,6 +41,7 @@ def test_json_shape(users):
     prim = [e for e in d["estimates"] if e["primary"] and e["target"] == "diff"]
     assert len(prim) == 3 and all(e["estimator"] == "cuped" and "p_holm" in e and "p_bh" in e for e in prim)
     assert len(d["variance_reduction"]) == 3 and d["segments"] and d["power"]
+    assert list(r.primary()["metric"]) == ["revenue", "converted", "clicks/sessions"]
     assert "SRM check passed" in r.summary().splitlines()[0]
     assert "<table" in r._repr_html_()
 

@@ -161,3 +161,19 @@ def test_real_minilm_three_sentences():
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3
     assert emb.model_id.startswith("all-MiniLM-L6-v2@")
+
+
+def test_cache_compaction_keeps_every_vector(tiny_encoder_dir, tmp_path, monkeypatch):
+    import causalrec.features.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "MAX_SHARDS", 3)
+    emb = TextEmbedder(tiny_encoder_dir, device="cpu", cache_dir=tmp_path)
+    batches = [[f"text number {i}", f"other {i}", "shared"] for i in range(6)]
+    vecs = [emb.encode(b) for b in batches]
+    assert len(list(emb.cache.dir.glob("*.meta.json"))) <= 3
+    assert emb.cache.n_entries() == 13  # 12 distinct + "shared" once
+    fresh = TextEmbedder(tiny_encoder_dir, device="cpu", cache_dir=tmp_path)
+    again = [fresh.encode(b) for b in batches]
+    assert fresh._model is None
+    for a, b in zip(vecs, again, strict=True):
+        np.testing.assert_array_equal(a, b)

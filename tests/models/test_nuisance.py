@@ -140,7 +140,7 @@ def test_multiclass_propensity(rng):
 
 
 def test_bad_input(rng):
-    with pytest.raises(InputError, match="single value"):
+    with pytest.raises(InputError, match="one class"):
         PropensityModel(**FAST).fit(rng.normal(size=(50, 2)), np.ones(50))
     with pytest.raises(InputError):
         OutcomeModel(**FAST).fit(np.array([[np.nan], [1.0]] * 20), np.ones(40))

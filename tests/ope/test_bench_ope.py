@@ -142,14 +142,14 @@ def worker(mode: str, path: str, target_path: str) -> dict:
         from causalrec.data import LogSchema
         from causalrec.ope import evaluate
 
-        for _ in range(REPEATS):
+        for _ in range(REPEATS + 1):  # the first run (page faults, imports) is a warm-up
             t0 = time.perf_counter()
             r = evaluate(df, target, schema=LogSchema(outcome="click"), estimators=("ips", "snips", "dr"))
             times.append(time.perf_counter() - t0)
         est = {e.estimator: [e.estimate, e.se, e.ci_low, e.ci_high] for e in r.estimates}
     else:
         P = target.pivot(index="item_id", columns="position", values="prob").to_numpy()
-        for _ in range(REPEATS):
+        for _ in range(REPEATS + 1):
             t0 = time.perf_counter()
             item = df["item_id"].to_numpy().astype(np.int64)
             pos = df["position"].to_numpy().astype(np.int64)
@@ -158,6 +158,7 @@ def worker(mode: str, path: str, target_path: str) -> dict:
             res = numpy_ope(item, pos, y, p, P)
             times.append(time.perf_counter() - t0)
         est = {k: list(v) for k, v in res.items() if k != "_diag"}
+    times = times[1:]
     return {"seconds_runs": times, "seconds": float(np.median(times)), "peak_rss_mb": _peak_mb(),
             "rss_after_load_mb": loaded, "n_rows": len(df), "estimates": est}
 
@@ -231,7 +232,7 @@ def test_bench_ope():
         f"synthetic position-aware logs ({WORLD['n_items']} items, {WORLD['n_positions']} positions, "
         f"{WORLD['n_segments']} user segments; `causalrec.ope.synthetic`). Each implementation runs in its own "
         "subprocess; time is the median of "
-        f"{REPEATS} runs on data already loaded as a DataFrame; peak RSS is `ru_maxrss` of that process.",
+        f"{REPEATS} runs (after one warm-up run) on data already loaded as a DataFrame; peak RSS is `ru_maxrss` of that process.",
         "",
         *rows,
         "",

@@ -174,7 +174,7 @@ def test_cli_report_flag(tmp_path, sim):
     report = tmp_path / "r.html"
     args = ["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
             "--covariates", "item_price", "--method", "naive,aipw", "--device", "cpu", "--folds", "2",
-            "--report", str(report), "--quiet"]
+            "--report", str(report), "--quiet", "--no-refute", "--no-curves", "--cate", "none"]
     if importlib.util.find_spec("causalrec.report.uplift") is None:
         assert main(args) == 2 and not report.exists()
     else:

@@ -44,7 +44,8 @@ DEFAULT_ESTIMATORS = ("dm", "ips", "snips", "dr")
 AUTO_STREAM_ROWS = 20_000_000
 PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
 TARGET = "policy_value"
-EXACT_QUANTILE_ROWS = 2_000_000  # above this, weight quantiles come from the fine histogram
+CHUNK_ABOVE_ROWS = 2_000_000  # above this (and without bootstrap), work in blocks; quantiles from the histogram
+CHUNK_ROWS = 500_000
 
 
 def evaluate(
@@ -104,13 +105,13 @@ def evaluate(
         raise InputError("n_folds must be >= 1", column="n_folds", fix="use 5 (or 1 for no cross-fitting)")
     needs_model = any(e.needs_outcome_model for e in ests)
     model = make_outcome_model(outcome_model, n_folds=n_folds, covariates=schema.covariates) if needs_model else None
-    if model is not None:  # a model passed in fitted form brings its own folds
+    if model is not None:  # a model object passed in brings its own number of folds
         n_folds = getattr(model, "n_folds", 1)
 
     streaming = batch_size is not None
     if not streaming and not isinstance(logs, pd.DataFrame):
         nrows = parquet_num_rows(logs) if Path(logs).exists() else None
-        if nrows is not None and nrows > AUTO_STREAM_ROWS:
+        if nrows is not None and nrows > AUTO_STREAM_ROWS and (model is None or model.supports_streaming):
             streaming, batch_size = True, 1_000_000
     if streaming and batch_size is not None and batch_size < 1:
         raise InputError("batch_size must be >= 1", column="batch_size", fix="e.g. --batch-size 1000000")
@@ -284,11 +285,27 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
         model.begin(policy.vocab, schema)
         _fit_batch(model, canon, policy, 0, inputs)
         model.finalize()
-    arrays, p = _batch_arrays(canon, policy, model, 0, inputs)
     wstats = WeightStats(config["clip"])
+    if n > CHUNK_ABOVE_ROWS and not bootstrap:
+        # Large logs: the per-row terms are computed in cache-sized blocks and merged as
+        # moments (exactly the streaming arithmetic); numpy's whole-array temporaries cost
+        # more in page faults than the computation itself at 10M rows.
+        moments = [Moments() for _ in ests]
+        y_mom = Moments()
+        for lo in range(0, n, CHUNK_ROWS):
+            hi = min(n, lo + CHUNK_ROWS)
+            sub = tuple(None if a is None else a[lo:hi] for a in inputs)
+            arrays, p = _batch_arrays(canon.iloc[lo:hi], policy, model, lo, sub)
+            wstats.update(arrays.w, p)
+            y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
+            for i, e in enumerate(ests):
+                moments[i] = moments[i].merge(Moments.of_terms(*e.terms_checked(arrays)))
+        config["mode"] = "in_memory (blocks)"
+        return _finish(n, ests, [m.estimate_se() for m in moments], [None] * len(ests), wstats,
+                       float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]), ci_level, policy, model, config)
+    arrays, p = _batch_arrays(canon, policy, model, 0, inputs)
     wstats.update(arrays.w, p)
-    if n <= EXACT_QUANTILE_ROWS:
-        wstats.set_exact_quantiles(arrays.w)
+    wstats.set_exact_quantiles(arrays.w)
     values, boot = [], []
     for e in ests:
         est, psi = summarise(*e.terms_checked(arrays))
