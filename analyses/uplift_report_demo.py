@@ -38,6 +38,23 @@ def truth_table(result, truth: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), seg[["user_segment", "n", "estimate", "ci_low", "ci_high", "truth", "covers truth"]]
 
 
+def _reading(result, overall: pd.DataFrame, truth: dict) -> str:
+    ate = overall[overall["target"] == "ATE"].set_index("method")
+    naive_bias = ate.loc["naive", "estimate"] - truth["ate"] if "naive" in ate.index else float("nan")
+    parts = []
+    for m in ate.index.drop("naive", errors="ignore"):
+        bias = ate.loc[m, "estimate"] - truth["ate"]
+        parts.append(f"{m} removes {1 - bias / naive_bias:.0%} of the naive bias"
+                     f"{' and its CI covers the true ATE' if ate.loc[m, 'covers truth'] else ''}")
+    text = "On these logs " + "; ".join(parts) + "."
+    rf = result.analysis.refutations
+    if rf is not None and rf.all_passed and not ate.drop("naive", errors="ignore")["covers truth"].any():
+        text += (" Every refutation passed although no adjusted ATE interval covers the truth: placebo, random "
+                 "common cause and subset tests cannot see confounding that the adjustment features fail to "
+                 "capture, and the sensitivity bound only says how strong such a confounder would have to be.")
+    return text
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="data_samples/text_logs")
@@ -72,6 +89,7 @@ def main(argv=None) -> int:
     rep.table(overall, title="Average effects versus truth",
               note=f"Naive difference on these logs: {truth['naive_difference']:.4f}.")
     rep.table(seg, title="Per-segment effects versus truth")
+    rep.text(_reading(result, overall, truth), title="Reading")
     rep.text(f"Whole analysis (embeddings, cross-fitting, estimators, CATE, curve, refutations): {elapsed:.0f} s "
              "on this CPU.")
     out = Path(a.out)

@@ -2,7 +2,10 @@
 
 In memory, the whole log becomes one set of per-row arrays ``(y, w, qhat, qpi)`` and
 every estimator computes its estimate, influence values and (optionally) bootstrap
-replicates from them. Streaming (``batch_size`` set, or a Parquet file with more than
+replicates from them. Above ``CHUNK_ABOVE_ROWS`` rows (without bootstrap) the outcome
+model is still fitted on the whole log, but the per-row terms are computed in blocks of
+``CHUNK_ROWS`` and merged as moments: the same numbers, with less memory and fewer page
+faults than whole-array temporaries. Streaming (``batch_size`` set, or a Parquet file with more than
 ``AUTO_STREAM_ROWS`` rows) reads the file batch by batch and keeps only mergeable
 sufficient statistics (:class:`causalrec.ope.estimators.Moments`, weight sums and a
 histogram), so peak memory is one batch. The default cell-mean outcome model needs
@@ -280,22 +283,22 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     policy = probe if probe is not None else resolve_target(target, schema=schema,
                                                             log_items=canon["item_id"].to_numpy())
     n = len(canon)
-    inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
-    if model is not None:
-        model.begin(policy.vocab, schema)
-        _fit_batch(model, canon, policy, 0, inputs)
-        model.finalize()
     wstats = WeightStats(config["clip"])
     if n > CHUNK_ABOVE_ROWS and not bootstrap:
         # Large logs: the per-row terms are computed in cache-sized blocks and merged as
         # moments (exactly the streaming arithmetic); numpy's whole-array temporaries cost
         # more in page faults than the computation itself at 10M rows.
+        blocks = [(lo, canon.iloc[lo:lo + CHUNK_ROWS]) for lo in range(0, n, CHUNK_ROWS)]
+        if model is not None:
+            model.begin(policy.vocab, schema)
+            for lo, sub in blocks:
+                _fit_batch(model, sub, policy, lo, _inputs(sub, policy, lo, n_folds, seed, True))
+            model.finalize()
         moments = [Moments() for _ in ests]
         y_mom = Moments()
-        for lo in range(0, n, CHUNK_ROWS):
-            hi = min(n, lo + CHUNK_ROWS)
-            sub = tuple(None if a is None else a[lo:hi] for a in inputs)
-            arrays, p = _batch_arrays(canon.iloc[lo:hi], policy, model, lo, sub)
+        for lo, sub in blocks:
+            inputs = _inputs(sub, policy, lo, n_folds, seed, with_folds=model is not None)
+            arrays, p = _batch_arrays(sub, policy, model, lo, inputs)
             wstats.update(arrays.w, p)
             y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
             for i, e in enumerate(ests):
@@ -303,6 +306,11 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
         config["mode"] = "in_memory (blocks)"
         return _finish(n, ests, [m.estimate_se() for m in moments], [None] * len(ests), wstats,
                        float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]), ci_level, policy, model, config)
+    inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
+    if model is not None:
+        model.begin(policy.vocab, schema)
+        _fit_batch(model, canon, policy, 0, inputs)
+        model.finalize()
     arrays, p = _batch_arrays(canon, policy, model, 0, inputs)
     wstats.update(arrays.w, p)
     wstats.set_exact_quantiles(arrays.w)

@@ -210,6 +210,9 @@ def build_uplift_report(result: Any, analysis: Any = None, title: str | None = N
     if analysis is not None and (analysis.groups or analysis.cate is not None):
         rep.heading("Heterogeneous effects")
         for ge in analysis.groups:
+            if not len(ge.table):
+                rep.text(ge.note, title=f"Effects by {ge.by}")
+                continue
             rep.figure(_fig_groups(ge), title=f"Effects by {ge.by} (largest groups)")
             tab = ge.table.head(50)
             rep.table(tab, title=f"Effects by {ge.by}", note=ge.note + (

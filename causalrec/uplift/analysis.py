@@ -137,6 +137,8 @@ def analyze(
     if per_item and data is not None and "item_id" in data.columns:
         out.groups.append(group_effects(y, t, e, mu0, mu1, data["item_id"].astype(str).to_numpy(), by="item_id",
                                         min_size=min_group_size, ci_level=ci_level, clip=clip))
+    elif per_item:
+        out.notes.append("Per-item effects skipped: the log has no item id column.")
     if segments:
         if segments == "embedding":
             if "user_text" not in blocks:
