@@ -14,15 +14,25 @@ Methods (all through :func:`causalrec.uplift.estimate`, cross-fitted, grouped by
   logistic / ridge nuisances (scikit-learn; what an analyst without text would do);
 * ``text_aipw`` / ``text_dml``: fixed MiniLM embeddings ``[u, i, u*i]`` (+ covariates),
   causalrec's torch ``PropensityModel`` / ``OutcomeModel``;
-* ``adapted_aipw``: CausalBERT-like encoder fine-tuned with propensity and outcome
-  heads (:mod:`causalrec.models.adapted`), cross-fitted, on a subset of seeds;
+* ``sub_adapted_aipw``: CausalBERT-like encoder fine-tuned with propensity and outcome
+  heads (:mod:`causalrec.models.adapted`), cross-fitted, on the first rows of a few seeds
+  (CPU cost), next to ``sub_naive`` and ``sub_text_aipw`` on the same rows;
 * ``oracle_aipw`` / ``oracle_dml``: the true affinity (spline basis) as the only
-  adjustment variable.
+  adjustment variable;
+* ``true_nuisance_aipw`` (``--methods true``): AIPW with the simulator's true propensity and
+  outcome probabilities (no fitting): the estimator's own sampling behaviour.
 
 Truth: the simulator's ``ate`` (mean of ``p_y1 - p_y0`` over the rows) and ``att``.
 Writes ``reports/text_confounding.md`` and ``reports/text_confounding_runs.csv``.
 
-Run: ``.venv/bin/python analyses/text_confounding.py`` (see ``--help``).
+Reproduce the committed report (about 20 min wall-clock on the shared 2-core machine)::
+
+    .venv/bin/python analyses/text_confounding.py            # main grid, 2 processes
+    .venv/bin/python analyses/text_confounding.py --methods true --jobs 1 \
+        --runs-csv reports/text_confounding_runs_true.csv --out /tmp/true.md
+    .venv/bin/python analyses/text_confounding.py \
+        --merge reports/text_confounding_runs.csv,reports/text_confounding_runs_true.csv \
+        --wall-seconds <the first command's slowest "total" line>
 """
 
 from __future__ import annotations
@@ -91,7 +101,7 @@ def rows_of(result, name: str, method_label: str, truth: dict, seconds: float, m
 
 
 def run_one(seed: int, confounding: float, args, embedder) -> list[dict]:
-    from causalrec.uplift import estimate
+    from causalrec.uplift import aipw, estimate
 
     sim = make_data(seed, confounding, args.n_rows)
     logs = sim.observed()
@@ -135,6 +145,19 @@ def run_one(seed: int, confounding: float, args, embedder) -> list[dict]:
                          covariates=COVARIATES, methods=("dml",), embedder=embedder,
                          propensity_model=pm, outcome_model=om, **common)
             rows += rows_of(r, "dml", "text_dml", truth, time.perf_counter() - t0, meta)
+
+    if "true" in args.methods:
+        # AIPW with the simulator's true propensity and outcome probabilities: no fitting,
+        # isolates the estimator's own sampling behaviour (bias, SE, coverage)
+        t0 = time.perf_counter()
+        res = aipw(logs["treatment"].to_numpy(), logs["outcome"].to_numpy(float), sim.logs["propensity"].to_numpy(),
+                   sim.logs["p_y0"].to_numpy(), sim.logs["p_y1"].to_numpy(), groups=logs["user_id"].to_numpy())
+        secs = time.perf_counter() - t0
+        for est in res:
+            tv = truth[est.target]
+            rows.append({**meta, "method": "true_nuisance_aipw", "target": est.target, "estimate": est.estimate,
+                         "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "truth": tv,
+                         "covered": bool(est.ci_low <= tv <= est.ci_high), "seconds": secs})
 
     if "oracle" in args.methods:
         pm, om = sk_models(seed)
@@ -219,6 +242,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 ORDER = ["naive", "ids_aipw", "ids_dml", "text_ipw", "text_aipw", "text_dml", "oracle_aipw", "oracle_dml",
+         "true_nuisance_aipw",
          "sub_naive", "sub_text_aipw", "sub_adapted_aipw"]
 
 
@@ -313,7 +337,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-rows", type=int, default=1500)
     p.add_argument("--strengths", type=lambda s: [float(v) for v in s.split(",")], default=[0.5, 1.0, 2.0])
     p.add_argument("--methods", type=lambda s: s.split(","), default=["ids", "text", "dml", "oracle", "adapted"],
-                   help="ids, ids_dml, text, dml (text DML), oracle, adapted")
+                   help="ids, ids_dml, text, dml (text DML), oracle, adapted, true (AIPW with the true nuisances)")
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--dml-modifiers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=64)
@@ -362,6 +386,8 @@ def main(argv=None) -> int:
         args.merge = parts
     if args.merge:
         runs = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
+        # runs of the same (seed, strength, method) in several CSVs (e.g. naive) are identical
+        runs = runs.drop_duplicates(["seed", "confounding", "method", "target"], keep="first")
         runs = runs.sort_values(["seed", "confounding", "method", "target"], kind="stable").reset_index(drop=True)
         runs.to_csv(args.runs_csv, index=False)
         for f in args.merge:

@@ -144,3 +144,9 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_mapped_position_column_with_a_stray_position_column():
+    df = _log().assign(position=["a", "b", "c"])  # unrelated column that happens to be called "position"
+    canon = validate_log(df, SCHEMA, require=("item_id", "outcome", "position"))
+    assert canon["position"].tolist() == [0, 1, 2]

@@ -144,7 +144,9 @@ def validate_log(
         v = check_numeric(canon, "propensity", names)
         check_propensity(v, "propensity", names)
     if "position" in canon.columns and "position" in require:
-        check_positions(df.rename(columns={names["position"]: "position"})[["position"]], schema, names)
+        # raw (un-shifted) positions, taken by column so a stray column literally named
+        # "position" cannot collide with the mapped one
+        check_positions(pd.DataFrame({"position": df[names["position"]].to_numpy()}), schema, names)
     for role in binary:
         check_binary(canon, role, names)
     for cov in schema.covariates:

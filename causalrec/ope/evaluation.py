@@ -184,13 +184,26 @@ def _available_columns(source) -> list[str]:
 
 
 def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str], keep: list[str] = ()) -> pd.DataFrame:
-    canon = validate_log(batch, schema, require=tuple(roles), command="ope")
+    # Integer positions only need a range check; anything else (floats, strings, out of
+    # range) goes through the full check, which also words the error.
+    fast_pos = "position" in roles and _integer_positions_ok(batch, schema)
+    req = tuple(r for r in roles if not (fast_pos and r == "position"))
+    canon = validate_log(batch, schema, require=req, command="ope")
     extra = {c: batch[c].to_numpy() for c in keep if c in batch.columns and c not in canon.columns}
     if extra:  # context columns for a fixed outcome function
         canon = canon.assign(**extra)
     if "position" in canon.columns and not pd.api.types.is_integer_dtype(canon["position"]):
         canon["position"] = canon["position"].astype(np.int64)
     return canon
+
+
+def _integer_positions_ok(batch: pd.DataFrame, schema: LogSchema) -> bool:
+    col = schema.position
+    if col not in batch.columns or not pd.api.types.is_integer_dtype(batch[col]) or len(batch) == 0:
+        return False
+    v = batch[col].to_numpy()
+    lo, hi = int(v.min()) - schema.position_base, int(v.max()) - schema.position_base
+    return lo >= 0 and (schema.n_positions is None or hi < schema.n_positions)
 
 
 def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int, with_folds: bool):
@@ -280,8 +293,7 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     cols, roles = _columns(logs, schema, needs_req, model)
     df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs
     canon = _validate(df, schema, roles, _context_columns(cols, schema, model))
-    policy = probe if probe is not None else resolve_target(target, schema=schema,
-                                                            log_items=canon["item_id"].to_numpy())
+    policy = probe if probe is not None else resolve_target(target, schema=schema)
     n = len(canon)
     wstats = WeightStats(config["clip"])
     if n > CHUNK_ABOVE_ROWS and not bootstrap:

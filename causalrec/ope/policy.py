@@ -148,6 +148,7 @@ class TablePolicy:
         self.positional = "position" in table.columns
         self.source = source
         pol = validate_target_policy(table, row_key=self.row_key, positional=self.positional, log_items=log_items)
+        self._validated = pol
         if self.positional:
             pos = pol["position"].to_numpy()
             if not np.all(np.isfinite(pos.astype(float))) or np.any(pos != np.round(pos)):
@@ -209,8 +210,11 @@ class TablePolicy:
 
     def bind(self, batch: pd.DataFrame, items: np.ndarray, pos: np.ndarray, row_offset: int) -> BoundTarget:
         if (items < 0).any():
-            raise _missing_items_error(batch["item_id"].to_numpy()[items < 0],
-                                       f" (rows from {row_offset} on)")
+            missing = batch["item_id"].to_numpy()[items < 0]
+            # the boundary check words the error (items in the log missing from the policy)
+            validate_target_policy(self._validated, row_key=self.row_key, positional=self.positional,
+                                   log_items=pd.unique(missing))
+            raise _missing_items_error(missing, f" (rows from {row_offset} on)")
         tpos = pos if self.positional else np.zeros_like(pos)
         if self.positional and (pos >= self.n_pos).any():
             bad = int(pos[pos >= self.n_pos][0])

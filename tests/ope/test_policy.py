@@ -141,3 +141,11 @@ def test_request_keyed_target_needs_every_request(sb):
 def test_positional_target_needs_a_position_column(sb):
     with pytest.raises(InputError, match="no position column"):
         evaluate(sb.logs.drop(columns=["position"]), sb.targets["uniform"], schema=SCHEMA, estimators=("ips",))
+
+
+@pytest.mark.parametrize("positions, match", [([0, 1, 2], "below the declared base"), ([1.5, 1, 2], "whole numbers")])
+def test_bad_log_positions(sb, positions, match):
+    logs = sb.logs.iloc[:3].assign(position=positions)
+    t = sb.targets["uniform"].assign(position=lambda d: d["position"] + 1)
+    with pytest.raises(InputError, match=match):
+        evaluate(logs, t, schema=SCHEMA.with_(position_base=1), estimators=("ips",))

@@ -29,10 +29,9 @@ def linear_models():
 
 
 @pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    from causalrec.features import build_tiny_encoder
-
-    return build_tiny_encoder(tmp_path_factory.mktemp("tiny") / "enc")
+def encoder_dir(tiny_encoder_dir):
+    """The shared tiny random BERT (tests/conftest.py): every text path, in milliseconds."""
+    return tiny_encoder_dir
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +178,22 @@ def test_cli_report_flag(tmp_path, sim):
         assert main(args) == 2 and not report.exists()
     else:
         assert main(args) == 0 and report.exists()
+
+
+def test_cli_uplift_with_item_catalog_and_local_model(tmp_path, sim, encoder_dir, monkeypatch):
+    monkeypatch.setenv("CAUSALREC_CACHE", str(tmp_path / "cache"))
+    logs_path = tmp_path / "logs.parquet"
+    sim.observed().drop(columns=["item_text"]).to_parquet(logs_path)
+    items_path = tmp_path / "items.csv"
+    sim.items.to_csv(items_path, index=False)
+    out = tmp_path / "r.json"
+    rc = main(["uplift", str(logs_path), "--treatment", "treatment", "--outcome", "outcome",
+               "--user-text", "user_text", "--items", str(items_path), "--item-key", "item_id",
+               "--item-text", "title", "--model", str(encoder_dir), "--method", "naive,aipw",
+               "--device", "cpu", "--folds", "2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["config"]["features"] == "text" and d["config"]["item_key"] == "item_id"
+    assert main(["uplift", str(logs_path), "--treatment", "treatment", "--outcome", "outcome",
+                 "--items", str(items_path), "--item-text", "no_such_column", "--model", str(encoder_dir),
+                 "--method", "aipw", "--device", "cpu"]) == 2
