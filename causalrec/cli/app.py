@@ -10,3 +10,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """causalrec: causal answers from recommendation logs.
+
+    A callback keeps typer in multi-command mode (without one, an app with a
+    single registered command would turn that command into the whole CLI).
+    """

@@ -278,6 +278,11 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
     for e, (est, _se) in zip(ests, values, strict=True):
         if not np.isfinite(est):
             warnings.append(f"estimator '{e.name}' is undefined on these data (all weights zero?)")
+    if any(e.name == "dm" for e in ests):
+        # DM's influence values vary only with the context, so its interval ignores the
+        # outcome model's own estimation error; say so where the number is read.
+        warnings.append("the DM interval reflects sampling of contexts only, not the outcome model's "
+                        "error, so it is too narrow; read DR/SNDR intervals for inference")
     return OPEResult(
         command="ope", n_rows=n, estimates=estimates, diagnostics=diag, warnings=warnings, config=config,
         weight_histogram=wstats.histogram(), target_policy=policy.describe(),
