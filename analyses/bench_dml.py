@@ -82,8 +82,10 @@ def run(kinds, sizes, budget, d, seed, rows_path):
                     break
             X, t, y, truth = simulate(n, d, seed)
             ate, lo, hi, sec = fit(kind, X, t, y, seed)
+            import os
+
             row = {"kind": kind, "n": n, "d": d, "ate": ate, "ci_low": lo, "ci_high": hi, "truth": truth,
-                   "abs_error": abs(ate - truth), "seconds": sec}
+                   "abs_error": abs(ate - truth), "seconds": sec, "load_avg_1m": os.getloadavg()[0]}
             rows.append(row)
             last = row
             print(json.dumps(row), flush=True)
@@ -97,27 +99,40 @@ def run(kinds, sizes, budget, d, seed, rows_path):
 def markdown(rows, n_full: int, d: int) -> str:
     import pandas as pd
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).drop_duplicates(["kind", "n"], keep="last")  # a re-measured size replaces the old
     lines = ["## DML: causalrec torch nuisances vs econml's default 'auto' nuisances", "",
              f"Produced by `analyses/bench_dml.py` (raw rows: `reports/bench_dml.json`), {platform.machine()} "
              "CPU, 2 cores shared with other jobs, no GPU. econml `LinearDML` (cv=3, constant effect) on simulated "
              f"{d}-d embedding-like controls with a non-linear propensity and outcome; error = |ATE - true sample "
              "ATE|. Same data-generating process and seed at every size.", "",
-             "| nuisances | rows | seconds | ATE | 95% CI | abs. error |", "|---|---|---|---|---|---|"]
+             "Timings were taken on a machine shared with other jobs; the 1-minute load average at the end of each "
+             "fit is shown where it was recorded (2 cores: a load of 10 means a fit got a fraction of a core), so "
+             "timings at different loads are not comparable and the scaling fits below are rough.", "",
+             "| nuisances | rows | seconds | load avg | ATE | 95% CI | abs. error |", "|---|---|---|---|---|---|---|"]
+    order = {"causalrec": 0, "econml_auto": 1, "linear": 2}
     names = {"causalrec": "causalrec OutcomeModel/PropensityModel (torch)", "econml_auto": "econml default 'auto'",
              "linear": "explicit Ridge/Logistic (context)"}
-    for r in df.itertuples():
-        lines.append(f"| {names[r.kind]} | {r.n:,} | {r.seconds:.1f} | {r.ate:.4f} | [{r.ci_low:.4f}, "
+    for r in df.sort_values(["kind", "n"], key=lambda c: c.map(order) if c.name == "kind" else c).itertuples():
+        load = getattr(r, "load_avg_1m", float("nan"))
+        load = "n/a" if load != load else f"{load:.1f}"
+        lines.append(f"| {names[r.kind]} | {r.n:,} | {r.seconds:.1f} | {load} | {r.ate:.4f} | [{r.ci_low:.4f}, "
                      f"{r.ci_high:.4f}] | {r.abs_error:.4f} |")
     lines.append("")
-    auto = df[df.kind == "econml_auto"]
-    ours = df[df.kind == "causalrec"]
-    if len(auto) >= 2:
-        slope, icpt = np.polyfit(np.log(auto.n), np.log(auto.seconds), 1)
-        pred_full = float(np.exp(icpt) * n_full ** slope)
-        lines.append(f"econml 'auto' time grows as rows^{slope:.2f} over {auto.n.min():,}-{auto.n.max():,} rows; "
-                     f"**extrapolated** to {n_full:,} x {d}: about {pred_full:,.0f} s ({pred_full / 3600:.1f} h). "
-                     "Not measured: it does not fit this session.")
+    auto = df[df.kind == "econml_auto"].sort_values("n")
+    ours = df[df.kind == "causalrec"].sort_values("n")
+    if len(auto) >= 1:
+        if len(auto) >= 2:
+            slope, icpt = np.polyfit(np.log(auto.n), np.log(auto.seconds), 1)
+            pred_full = float(np.exp(icpt) * n_full ** slope)
+            how = f"econml 'auto' time grows as rows^{slope:.2f} over {auto.n.min():,}-{auto.n.max():,} rows"
+        else:
+            a1 = auto.iloc[-1]
+            pred_full = float(a1.seconds * n_full / a1.n)
+            how = (f"econml 'auto' was measured at {a1.n:,} rows only (one fit took {a1.seconds:.0f} s, over the "
+                   "budget); its model selection costs at least linear time in rows, so a linear scaling gives a "
+                   "lower bound")
+        lines.append(f"{how}; **extrapolated** to {n_full:,} x {d}: about {pred_full:,.0f} s "
+                     f"({pred_full / 3600:.1f} h). Not measured: it does not fit this session.")
         common = sorted(set(auto.n) & set(ours.n))
         for n in common:
             a = auto[auto.n == n].iloc[0]
@@ -150,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", default="reports/bench_dml.json")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--append", action="store_true", help="add to the rows already in --rows")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown from --rows")
     a = ap.parse_args(argv)
     import torch
 
@@ -157,8 +174,9 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     auto_sizes = [int(s) for s in a.auto_sizes.split(",") if int(s) <= a.n_max]
     ours_sizes = [int(s) for s in a.ours_sizes.split(",") if int(s) <= a.n_max]
-    rows = []
-    for kind in a.kinds.split(","):
+    rows = (json.loads(Path(a.rows).read_text()) if (a.append or a.report_only) and Path(a.rows).exists()
+            else [])
+    for kind in ([] if a.report_only else a.kinds.split(",")):
         rows += run([kind], auto_sizes if kind == "econml_auto" else ours_sizes, a.budget, a.d, a.seed, a.rows + ".part")
     Path(a.rows).write_text(json.dumps(rows, indent=1))
     md = markdown(rows, a.n_max, a.d)

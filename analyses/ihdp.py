@@ -178,6 +178,8 @@ def write_markdown(df, path: Path, runs_path: Path) -> str:
     from causalrec.data.atomic import atomic_write_text
 
     table, n_seeds = summarise(df)
+    _, T0, X0, _ = _data(0)
+    n_rows, n_cov, treated = X0.shape[0], X0.shape[1], float(T0.mean())
     fmt = table.copy()
     for c in fmt.columns[2:]:
         fmt[c] = fmt[c].map(lambda v, c=c: f"{v:.3f}" if c != "95% CI coverage" else f"{v:.0%}")
@@ -187,10 +189,12 @@ def write_markdown(df, path: Path, runs_path: Path) -> str:
     text = f"""# IHDP (response surface B): causalrec versus econml defaults
 
 Produced by `analyses/ihdp.py` (raw per-draw rows: `{runs_path.as_posix()}`). {n_seeds} draws
-(`econml.data.dgps.ihdp_surface_B(random_state=seed)`, seeds 0..{n_seeds - 1}); 747 children, 25
-covariates (the constant column dropped), the real IHDP treatment (18.6% treated) and a simulated
-non-linear outcome with known individual effects. All methods use the 25 covariates as effect
-modifiers and 3 cross-fitting folds, on the same draws; CPU only, one thread per process.
+(`econml.data.dgps.ihdp_surface_B(random_state=seed)`, seeds 0..{n_seeds - 1}); {n_rows} children, {n_cov}
+covariates (a constant column dropped), the real IHDP treatment ({treated:.1%} treated) and a simulated
+non-linear outcome with known individual effects. All methods use the {n_cov} covariates as effect
+modifiers and {FOLDS} cross-fitting folds, on the same draws; CPU only, one thread per process, two
+worker processes on a 2-core machine shared with other jobs: times are inflated and comparable only
+within this table.
 
 * **ATE abs. error**: |estimated ATE - sample ATE| (mean over draws, with its standard error).
 * **sqrt(PEHE)**: root mean squared error of the individual effects (in-sample). For AIPW the

@@ -71,6 +71,7 @@ class EmbedStats:
     n_padded_tokens: int = 0
     seconds_cache: float = 0.0
     seconds_model: float = 0.0
+    seconds_forward: float = 0.0
     seconds_total: float = 0.0
 
     @property
@@ -287,7 +288,9 @@ class TextEmbedder:
                 feats = [{k: enc[k][i] for k in keys} for i in idx]
                 batch = tok.pad(feats, padding=True, return_tensors="pt")
                 batch = {k: v.to(self._device) for k, v in batch.items()}
+                tf = time.perf_counter()
                 hidden = model(**batch).last_hidden_state
+                stats.seconds_forward += time.perf_counter() - tf
                 out[idx] = mean_pool(hidden, batch["attention_mask"]).cpu().numpy()
                 stats.n_batches += 1
                 stats.n_tokens += int(lengths[idx].sum())

@@ -74,3 +74,21 @@ def test_report_without_analysis(uplift_result):
                         config=uplift_result.config)
     html = build_uplift_report(bare).to_html()
     assert "<h2>Average effects</h2>" in html and "<h2>Uplift curve</h2>" not in html
+
+
+def test_empty_group_table_renders_note(uplift_result):
+    import copy
+
+    import numpy as np
+
+    from causalrec.uplift.segments import group_effects
+
+    res = copy.copy(uplift_result)
+    res.analysis = copy.copy(uplift_result.analysis)
+    n = res.nuisance["t"].shape[0]
+    nu = res.nuisance
+    tiny = group_effects(nu["y"], nu["t"], nu["e_hat"], nu["mu0"], nu["mu1"], np.arange(n), by="item_id")
+    assert len(tiny.table) == 0 and tiny.n_groups_dropped == n
+    res.analysis.groups = [tiny]
+    html = build_uplift_report(res).to_html()
+    assert "Effects by item_id" in html and f"{n} of {n} groups were left out" in html
