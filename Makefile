@@ -34,8 +34,13 @@ browser:
 test: install browser
 	$(PY) -m pytest -q
 
+# Slow tests (coverage studies, A/A simulations, the OPE 10M/100M-row benchmark), then
+# the benchmark scripts; each writes its own section of reports/benchmarks.md.
 bench: install
-	$(PY) -m pytest -q -m slow --timeout=3600 -p no:cacheprovider
+	$(PY) -m pytest -q -m slow -p no:cacheprovider
+	$(PY) analyses/bench_embeddings.py
+	$(PY) analyses/bench_nuisance.py
+	$(PY) analyses/bench_dml.py
 
 lint: install
 	$(VENV)/bin/ruff check causalrec tests analyses
