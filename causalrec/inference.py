@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 # scipy.special, not scipy.stats: the latter adds ~0.4 s to every command's start-up
 from scipy.special import ndtr, ndtri
 

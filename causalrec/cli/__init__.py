@@ -20,11 +20,7 @@ from causalrec.cli.app import app
 COMMAND_MODULES = ("simulate", "ope", "uplift", "debias", "rank", "ab", "demo")
 
 for _mod in COMMAND_MODULES:
-    try:  # DEV-ONLY tolerance while command modules are being written; made strict before release
-        importlib.import_module(f"causalrec.cli.{_mod}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"causalrec.cli.{_mod}":
-            raise
+    importlib.import_module(f"causalrec.cli.{_mod}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ class Report:
 
         return env.get_template("report.html.j2").render(
             report=self, version=__version__,
-            generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )
 
     def to_markdown(self) -> str:

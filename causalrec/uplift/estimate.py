@@ -295,7 +295,7 @@ def estimate(
         ``causal_forest``, ``dr_learner``), the DR-weighted uplift curve, and the
         dowhy/econml refutation suite; ``analysis_options`` passes further keywords
         (e.g. ``num_simulations``, ``n_boot``). The result then has ``.analysis``
-        (an ``UpliftAnalysis``) and its JSON under ``diagnostics["analysis"]``.
+        (an ``UpliftAnalysis``) and its JSON under the top-level ``"analysis"`` key.
     """
     if schema is None:
         schema = LogSchema()
@@ -453,4 +453,3 @@ def _attach_analysis(result: UpliftResult, *, needs_nuisance: bool, per_item: bo
     result.config["analysis"] = {"per_item": per_item, "segments": segments, "cate": cate, "curves": curves,
                                  "refute": refute, **{k: v for k, v in opts.items()
                                                       if k not in ("cate_models", "segment_values")}}
-    result.diagnostics["analysis"] = result.analysis.to_dict()

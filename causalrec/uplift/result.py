@@ -25,15 +25,23 @@ class UpliftResult(CausalResult):
         The canonical log rows used (kept rows), for per-item / per-segment views.
     ``estimand``
         One sentence saying what the targets mean after clipping/trimming.
+    ``analysis``
+        An ``UpliftAnalysis`` (overlap, balance, per-item/segment effects, CATE,
+        uplift curve, refutations) when ``estimate`` was asked for one; its JSON is
+        the top-level ``"analysis"`` key.
     """
 
     nuisance: dict[str, Any] = field(default_factory=dict, repr=False)
     data: Any = field(default=None, repr=False)
     estimand: str = ""
+    analysis: Any = field(default=None, repr=False)
     title: str = "causalrec uplift: average effect of exposure"
 
     def _extra_dict(self) -> dict[str, Any]:
-        return {"estimand": self.estimand}
+        d: dict[str, Any] = {"estimand": self.estimand}
+        if self.analysis is not None:
+            d["analysis"] = self.analysis.to_dict()
+        return d
 
     def summary(self) -> str:
         text = super().summary()

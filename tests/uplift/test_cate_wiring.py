@@ -36,7 +36,7 @@ def test_estimate_attaches_analysis():
         assert items.loc[f"it{k}", "ci_low"] < truth < items.loc[f"it{k}", "ci_high"]
     assert a.cate.method == "dr_learner" and a.curve is not None and a.refutations is not None
     d = json.loads(r.to_json())
-    assert set(d["diagnostics"]["analysis"]) >= {"overlap", "balance", "groups", "cate", "curve", "refutations"}
+    assert set(d["analysis"]) >= {"overlap", "balance", "groups", "cate", "curve", "refutations"}
     assert d["config"]["analysis"]["refute"] is True
     # without the options nothing is attached
     plain = estimate(df, treatment="exposed", outcome="y", covariates=["x1"], features="covariates",
