@@ -214,7 +214,7 @@ within this table.
 Shalit, Johansson & Sontag (2017, "Estimating individual treatment effect: generalization bounds
 and algorithms", ICML), Table 1, within-sample on IHDP: sqrt(PEHE) of about 5.8 for OLS with a
 treatment indicator, 3.8 for causal forests, 2.1 for BART, 0.88 for TARNet and 0.71 for CFR-WASS, with
-ATE errors of about 0.2-0.7. Their replications come from NPCI's simulation files (1000 draws, a
+ATE errors of about 0.2-0.7. (Figures quoted from that table as published; they were not re-checked against the paper in this repository.) Their replications come from NPCI's simulation files (1000 draws, a
 different set-up and seeds), so the numbers above are context, not a ranking against them; note
 that the linear final stages here (LinearDML / LinearDRLearner) cannot represent surface B's
 exponential effect surface, which bounds their sqrt(PEHE) from below.
