@@ -50,6 +50,25 @@ def influence_se(psi: np.ndarray, weights: np.ndarray | None = None) -> float:
     return float(np.sqrt(var / n))
 
 
+def cluster_se(psi: np.ndarray, groups: np.ndarray) -> float:
+    """Cluster-robust standard error of a mean from its influence values.
+
+    ``se^2 = G / (G - 1) * sum_g (sum_{i in g} (psi_i - mean psi))^2 / n^2`` over the
+    ``G`` clusters coded ``0..G-1`` in ``groups`` (Liang & Zeger 1986, with the usual
+    ``G / (G - 1)`` small-sample factor). With one row per cluster it equals
+    :func:`influence_se`. Valid when clusters are independent of each other, whatever
+    the dependence inside a cluster; it needs many clusters, not many rows.
+    """
+    psi = np.asarray(psi, dtype=float)
+    groups = np.asarray(groups)
+    n = psi.shape[0]
+    g = int(groups.max()) + 1 if n else 0
+    if g < 2:
+        return float("nan")
+    sums = np.bincount(groups, weights=psi - psi.mean(), minlength=g)
+    return float(np.sqrt(g / (g - 1) * np.dot(sums, sums)) / n)
+
+
 def two_sided_p(estimate: float, se: float, null: float = 0.0) -> float:
     """Normal two-sided p-value of ``estimate`` against ``null``."""
     if not np.isfinite(se) or se <= 0:
@@ -64,13 +83,16 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int | None = 0,
     batch: int = 64,
+    groups: np.ndarray | None = None,
 ) -> tuple[float, float, float, np.ndarray]:
-    """Percentile bootstrap over rows.
+    """Percentile bootstrap over rows, or over clusters of rows.
 
     ``statistic(counts)`` receives a ``(b, n)`` array of multinomial resampling
     counts (row multiplicities) and returns ``b`` replicates; passing counts
     rather than resampled indices lets estimators stay vectorised (a weighted
-    mean per replicate is one matrix product).
+    mean per replicate is one matrix product). With ``groups`` (cluster codes
+    ``0..G-1``, one per row) whole clusters are resampled: each row takes its
+    cluster's multiplicity.
 
     Returns ``(ci_low, ci_high, se_boot, replicates)``.
     """
@@ -78,11 +100,14 @@ def bootstrap_ci(
         raise ValueError("n_boot must be >= 2")
     rng = np.random.default_rng(seed)
     reps: list[np.ndarray] = []
-    p = np.full(n, 1.0 / n)
+    units = n if groups is None else int(np.max(groups)) + 1
+    p = np.full(units, 1.0 / units)
     done = 0
     while done < n_boot:
         b = min(batch, n_boot - done)
-        counts = rng.multinomial(n, p, size=b).astype(np.float64)
+        counts = rng.multinomial(units, p, size=b).astype(np.float64)
+        if groups is not None:
+            counts = counts[:, groups]
         reps.append(np.atleast_1d(np.asarray(statistic(counts), dtype=float)))
         done += b
     r = np.concatenate(reps)

@@ -37,6 +37,8 @@ def ope_command(
     ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed for folds and the bootstrap."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Stream the log in batches of N rows."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Cluster-robust SEs and bootstrap by this column "
+                                       "(e.g. request_id: a slate's positions are not independent). In memory only."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
@@ -50,6 +52,6 @@ def ope_command(
     result = evaluate(
         logs, target, schema=schema, estimators=parse_list(estimators) or ["dm", "ips", "snips", "dr"],
         clip=clip, bootstrap=bootstrap, ci_level=ci_level, seed=seed, batch_size=batch_size,
-        n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda,
+        n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda, cluster=cluster,
     )
     emit(result, out, report, build_ope_report, quiet=quiet)

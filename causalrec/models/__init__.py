@@ -14,6 +14,7 @@ Public API::
     make_folds(n, n_folds=5, groups=None, stratify=None, random_state=0)
     clip_propensity(p, clip) -> (clipped, share_clipped)
     AdaptedTextModel(...).fit(texts, t, y).predict(texts) -> AdaptedPredictions(e_hat, mu0, mu1)
+    PrecomputedRegressor(m_oof), PrecomputedClassifier(e_oof)   # econml on stored nuisances (W = row numbers)
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _EXPORTS = {
     "AdaptedTextModel": "causalrec.models.adapted",
     "AdaptedPredictions": "causalrec.models.adapted",
     "cross_fit_adapted": "causalrec.models.adapted",
+    "PrecomputedClassifier": "causalrec.models.precomputed",
+    "PrecomputedRegressor": "causalrec.models.precomputed",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,7 +27,7 @@ from causalrec.data.readers import iter_batches, parquet_num_rows, read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
-from causalrec.inference import bootstrap_ci, z_value
+from causalrec.inference import bootstrap_ci, cluster_se, z_value
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -67,6 +67,7 @@ def evaluate(
     switch_tau: float = 100.0,
     dros_lambda: float = 100.0,
     progress: bool | None = None,
+    cluster: str | None = None,
 ) -> OPEResult:
     """Estimate the target policy's value per impression from logged data.
 
@@ -91,6 +92,14 @@ def evaluate(
         interval is always reported.
     batch_size:
         Stream the file in batches of this many rows (constant memory).
+    cluster:
+        Column whose rows are not independent of each other, typically the request (the
+        positions of one slate share the user, the context and the logging draw). Standard
+        errors become cluster-robust (influence values summed per cluster, see
+        :func:`causalrec.inference.cluster_se`), the bootstrap resamples whole clusters and
+        the outcome model's cross-fitting folds keep a cluster together. Each estimate also
+        reports ``se_iid``, the standard error that treats rows as independent. Needs the
+        log in memory (no ``batch_size``).
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -112,7 +121,10 @@ def evaluate(
         n_folds = getattr(model, "n_folds", 1)
 
     streaming = batch_size is not None
-    if not streaming and not isinstance(logs, pd.DataFrame):
+    if cluster is not None and streaming:
+        raise InputError("cluster-robust standard errors need the whole log in memory", column=cluster,
+                         fix="drop batch_size (--batch-size), or drop cluster (--cluster)")
+    if not streaming and cluster is None and not isinstance(logs, pd.DataFrame):
         nrows = parquet_num_rows(logs) if Path(logs).exists() else None
         if nrows is not None and nrows > AUTO_STREAM_ROWS and (model is None or model.supports_streaming):
             streaming, batch_size = True, 1_000_000
@@ -121,7 +133,7 @@ def evaluate(
     config = {
         "estimators": [e.name for e in ests],
         "estimator_params": {e.name: e.params() for e in ests},
-        "clip": clip, "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
+        "clip": clip, "cluster": cluster, "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
         "batch_size": batch_size if streaming else None, "n_folds": n_folds,
         "schema": schema.to_dict(),
         "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
@@ -133,7 +145,8 @@ def evaluate(
                 column="outcome_model", fix="drop batch_size, or use the default cell-mean outcome model")
         return _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, seed,
                                    batch_size, n_folds, config, progress)
-    return _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config)
+    return _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config,
+                               cluster)
 
 
 # -- shared pieces ------------------------------------------------------------
@@ -261,14 +274,19 @@ def _fit_batch(model, canon, policy, row_offset, inputs) -> None:
 
 
 def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[float, float, float] | None],
-            wstats: WeightStats, y_sum: float, y_ss: float, ci_level: float, policy, model, config) -> OPEResult:
+            wstats: WeightStats, y_sum: float, y_ss: float, ci_level: float, policy, model, config,
+            extras: list[dict] | None = None, clusters: dict | None = None) -> OPEResult:
     estimates = []
-    for e, (est, se), b in zip(ests, values, boot, strict=True):
+    for i, (e, (est, se), b) in enumerate(zip(ests, values, boot, strict=True)):
         extra: dict[str, Any] = {k: v for k, v in e.params().items() if v is not None}
+        if extras is not None:
+            extra.update(extras[i])
         if b is not None:
             extra.update(boot_ci_low=b[0], boot_ci_high=b[1], boot_se=b[2])
         estimates.append(Estimate.normal(e.name, TARGET, est, se, ci_level, **extra))
     diag = wstats.diagnostics()
+    if clusters:
+        diag.update(clusters)
     mean_y = y_sum / n
     diag["logged_mean_outcome"] = mean_y
     diag["logged_mean_outcome_se"] = float(np.sqrt(max(y_ss, 0.0) / (n - 1) / n)) if n > 1 else float("nan")
@@ -292,16 +310,23 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
 
 # -- in memory -----------------------------------------------------------------
 
-def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config) -> OPEResult:
+def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config,
+                        cluster: str | None = None) -> OPEResult:
     probe = resolve_target(target, schema=schema) if not _is_table_like(target) else None
     needs_req = probe.needs_request_id() if probe is not None else _table_needs_request(target, schema)
     cols, roles = _columns(logs, schema, needs_req, model)
+    if cluster is not None and cluster not in cols:
+        if cluster not in _available_columns(logs):
+            raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
+                             fix="name an existing column (e.g. the request id) with --cluster COL")
+        cols = [*cols, cluster]
     df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs
     canon = _validate(df, schema, roles, _context_columns(cols, schema, model))
     policy = probe if probe is not None else resolve_target(target, schema=schema)
     n = len(canon)
+    codes = _cluster_codes(df, cluster) if cluster is not None else None
     wstats = WeightStats(config["clip"])
-    if n > CHUNK_ABOVE_ROWS and not bootstrap:
+    if n > CHUNK_ABOVE_ROWS and not bootstrap and codes is None:
         # Large logs: the per-row terms are computed in cache-sized blocks and merged as
         # moments (exactly the streaming arithmetic); numpy's whole-array temporaries cost
         # more in page faults than the computation itself at 10M rows.
@@ -324,6 +349,9 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
         return _finish(n, ests, [m.estimate_se() for m in moments], [None] * len(ests), wstats,
                        float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]), ci_level, policy, model, config)
     inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
+    if codes is not None and model is not None:
+        # whole clusters per fold, so no row is predicted by a model that saw its cluster-mates
+        inputs = (*inputs[:3], fold_ids(0, int(codes.max()) + 1, n_folds, seed)[codes])
     if model is not None:
         model.begin(policy.vocab, schema)
         _fit_batch(model, canon, policy, 0, inputs)
@@ -331,21 +359,42 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     arrays, p = _batch_arrays(canon, policy, model, 0, inputs)
     wstats.update(arrays.w, p)
     wstats.set_exact_quantiles(arrays.w)
-    values, boot = [], []
+    values, boot, extras = [], [], []
     for e in ests:
         est, psi = summarise(*e.terms_checked(arrays))
-        values.append((est, influence_se_fast(psi)))
+        se_iid = influence_se_fast(psi)
+        if codes is None:
+            values.append((est, se_iid))
+        else:
+            values.append((est, cluster_se(psi, codes)))
+            extras.append({"se_iid": se_iid})
         del psi
         if bootstrap:
             lo, hi, bse, _ = bootstrap_ci(e.bootstrap_statistic(arrays), n, bootstrap, ci_level, seed,
-                                          batch=max(1, min(64, 4_000_000 // max(n, 1))))
+                                          batch=max(1, min(64, 4_000_000 // max(n, 1))), groups=codes)
             boot.append((lo, hi, bse))
         else:
             boot.append(None)
     y = arrays.y
     config["mode"] = "in_memory"
+    clusters = None
+    if codes is not None:
+        sizes = np.bincount(codes)
+        clusters = {"cluster_column": cluster, "n_clusters": int(sizes.size),
+                    "rows_per_cluster_mean": float(sizes.mean()), "rows_per_cluster_max": int(sizes.max())}
     return _finish(n, ests, values, boot, wstats, float(y.sum()), float(((y - y.mean()) ** 2).sum()),
-                   ci_level, policy, model, config)
+                   ci_level, policy, model, config, extras=extras or None, clusters=clusters)
+
+
+def _cluster_codes(df: pd.DataFrame, cluster: str) -> np.ndarray:
+    codes, uniques = pd.factorize(df[cluster], sort=False)
+    if (codes < 0).any():
+        raise InputError(f"cluster column '{cluster}' has {int((codes < 0).sum())} missing value(s)",
+                         column=cluster, fix="fill them (e.g. one cluster per such row) or choose another column")
+    if len(uniques) < 2:
+        raise InputError(f"cluster column '{cluster}' has fewer than 2 distinct values; no cluster-robust "
+                         "standard error exists", column=cluster, fix="cluster by a finer unit, or drop --cluster")
+    return codes.astype(np.int64)
 
 
 def _is_table_like(target) -> bool:

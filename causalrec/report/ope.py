@@ -51,15 +51,23 @@ def build_ope_report(result) -> Report:
     rep.kv({k: v for k, v in data.items() if v is not None}, title="Summary")
 
     rep.heading("Assumptions")
-    rep.bullets(ASSUMPTIONS)
+    cl = result.config.get("cluster")
+    rep.bullets([*ASSUMPTIONS,
+                 f"Independence across clusters of '{cl}': rows of one cluster may be dependent, clusters "
+                 "may not; the intervals need many clusters." if cl else
+                 "Independent rows for the standard errors: if the positions of one request (or the requests "
+                 "of one user) are dependent, the intervals are too narrow; rerun with --cluster COL."])
 
     rep.heading("Estimates")
     frame = _estimates_frame(result)
     level = result.estimates[0].ci_level if result.estimates else 0.95
     note = (f"{100 * level:g}% intervals: normal, from the influence-function standard error "
             "(delta method for the self-normalised estimators)")
+    if result.config.get("cluster"):
+        note += (f"; standard errors cluster-robust by '{result.config['cluster']}' "
+                 "(se_iid: treating rows as independent)")
     if "boot_ci_low" in frame.columns:
-        note += "; boot_ci_*: percentile bootstrap"
+        note += "; boot_ci_*: percentile bootstrap" + (" of whole clusters" if result.config.get("cluster") else "")
     rep.table(frame, title="Value of the target policy", note=note, digits=5)
     if result.estimates:
         rep.figure(_forest(result), title="Estimates with confidence intervals")
@@ -78,7 +86,7 @@ def build_ope_report(result) -> Report:
 
 def _estimates_frame(result) -> pd.DataFrame:
     frame = result.to_frame()
-    keep = [c for c in ("estimator", "estimate", "se", "ci_low", "ci_high", "boot_ci_low", "boot_ci_high",
+    keep = [c for c in ("estimator", "estimate", "se", "se_iid", "ci_low", "ci_high", "boot_ci_low", "boot_ci_high",
                         "clip", "tau", "lambda") if c in frame.columns]
     frame = frame[keep]
     return frame.dropna(axis=1, how="all")

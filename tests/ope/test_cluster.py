@@ -1,0 +1,129 @@
+"""Cluster-robust standard errors and bootstrap for OPE (``evaluate(..., cluster=...)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalrec.errors import InputError
+from causalrec.inference import bootstrap_ci, cluster_se, influence_se
+from causalrec.ope import evaluate
+
+A, K = 10, 10
+ITEM_CTR = np.linspace(0.4, 1.0, A)
+TARGET_PROBS = np.r_[np.zeros(A - 3), np.full(3, 1 / 3)]
+TARGET = pd.DataFrame({"item_id": np.arange(A), "prob": TARGET_PROBS})
+# request-level click propensity u ~ Beta(0.5, 1), shared by the request's K positions
+TRUTH = (0.5 / 1.5) * float(TARGET_PROBS @ ITEM_CTR)
+
+
+def slate_logs(rng: np.random.Generator, n_requests: int) -> pd.DataFrame:
+    """Uniform logging over A items at each of K positions; clicks share the request's u."""
+    u = rng.beta(0.5, 1.0, n_requests)
+    req = np.repeat(np.arange(n_requests), K)
+    item = rng.integers(0, A, n_requests * K)
+    y = (rng.random(n_requests * K) < u[req] * ITEM_CTR[item]).astype(float)
+    return pd.DataFrame({"request_id": req, "item_id": item, "position": np.tile(np.arange(K), n_requests),
+                         "outcome": y, "propensity": 1.0 / A})
+
+
+def test_cluster_se_with_singletons_equals_iid_se():
+    psi = np.random.default_rng(1).normal(size=500)
+    assert cluster_se(psi, np.arange(500)) == pytest.approx(influence_se(psi), rel=1e-12)
+
+
+def test_cluster_se_of_duplicated_rows_is_the_se_of_the_distinct_rows():
+    # every value twice in its own cluster: the cluster SE sees 200 independent draws,
+    # while the iid SE wrongly believes in 400
+    psi = np.random.default_rng(2).normal(size=200)
+    rows, groups = np.repeat(psi, 2), np.repeat(np.arange(200), 2)
+    assert cluster_se(rows, groups) == pytest.approx(influence_se(psi), rel=1e-12)
+    assert influence_se(rows) < 0.75 * cluster_se(rows, groups)
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+    groups = np.repeat(np.arange(50), 4)
+    seen = []
+
+    def stat(counts):
+        seen.append(counts)
+        return counts.sum(axis=1)
+
+    bootstrap_ci(stat, 200, 20, groups=groups, batch=10)
+    counts = np.concatenate(seen)
+    by_cluster = counts.reshape(20, 50, 4)
+    assert (by_cluster == by_cluster[:, :, :1]).all()  # rows of a cluster share a multiplicity
+    assert (counts.sum(axis=1) == 200).all()  # 50 clusters drawn per replicate, 4 rows each
+
+
+def test_clustered_intervals_cover_where_iid_intervals_do_not():
+    """400 slate logs with a shared per-request click propensity (intra-request correlation).
+
+    Measured when written: clustered coverage 0.95, iid coverage 0.84. The bounds are about
+    three binomial standard errors around 0.95, and five above 0.84.
+    """
+    rng = np.random.default_rng(0)
+    hit_cluster = hit_iid = 0
+    reps = 400
+    for _ in range(reps):
+        res = evaluate(slate_logs(rng, 200), TARGET, estimators=["snips"], cluster="request_id")
+        e = res.estimates[0].to_dict()
+        hit_cluster += e["ci_low"] <= TRUTH <= e["ci_high"]
+        hit_iid += abs(e["estimate"] - TRUTH) <= 1.959964 * e["se_iid"]
+    assert 0.92 <= hit_cluster / reps <= 0.98
+    assert hit_iid / reps < 0.90
+
+
+def test_cluster_result_reports_clusters_and_iid_se():
+    logs = slate_logs(np.random.default_rng(3), 300)
+    before = logs.copy()
+    res = evaluate(logs, TARGET, estimators=["ips", "dr"], cluster="request_id", bootstrap=200)
+    pd.testing.assert_frame_equal(logs, before)  # input not mutated
+    assert res.diagnostics["n_clusters"] == 300
+    assert res.diagnostics["rows_per_cluster_mean"] == K
+    assert res.config["cluster"] == "request_id"
+    for e in res.estimates:
+        d = e.to_dict()
+        assert d["se"] > d["se_iid"]  # positive intra-request correlation
+        # cluster bootstrap and cluster influence-function SE estimate the same thing
+        assert d["boot_se"] == pytest.approx(d["se"], rel=0.2)
+    plain = evaluate(logs, TARGET, estimators=["ips", "dr"])
+    assert [e.estimate for e in plain.estimates] == pytest.approx([e.estimate for e in res.estimates], rel=0.02)
+    assert "se_iid" not in plain.estimates[0].to_dict()
+
+
+def test_cluster_errors_name_the_column(tmp_path):
+    logs = slate_logs(np.random.default_rng(4), 20)
+    with pytest.raises(InputError, match="session_id"):
+        evaluate(logs, TARGET, cluster="session_id")
+    with pytest.raises(InputError, match="in memory"):
+        evaluate(logs, TARGET, cluster="request_id", batch_size=50)
+    bad = logs.astype({"request_id": float})
+    bad.loc[3, "request_id"] = np.nan
+    with pytest.raises(InputError, match="missing"):
+        evaluate(bad, TARGET, cluster="request_id")
+    with pytest.raises(InputError, match="fewer than 2"):
+        evaluate(logs.assign(one=1), TARGET, cluster="one")
+
+
+def test_cli_cluster_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from causalrec.cli.app import app
+
+    logs = slate_logs(np.random.default_rng(5), 100)
+    logs.to_csv(tmp_path / "logs.csv", index=False)
+    TARGET.to_csv(tmp_path / "target.csv", index=False)
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["ope", str(tmp_path / "logs.csv"), "--target", str(tmp_path / "target.csv"),
+                                 "--cluster", "request_id", "--estimators", "ips,snips", "--out", str(out),
+                                 "--report", str(tmp_path / "r.html"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    payload = json.loads(out.read_text())
+    assert payload["diagnostics"]["n_clusters"] == 100
+    assert all("se_iid" in e for e in payload["estimates"])
+    html = (tmp_path / "r.html").read_text()
+    assert "cluster-robust by" in html and "request_id" in html
