@@ -14,9 +14,12 @@ Methods (all through :func:`causalrec.uplift.estimate`, cross-fitted, grouped by
   logistic / ridge nuisances (scikit-learn; what an analyst without text would do);
 * ``text_aipw`` / ``text_dml``: fixed MiniLM embeddings ``[u, i, u*i]`` (+ covariates),
   causalrec's torch ``PropensityModel`` / ``OutcomeModel``;
-* ``sub_adapted_aipw``: CausalBERT-like encoder fine-tuned with propensity and outcome
-  heads (:mod:`causalrec.models.adapted`), cross-fitted, on the first rows of a few seeds
-  (CPU cost), next to ``sub_naive`` and ``sub_text_aipw`` on the same rows;
+* ``sub_adapted_aipw`` / ``sub_adapted_dml``: CausalBERT-like encoder fine-tuned with
+  propensity and outcome heads (:mod:`causalrec.models.adapted`), cross-fitted, on the
+  first ``--adapted-rows`` rows of each seed (CPU cost); AIPW on its out-of-fold
+  nuisances, and econml's ``LinearDML`` final stage on the same nuisances (through
+  :class:`causalrec.models.PrecomputedRegressor` / ``PrecomputedClassifier``). Next to
+  them, on the same rows: ``sub_naive``, ``sub_text_aipw`` and ``sub_text_dml``;
 * ``oracle_aipw`` / ``oracle_dml``: the true affinity (spline basis) as the only
   adjustment variable;
 * ``true_nuisance_aipw`` (``--methods true``): AIPW with the simulator's true propensity and
@@ -25,18 +28,20 @@ Methods (all through :func:`causalrec.uplift.estimate`, cross-fitted, grouped by
 Truth: the simulator's ``ate`` (mean of ``p_y1 - p_y0`` over the rows) and ``att``.
 Writes ``reports/text_confounding.md`` and ``reports/text_confounding_runs.csv``.
 
-Reproduce the committed report (about 20 min wall-clock on the shared 2-core machine)::
+Reproduce the committed report (on the shared 2-core machine: about 20 min for the main
+grid, about 25 min for the adapted encoder)::
 
-    .venv/bin/python analyses/text_confounding.py            # main grid, 2 processes
+    .venv/bin/python analyses/text_confounding.py --methods ids,text,dml,oracle   # main grid, 2 processes
     .venv/bin/python analyses/text_confounding.py --methods true --jobs 1 \
         --runs-csv reports/text_confounding_runs_true.csv --out /tmp/true.md
-    # adapted encoder on seeds 2..19 (seeds 0 and 1 ran in the main grid), in shards, e.g.
-    .venv/bin/python analyses/text_confounding.py --methods adapted --adapted-seeds 20 --jobs 1 \
-        --seed-start 2 --seed-stop 7 --runs-csv /tmp/adapted_2.csv      # ... up to --seed-stop 20
-    # keep only the sub_* rows of those CSVs in reports/text_confounding_runs_adapted.csv, then
-    .venv/bin/python analyses/text_confounding.py --adapted-seeds 20 \
-        --merge reports/text_confounding_runs.csv,reports/text_confounding_runs_true.csv,reports/text_confounding_runs_adapted.csv \
+    .venv/bin/python analyses/text_confounding.py --methods adapted \
+        --runs-csv /tmp/adapted.csv --out /tmp/adapted.md        # 20 seeds x 3 strengths, 2 processes
+    # keep only the sub_* rows of /tmp/adapted.csv in reports/text_confounding_runs_adapted.csv, then
+    .venv/bin/python analyses/text_confounding.py \
+        --merge reports/text_confounding_runs_adapted.csv,reports/text_confounding_runs.csv,reports/text_confounding_runs_true.csv \
         --wall-seconds <the first command's slowest "total" line>
+
+Without ``--methods`` one run does all but ``true`` (about 45 min).
 """
 
 from __future__ import annotations
@@ -183,8 +188,11 @@ def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
     CausalBERT-like encoder (nuisances from fine-tuned text heads, then AIPW), against the
     subset's own truth. Fine-tuning MiniLM costs a forward and backward pass per row and
     epoch, too slow on this CPU for every run of the main grid."""
-    from causalrec.models import cross_fit_adapted
+    from sklearn.decomposition import PCA
+
+    from causalrec.models import PrecomputedClassifier, PrecomputedRegressor, cross_fit_adapted
     from causalrec.uplift import aipw, estimate
+    from causalrec.uplift.ate import dml
 
     n = min(args.adapted_rows, len(logs))
     sub = logs.iloc[:n].reset_index(drop=True)
@@ -204,6 +212,14 @@ def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
                  methods=("aipw",), embedder=args.embedder, propensity_model=pm, outcome_model=om,
                  treatment="treatment", outcome="outcome", n_folds=args.adapted_folds, seed=seed)
     rows += rows_of(r, "aipw", "sub_text_aipw", truth_sub, time.perf_counter() - t0, meta)
+    X_fixed = r.nuisance["X"]
+    assert X_fixed.shape[0] == n, "the fixed-embedding fit dropped rows; the DML below needs all of them"
+    t0 = time.perf_counter()
+    r = estimate(sub, features="text", user_text="user_text", item_text="item_text", covariates=COVARIATES,
+                 methods=("dml",), embedder=args.embedder, propensity_model=pm, outcome_model=om,
+                 treatment="treatment", outcome="outcome", n_folds=args.adapted_folds, seed=seed,
+                 dml_effect_modifiers=args.dml_modifiers)
+    rows += rows_of(r, "dml", "sub_text_dml", truth_sub, time.perf_counter() - t0, meta)
     t0 = time.perf_counter()
     pred = cross_fit_adapted(sub["user_text"].tolist(), t, y, text_pair=sub["item_text"].tolist(),
                              n_folds=args.adapted_folds, groups=groups, random_state=seed,
@@ -211,11 +227,21 @@ def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
     e = np.clip(pred.e_hat, 0.01, 0.99)
     res = aipw(t, y, e, pred.mu0, pred.mu1, groups=groups)
     secs = time.perf_counter() - t0
-    for est in res:
-        tv = truth_sub[est.target]
-        rows.append({**meta, "method": "sub_adapted_aipw", "target": est.target, "estimate": est.estimate,
-                     "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "truth": tv,
-                     "covered": bool(est.ci_low <= tv <= est.ci_high), "seconds": secs})
+    # DML on the same out-of-fold adapted nuisances: econml's LinearDML final stage with the
+    # main grid's effect modifiers (leading principal components of the fixed-embedding design)
+    t1 = time.perf_counter()
+    mods = PCA(n_components=args.dml_modifiers, random_state=seed).fit_transform(
+        (X_fixed - X_fixed.mean(0)) / (X_fixed.std(0) + 1e-8))
+    res_dml, _ = dml(np.arange(n)[:, None], t, y, model_y=PrecomputedRegressor(e * pred.mu1 + (1 - e) * pred.mu0),
+                     model_t=PrecomputedClassifier(e), effect_modifiers=mods, n_folds=args.adapted_folds,
+                     groups=groups, seed=seed)
+    secs_dml = secs + time.perf_counter() - t1
+    for method, ests, sec in (("sub_adapted_aipw", res, secs), ("sub_adapted_dml", res_dml, secs_dml)):
+        for est in ests:
+            tv = truth_sub[est.target]
+            rows.append({**meta, "method": method, "target": est.target, "estimate": est.estimate,
+                         "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "truth": tv,
+                         "covered": bool(est.ci_low <= tv <= est.ci_high), "seconds": sec})
     return rows
 
 
@@ -247,7 +273,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 ORDER = ["naive", "ids_aipw", "ids_dml", "text_ipw", "text_aipw", "text_dml", "oracle_aipw", "oracle_dml",
          "true_nuisance_aipw",
-         "sub_naive", "sub_text_aipw", "sub_adapted_aipw"]
+         "sub_naive", "sub_text_aipw", "sub_text_dml", "sub_adapted_aipw", "sub_adapted_dml"]
 
 
 def to_markdown(summary: pd.DataFrame, runs: pd.DataFrame, args, total_seconds: float, env: dict) -> str:
@@ -348,8 +374,8 @@ def main(argv=None) -> int:
     p.add_argument("--dml-modifiers", type=int, default=4)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--adapted-seeds", type=int, default=2)
-    p.add_argument("--adapted-strengths", type=lambda s: [float(v) for v in s.split(",")], default=[1.0])
+    p.add_argument("--adapted-seeds", type=int, default=20)
+    p.add_argument("--adapted-strengths", type=lambda s: [float(v) for v in s.split(",")], default=[0.5, 1.0, 2.0])
     p.add_argument("--adapted-rows", type=int, default=400)
     p.add_argument("--adapted-epochs", type=int, default=1)
     p.add_argument("--adapted-folds", type=int, default=2)
@@ -438,8 +464,10 @@ def main(argv=None) -> int:
                            f"heads, user text and item title as a sequence pair, {args.adapted_epochs} epoch(s), "
                            f"{args.adapted_folds} folds) only on the first {args.adapted_rows} rows of seeds "
                            f"0..{args.adapted_seeds - 1} at confounding {args.adapted_strengths}, for CPU time; "
-                           "rows `sub_*` compare it with the naive difference and fixed-embedding AIPW on the "
-                           "same subset and against the subset's own true effect"}
+                           "AIPW and DML (econml `LinearDML` final stage, same effect modifiers as the main grid) "
+                           "on its out-of-fold nuisances. Rows `sub_*` compare it with the naive difference and "
+                           "fixed-embedding AIPW and DML on the same subset, against the subset's own true "
+                           "effect; `bias removed` for them is relative to `sub_naive`"}
     md = to_markdown(summary, runs, args, wall, env)
     disc = args.discussion
     md = md.replace("{{DISCUSSION}}", disc.read_text() if disc.exists() else "(no discussion written yet)")

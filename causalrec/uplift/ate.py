@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from causalrec.inference import influence_se
+from causalrec.inference import cluster_se, influence_se
 from causalrec.results import Estimate
 
 ESTIMATORS = ("naive", "ipw", "aipw", "dml")
@@ -47,15 +47,10 @@ def _se(psi: np.ndarray, groups: np.ndarray | None) -> float:
         return influence_se(psi)
     import pandas as pd
 
-    n = psi.shape[0]
     codes = pd.factorize(groups)[0]
-    g = codes.max() + 1
-    if g < 2:
+    if codes.max() < 1:
         return influence_se(psi)
-    centred = psi - psi.mean()
-    sums = np.bincount(codes, weights=centred, minlength=g)
-    var = (sums ** 2).sum() * g / (g - 1) / n ** 2
-    return float(np.sqrt(var))
+    return cluster_se(psi, codes)
 
 
 def naive(t: np.ndarray, y: np.ndarray, *, ci_level: float = 0.95) -> list[Estimate]:
