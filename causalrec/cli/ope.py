@@ -38,7 +38,8 @@ def ope_command(
     seed: int = typer.Option(0, "--seed", help="Seed for folds and the bootstrap."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Stream the log in batches of N rows."),
     cluster: str | None = typer.Option(None, "--cluster", help="Cluster-robust SEs and bootstrap by this column "
-                                       "(e.g. request_id: a slate's positions are not independent). In memory only."),
+                                       "(e.g. request_id: a slate's positions are not independent). With --batch-size "
+                                       "the file must be sorted by it."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),

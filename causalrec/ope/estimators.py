@@ -72,7 +72,11 @@ class Moments:
 
     @classmethod
     def of(cls, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> Moments:
-        z = np.stack([c, a, b])  # (3, n)
+        return cls.of_array(np.stack([c, a, b]))
+
+    @classmethod
+    def of_array(cls, z: np.ndarray) -> Moments:
+        """From a ``(d, n)`` array: one row per component, one column per observation."""
         n = z.shape[1]
         if n == 0:
             return cls()
@@ -112,7 +116,7 @@ class Moments:
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
         m2 = self.m2 + other.m2 + np.outer(delta, delta) * (self.n * other.n / n)
-        return Moments(n, mean, m2)
+        return type(self)(n, mean, m2)
 
     def estimate_se(self) -> tuple[float, float]:
         """``(V_hat, se)`` from the moments alone."""

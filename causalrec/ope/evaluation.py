@@ -28,6 +28,7 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, cluster_se, z_value
+from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_codes, cluster_folds
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -98,8 +99,9 @@ def evaluate(
         errors become cluster-robust (influence values summed per cluster, see
         :func:`causalrec.inference.cluster_se`), the bootstrap resamples whole clusters and
         the outcome model's cross-fitting folds keep a cluster together. Each estimate also
-        reports ``se_iid``, the standard error that treats rows as independent. Needs the
-        log in memory (no ``batch_size``).
+        reports ``se_iid``, the standard error that treats rows as independent. With
+        ``batch_size`` the file must be sorted by this column (see
+        :mod:`causalrec.ope.clusters`).
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -121,9 +123,8 @@ def evaluate(
         n_folds = getattr(model, "n_folds", 1)
 
     streaming = batch_size is not None
-    if cluster is not None and streaming:
-        raise InputError("cluster-robust standard errors need the whole log in memory", column=cluster,
-                         fix="drop batch_size (--batch-size), or drop cluster (--cluster)")
+    # no automatic streaming with clusters: streaming needs the file sorted by the cluster
+    # column, while in memory any order works
     if not streaming and cluster is None and not isinstance(logs, pd.DataFrame):
         nrows = parquet_num_rows(logs) if Path(logs).exists() else None
         if nrows is not None and nrows > AUTO_STREAM_ROWS and (model is None or model.supports_streaming):
@@ -144,7 +145,7 @@ def evaluate(
                 f"the outcome model {model.name} needs the whole log in memory; it cannot be used with batch_size",
                 column="outcome_model", fix="drop batch_size, or use the default cell-mean outcome model")
         return _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, seed,
-                                   batch_size, n_folds, config, progress)
+                                   batch_size, n_folds, config, progress, cluster)
     return _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, seed, n_folds, config,
                                cluster)
 
@@ -315,16 +316,12 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     probe = resolve_target(target, schema=schema) if not _is_table_like(target) else None
     needs_req = probe.needs_request_id() if probe is not None else _table_needs_request(target, schema)
     cols, roles = _columns(logs, schema, needs_req, model)
-    if cluster is not None and cluster not in cols:
-        if cluster not in _available_columns(logs):
-            raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
-                             fix="name an existing column (e.g. the request id) with --cluster COL")
-        cols = [*cols, cluster]
+    cols = _with_cluster(cols, logs, cluster)
     df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs
     canon = _validate(df, schema, roles, _context_columns(cols, schema, model))
     policy = probe if probe is not None else resolve_target(target, schema=schema)
     n = len(canon)
-    codes = _cluster_codes(df, cluster) if cluster is not None else None
+    codes = cluster_codes(df[cluster], cluster) if cluster is not None else None
     wstats = WeightStats(config["clip"])
     if n > CHUNK_ABOVE_ROWS and not bootstrap and codes is None:
         # Large logs: the per-row terms are computed in cache-sized blocks and merged as
@@ -351,7 +348,7 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
     if codes is not None and model is not None:
         # whole clusters per fold, so no row is predicted by a model that saw its cluster-mates
-        inputs = (*inputs[:3], fold_ids(0, int(codes.max()) + 1, n_folds, seed)[codes])
+        inputs = (*inputs[:3], cluster_folds(df[cluster].to_numpy(), n_folds, seed))
     if model is not None:
         model.begin(policy.vocab, schema)
         _fit_batch(model, canon, policy, 0, inputs)
@@ -380,21 +377,24 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     clusters = None
     if codes is not None:
         sizes = np.bincount(codes)
-        clusters = {"cluster_column": cluster, "n_clusters": int(sizes.size),
-                    "rows_per_cluster_mean": float(sizes.mean()), "rows_per_cluster_max": int(sizes.max())}
+        clusters = _cluster_diag(cluster, int(sizes.size), n, int(sizes.max()))
     return _finish(n, ests, values, boot, wstats, float(y.sum()), float(((y - y.mean()) ** 2).sum()),
                    ci_level, policy, model, config, extras=extras or None, clusters=clusters)
 
 
-def _cluster_codes(df: pd.DataFrame, cluster: str) -> np.ndarray:
-    codes, uniques = pd.factorize(df[cluster], sort=False)
-    if (codes < 0).any():
-        raise InputError(f"cluster column '{cluster}' has {int((codes < 0).sum())} missing value(s)",
-                         column=cluster, fix="fill them (e.g. one cluster per such row) or choose another column")
-    if len(uniques) < 2:
-        raise InputError(f"cluster column '{cluster}' has fewer than 2 distinct values; no cluster-robust "
-                         "standard error exists", column=cluster, fix="cluster by a finer unit, or drop --cluster")
-    return codes.astype(np.int64)
+def _with_cluster(cols: list[str], logs, cluster: str | None) -> list[str]:
+    if cluster is None or cluster in cols:
+        return cols
+    if cluster not in _available_columns(logs):
+        raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
+                         fix="name an existing column (e.g. the request id) with --cluster COL")
+    return [*cols, cluster]
+
+
+def _cluster_diag(column: str, n_clusters: int, n_rows: int, max_size: int) -> dict:
+    return {"cluster_column": column, "n_clusters": n_clusters,
+            "rows_per_cluster_mean": n_rows / n_clusters if n_clusters else float("nan"),
+            "rows_per_cluster_max": max_size}
 
 
 def _is_table_like(target) -> bool:
@@ -412,9 +412,10 @@ def _table_needs_request(target, schema: LogSchema) -> bool:
 # -- streaming -----------------------------------------------------------------
 
 def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, seed, batch_size,
-                        n_folds, config, progress) -> OPEResult:
+                        n_folds, config, progress, cluster: str | None = None) -> OPEResult:
     policy = resolve_target(target, schema=schema)
     cols, roles = _columns(logs, schema, policy.needs_request_id(), model)
+    cols = _with_cluster(cols, logs, cluster)
     total = parquet_num_rows(logs) if not isinstance(logs, pd.DataFrame) else len(logs)
     keep = _context_columns(cols, schema, model)
 
@@ -428,7 +429,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
             if isinstance(logs, pd.DataFrame):
                 b = b[cols]
             canon = _validate(b, schema, roles, keep)
-            yield offset, canon
+            yield offset, canon, (b[cluster].to_numpy() if cluster is not None else None)
             offset += len(canon)
             bar.update(len(canon))
         bar.close()
@@ -438,30 +439,51 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         model.begin(policy.vocab, schema)
         if isinstance(model, CellMeanOutcome):
             passes = 2
-            for offset, canon in batches("ope pass 1/2 (outcome model)"):
-                _fit_batch(model, canon, policy, offset, _inputs(canon, policy, offset, n_folds, seed, True))
+            for offset, canon, keys in batches("ope pass 1/2 (outcome model)"):
+                _fit_batch(model, canon, policy, offset, _stream_inputs(canon, policy, offset, n_folds, seed, True,
+                                                                         keys))
         model.finalize()
     moments = [Moments() for _ in ests]
     wstats = WeightStats(config["clip"])
     y_mom = Moments()
     rng = np.random.default_rng(seed)
     boot_acc = [np.zeros((4, bootstrap)) for _ in ests] if bootstrap else None
+    stream = ClusterStream(cluster) if cluster is not None else None
+    cmoments = [ClusterMoments() for _ in ests]
+
+    def add_clusters(totals: list[np.ndarray]) -> None:
+        for i, tot in enumerate(totals):
+            cmoments[i] = cmoments[i].merge(ClusterMoments.of_array(tot))
+        if bootstrap and totals and totals[0].shape[1]:
+            _poisson_bootstrap(rng, [(t[0], t[2], t[3]) for t in totals], boot_acc, bootstrap, sizes=totals[0][1])
+
     n = 0
     desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
-    for offset, canon in batches(desc):
-        inputs = _inputs(canon, policy, offset, n_folds, seed, with_folds=model is not None)
+    for offset, canon, keys in batches(desc):
+        inputs = _stream_inputs(canon, policy, offset, n_folds, seed, model is not None, keys)
         arrays, p = _batch_arrays(canon, policy, model, offset, inputs)
         wstats.update(arrays.w, p)
         y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
         terms = [e.terms_checked(arrays) for e in ests]
         for i, t in enumerate(terms):
             moments[i] = moments[i].merge(Moments.of_terms(*t))
-        if bootstrap:
+        if stream is not None:
+            add_clusters(stream.add(keys, [_dense(*t) for t in terms]))
+        elif bootstrap:
             _poisson_bootstrap(rng, [_dense(*t) for t in terms], boot_acc, bootstrap)
         n += arrays.n
     if n == 0:
         raise InputError("the log has no rows", column=config["logs"], fix="check the file")
     values = [m.estimate_se() for m in moments]
+    extras = clusters = None
+    if stream is not None:
+        add_clusters(stream.flush())
+        if stream.n_clusters < 2:
+            raise InputError(f"cluster column '{cluster}' has fewer than 2 distinct values; no cluster-robust "
+                             "standard error exists", column=cluster, fix="cluster by a finer unit, or drop --cluster")
+        extras = [{"se_iid": se} for _, se in values]
+        values = [cm.estimate_se() for cm in cmoments]
+        clusters = _cluster_diag(cluster, stream.n_clusters, n, stream.max_size)
     boot = []
     for acc in boot_acc or [None] * len(ests):
         if acc is None:
@@ -475,18 +497,26 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         boot.append((float(lo), float(hi), float(np.std(reps, ddof=1))))
     config["mode"] = f"streaming ({passes} pass{'es' if passes > 1 else ''})"
     if bootstrap:
-        config["bootstrap_method"] = "poisson (streaming)"
+        config["bootstrap_method"] = "poisson (streaming)" + (", whole clusters" if stream is not None else "")
     return _finish(n, ests, values, boot, wstats, float(y_mom.mean[1] * y_mom.n), float(y_mom.m2[1, 1]),
-                   ci_level, policy, model, config)
+                   ci_level, policy, model, config, extras=extras, clusters=clusters)
 
 
-def _poisson_bootstrap(rng, terms, acc, n_boot: int, cells: int = 4_000_000) -> None:
-    """Streaming bootstrap: Poisson(1) row multiplicities (Hanley & MacGibbon 2006), chunked."""
+def _stream_inputs(canon, policy, offset, n_folds, seed, with_folds: bool, keys):
+    inputs = _inputs(canon, policy, offset, n_folds, seed, with_folds)
+    if keys is not None and with_folds:
+        inputs = (*inputs[:3], cluster_folds(keys, n_folds, seed))
+    return inputs
+
+
+def _poisson_bootstrap(rng, terms, acc, n_boot: int, cells: int = 4_000_000, sizes: np.ndarray | None = None) -> None:
+    """Streaming bootstrap: Poisson(1) multiplicities (Hanley & MacGibbon 2006) of rows, or of
+    clusters when ``terms`` are cluster totals and ``sizes`` their row counts; chunked."""
     n = terms[0][0].shape[0]
     step = max(1, cells // n_boot)
     for lo in range(0, n, step):
         counts = rng.poisson(1.0, size=(n_boot, min(step, n - lo))).astype(np.float64)
-        tot = counts.sum(axis=1)
+        tot = counts.sum(axis=1) if sizes is None else counts @ sizes[lo:lo + step]
         for (c, a, b), A in zip(terms, acc, strict=True):
             A[0] += tot
             A[1] += counts @ c[lo:lo + step]

@@ -97,8 +97,10 @@ def test_cluster_errors_name_the_column(tmp_path):
     logs = slate_logs(np.random.default_rng(4), 20)
     with pytest.raises(InputError, match="session_id"):
         evaluate(logs, TARGET, cluster="session_id")
-    with pytest.raises(InputError, match="in memory"):
-        evaluate(logs, TARGET, cluster="request_id", batch_size=50)
+    shuffled = logs.sample(frac=1.0, random_state=0)
+    with pytest.raises(InputError, match="sorted by 'request_id'"):
+        evaluate(shuffled, TARGET, cluster="request_id", batch_size=50)
+    evaluate(shuffled, TARGET, cluster="request_id")  # in memory any order works
     bad = logs.astype({"request_id": float})
     bad.loc[3, "request_id"] = np.nan
     with pytest.raises(InputError, match="missing"):
@@ -127,3 +129,33 @@ def test_cli_cluster_option(tmp_path):
     assert all("se_iid" in e for e in payload["estimates"])
     html = (tmp_path / "r.html").read_text()
     assert "cluster-robust by" in html and "request_id" in html
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 1000])
+def test_streaming_clusters_equal_in_memory(tmp_path, batch_size):
+    """Batches that split requests (7 and 64 rows vs 10 per request) and one that does not."""
+    rng = np.random.default_rng(6)
+    logs = slate_logs(rng, 150)
+    logs = logs[rng.random(len(logs)) < 0.6].reset_index(drop=True)  # requests of unequal sizes
+    logs["request_id"] = "r" + logs["request_id"].astype(str).str.zfill(4)  # string keys, sorted
+    path = tmp_path / "logs.parquet"
+    logs.to_parquet(path)
+    ests = ["ips", "snips", "dr", "sndr"]
+    mem = evaluate(logs, TARGET, estimators=ests, cluster="request_id")
+    st = evaluate(path, TARGET, estimators=ests, cluster="request_id", batch_size=batch_size, progress=False)
+    for a, b in zip(mem.estimates, st.estimates, strict=True):
+        assert b.estimate == pytest.approx(a.estimate, rel=1e-10)
+        assert b.se == pytest.approx(a.se, rel=1e-8)
+        assert b.to_dict()["se_iid"] == pytest.approx(a.to_dict()["se_iid"], rel=1e-8)
+    for k in ("n_clusters", "rows_per_cluster_mean", "rows_per_cluster_max"):
+        assert st.diagnostics[k] == mem.diagnostics[k]
+
+
+def test_streaming_cluster_bootstrap_resamples_clusters():
+    logs = slate_logs(np.random.default_rng(7), 400)
+    res = evaluate(logs, TARGET, estimators=["snips"], cluster="request_id", batch_size=333, bootstrap=300,
+                   progress=False)
+    d = res.estimates[0].to_dict()
+    assert d["boot_se"] == pytest.approx(d["se"], rel=0.2)
+    assert d["boot_se"] > 1.2 * d["se_iid"]  # a row bootstrap would land near se_iid
+    assert "whole clusters" in res.config["bootstrap_method"]

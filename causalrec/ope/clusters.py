@@ -1,0 +1,142 @@
+"""Clustered rows for off-policy evaluation: cluster-robust moments, folds, and streaming.
+
+The positions of one slate (or the requests of one user) share a context, so their
+outcomes are dependent and a standard error that treats rows as independent is too
+small. With clusters ``g`` the per-row terms ``(c, a, b)`` of an estimator (see
+:mod:`causalrec.ope.estimators`) are summed per cluster into ``(C_g, N_g, A_g, B_g)``
+(``N_g`` the cluster's rows) and the estimate is the same,
+
+    V_hat = sum C / sum N + sum A / sum B = V1 + R,
+
+with the cluster-level influence value
+``psi_g = (C_g - V1 N_g) / mean(N) + (A_g - R B_g) / mean(B)`` and
+``se^2 = sum_g psi_g^2 / (G (G - 1))``. This equals
+:func:`causalrec.inference.cluster_se` on the row influence values (the ``G / (G - 1)``
+factor included), but only needs mergeable moments of four numbers per cluster, so a file
+can be streamed: :class:`ClusterStream` sums contiguous runs of a cluster key batch by
+batch and carries the last, possibly unfinished, run into the next batch. Streaming needs
+the log sorted by the cluster column (checked); in memory any order works.
+
+Why hand-written: the statistics libraries offer cluster-robust covariances for
+regressions fitted in memory, not for ratio estimators accumulated over batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from causalrec.errors import InputError
+from causalrec.ope.estimators import Moments
+
+
+def cluster_codes(keys: pd.Series, column: str) -> np.ndarray:
+    """Integer codes ``0..G-1`` of a cluster column, with clear errors for unusable columns."""
+    codes, uniques = pd.factorize(keys, sort=False)
+    if (codes < 0).any():
+        raise InputError(f"cluster column '{column}' has {int((codes < 0).sum())} missing value(s)",
+                         column=column, fix="fill them (e.g. one cluster per such row) or choose another column")
+    if len(uniques) < 2:
+        raise InputError(f"cluster column '{column}' has fewer than 2 distinct values; no cluster-robust "
+                         "standard error exists", column=column, fix="cluster by a finer unit, or drop --cluster")
+    return codes.astype(np.int64)
+
+
+def cluster_folds(keys: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Cross-fitting fold of each row from a seeded hash of its cluster key, so a cluster
+    stays in one fold and the folds do not depend on row order or batching."""
+    if n_folds <= 1:
+        return np.zeros(len(keys), dtype=np.int64)
+    h = pd.util.hash_array(np.asarray(keys), hash_key=f"causalrec{seed % 10**7:07d}")
+    return ((h >> np.uint64(32)) * np.uint64(n_folds) >> np.uint64(32)).astype(np.int64)
+
+
+@dataclass
+class ClusterMoments(Moments):
+    """Mergeable moments of the cluster totals ``z_g = (C_g, N_g, A_g, B_g)``: count,
+    means and the centred co-moment matrix; build with ``ClusterMoments.of_array(z)`` from a
+    ``(4, G)`` array, merge with :meth:`Moments.merge`."""
+
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros((4, 4)))
+
+    def estimate_se(self) -> tuple[float, float]:
+        """``(V_hat, cluster-robust se)``."""
+        mc, mn, ma, mb = self.mean
+        if self.n == 0 or mb == 0 or mn == 0:
+            return float("nan"), float("nan")
+        v1, r = mc / mn, ma / mb
+        if self.n < 2:
+            return float(v1 + r), float("nan")
+        u = np.array([1.0 / mn, -v1 / mn, 1.0 / mb, -r / mb])
+        ss = float(u @ self.m2 @ u)
+        return float(v1 + r), float(np.sqrt(max(ss, 0.0) / (self.n - 1) / self.n))
+
+
+def _run_starts(keys: np.ndarray) -> np.ndarray:
+    change = np.empty(len(keys), dtype=bool)
+    change[:1] = True
+    change[1:] = keys[1:] != keys[:-1]
+    return np.flatnonzero(change)
+
+
+@dataclass
+class ClusterStream:
+    """Sums per-row terms over contiguous runs of a cluster key, batch after batch.
+
+    ``add(keys, terms)`` takes a batch's keys and, per estimator, its dense ``(c, a, b)``;
+    it returns, per estimator, the ``(4, G)`` totals of the clusters that are complete,
+    holding the batch's last run back in case the next batch continues it. ``flush()``
+    returns the held-back cluster at the end. Keys must be non-decreasing across the whole
+    log (an unsorted log could split a cluster silently), which is checked.
+    """
+
+    column: str
+    _carry: np.ndarray | None = None  # (n_estimators, 4)
+    _last_key: object = None
+    n_clusters: int = 0
+    max_size: int = 0
+
+    def add(self, keys: np.ndarray, terms: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        keys = np.asarray(keys)
+        if len(keys) == 0:
+            return [np.zeros((4, 0)) for _ in terms]
+        s = pd.Series(keys)
+        if s.isna().any():
+            raise InputError(f"cluster column '{self.column}' has missing values", column=self.column,
+                             fix="fill them, or choose another column")
+        if not s.is_monotonic_increasing or (self._last_key is not None and keys[0] < self._last_key):
+            raise InputError(f"streaming with cluster-robust errors needs the log sorted by '{self.column}'",
+                             column=self.column, fix=f"sort the file by {self.column}, or drop batch_size "
+                             "(--batch-size) to evaluate in memory, where any order works")
+        starts = _run_starts(keys)
+        sizes = np.diff(np.r_[starts, len(keys)]).astype(float)
+        totals = np.stack([np.stack([np.add.reduceat(c, starts), sizes, np.add.reduceat(a, starts),
+                                     np.add.reduceat(b, starts)]) for c, a, b in terms])  # (E, 4, runs)
+        done = []
+        if self._carry is not None:
+            if keys[0] == self._last_key:
+                totals[:, :, 0] += self._carry
+            else:
+                done.append(self._carry[:, :, None])
+        done.append(totals[:, :, :-1])
+        self._carry = totals[:, :, -1].copy()
+        self._last_key = keys[-1]
+        out = np.concatenate(done, axis=2)
+        self._count(out)
+        return list(out)
+
+    def flush(self) -> list[np.ndarray]:
+        if self._carry is None:
+            return []
+        out = self._carry[:, :, None]
+        self._carry = None
+        self._count(out)
+        return list(out)
+
+    def _count(self, out: np.ndarray) -> None:
+        if out.shape[2]:
+            self.n_clusters += out.shape[2]
+            self.max_size = max(self.max_size, int(out[0, 1].max()))
