@@ -51,3 +51,11 @@ def test_scale_table_and_headline():
     assert "ATE, 1,500 rows: `text_dml` removes 50% of the naive bias (>= 80%: NOT met)" in md
     assert "ATE, 6,000 rows: `text_dml` removes 90% of the naive bias (>= 80%: met); coverage 1.00" in md
     assert np.isfinite(table["rmse"]).all()
+
+
+def test_adapted_section_uses_the_subset_naive_baseline():
+    mod = load_script()
+    rows = runs(1500, 0.2, 0.1).replace({"naive": "sub_adapted_dml"})  # sub_naive bias 9.0
+    md = mod.adapted_section(rows, "x.csv")
+    assert "| ate | sub_naive | 12 | +9.0000 |" in md
+    assert "| ate | sub_adapted_dml | 12 | +0.2000 |" in md and "98%" in md
