@@ -40,7 +40,7 @@ bench: install
 	$(PY) -m pytest -q -m slow -p no:cacheprovider
 	$(PY) analyses/bench_embeddings.py
 	$(PY) analyses/bench_nuisance.py
-	$(PY) analyses/bench_dml.py
+	$(PY) analyses/bench_dml.py --append
 
 lint: install
 	$(VENV)/bin/ruff check causalrec tests analyses

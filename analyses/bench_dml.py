@@ -18,6 +18,12 @@ models run on growing sizes up to ``--n-max`` within the same rule. Writes the
 ``reports/bench_dml.json``.
 
     .venv/bin/python analyses/bench_dml.py --n-max 1000000
+
+The committed rows come from several invocations appended to one file: the default run,
+re-runs of causalrec's models (``--kinds causalrec --ours-sizes ... --append``, up to
+1,000,000 rows), and econml 'auto' at larger sizes with a larger budget
+(``--kinds econml_auto --auto-sizes 5000 --budget 3000 --append``, then
+``--auto-sizes 20000``). Every row is shown in the table; ``make bench`` appends.
 """
 
 from __future__ import annotations
@@ -96,10 +102,15 @@ def run(kinds, sizes, budget, d, seed, rows_path):
     return rows
 
 
+def _runs(runs) -> str:
+    return " / ".join(f"{r.seconds:.1f} s (error {r.abs_error:.4f})" for r in runs.itertuples())
+
+
 def markdown(rows, n_full: int, d: int) -> str:
     import pandas as pd
 
-    df = pd.DataFrame(rows).drop_duplicates(["kind", "n"], keep="last")  # a re-measured size replaces the old
+    # every timing is kept: a size measured twice (at different machine loads) shows both
+    df = pd.DataFrame(rows)
     lines = ["## DML: causalrec torch nuisances vs econml's default 'auto' nuisances", "",
              f"Produced by `analyses/bench_dml.py` (raw rows: `reports/bench_dml.json`), {platform.machine()} "
              "CPU, 2 cores shared with other jobs, no GPU. econml `LinearDML` (cv=3, constant effect) on simulated "
@@ -137,24 +148,30 @@ def markdown(rows, n_full: int, d: int) -> str:
                      "unreliable in either direction: where a fixed model-selection cost dominates, the fitted "
                      "growth is too flat.")
         common = sorted(set(auto.n) & set(ours.n))
-        verdicts = []
+        met_all = met_any = 0
         for n in common:
-            a = auto[auto.n == n].iloc[0]
-            o = ours[ours.n == n].iloc[0]
-            speed = a.seconds / o.seconds
-            err = "lower" if o.abs_error < a.abs_error else "higher"
-            verdicts.append(speed >= 10 and o.abs_error <= a.abs_error)
-            lines.append(f"- same data, {n:,} rows: causalrec {o.seconds:.1f} s (error {o.abs_error:.4f}) vs econml "
-                         f"'auto' {a.seconds:.1f} s (error {a.abs_error:.4f}): {speed:.1f}x faster, with {err} error.")
-        if verdicts:
-            lines.append(f"- target (>= 10x faster at equal or lower error) at the sizes measured for both: met at "
-                         f"{sum(verdicts)} of {len(verdicts)}.")
+            a_runs, o_runs = auto[auto.n == n], ours[ours.n == n]
+            pairs = [(a.seconds / o.seconds, o.abs_error <= a.abs_error) for a in a_runs.itertuples()
+                     for o in o_runs.itertuples()]
+            ok = [speed >= 10 and lower for speed, lower in pairs]
+            met_all += all(ok)
+            met_any += any(ok)
+            speeds = sorted(speed for speed, _ in pairs)
+            speed_txt = f"{speeds[0]:.1f}x" if len(speeds) == 1 else f"{speeds[0]:.1f}x to {speeds[-1]:.1f}x"
+            lines.append(f"- same data, {n:,} rows: causalrec {_runs(o_runs)} vs econml 'auto' {_runs(a_runs)}: "
+                         f"{speed_txt} faster" + (" (the runs of one size differ in machine load)"
+                                                  if len(speeds) > 1 else "") + ".")
+        if common:
+            verdict = (f"met at {met_all} of {len(common)}" if met_all == met_any
+                       else f"met at {met_all} to {met_any} of {len(common)}, depending on which timing is taken")
+            lines.append(f"- target (>= 10x faster at equal or lower error) at the sizes measured for both: {verdict}.")
         if len(ours):
             big = ours.iloc[-1]
             if big.n == n_full:
                 ratio = pred_full / big.seconds
                 lines.append(f"- at {n_full:,} rows: causalrec measured {big.seconds:,.0f} s vs econml 'auto' "
-                             f"extrapolated {pred_full:,.0f} s: about {ratio:.0f}x (target >= 10x).")
+                             f"extrapolated {pred_full:,.0f} s: about {ratio:.0f}x against an extrapolated time, "
+                             "so not evidence that the target is met.")
             else:
                 # linear growth from the largest measured size: conservative, since the measured
                 # growth is sublinear (fixed costs, early stopping) and noisy (shared CPU)

@@ -219,7 +219,7 @@ def to_markdown(r: dict, gpu_name: str | None = None) -> str:
         f"({r['cache_miss_s'] / r['cache_hit_s']:,.0f}x); {r['cache_bytes'] / 2**20:.1f} MiB on disk.",
         "",
         f"Produced by `.venv/bin/python analyses/bench_embeddings.py --device {r['device'].split(':')[0]} "
-        f"--n {n}`.",
+        f"--n {n} --threads {r['threads']}`.",
     ]
     return "\n".join(lines)
 

@@ -224,7 +224,7 @@ def run_adapted(sim, logs, truth, meta, seed, args) -> list[dict]:
     pred = cross_fit_adapted(sub["user_text"].tolist(), t, y, text_pair=sub["item_text"].tolist(),
                              n_folds=args.adapted_folds, groups=groups, random_state=seed,
                              epochs=args.adapted_epochs, device="cpu", progress=False, num_threads=args.threads)
-    e = np.clip(pred.e_hat, 0.01, 0.99)
+    e = pred.e_hat  # already calibrated and clipped at AdaptedTextModel's clip (0.01)
     res = aipw(t, y, e, pred.mu0, pred.mu1, groups=groups)
     secs = time.perf_counter() - t0
     # DML on the same out-of-fold adapted nuisances: econml's LinearDML final stage with the

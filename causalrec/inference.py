@@ -18,6 +18,8 @@ import numpy as np
 # scipy.special, not scipy.stats: the latter adds ~0.4 s to every command's start-up
 from scipy.special import ndtr, ndtri
 
+from causalrec.errors import InputError
+
 
 def z_value(level: float = 0.95) -> float:
     """Two-sided normal critical value for a ``level`` interval."""
@@ -32,22 +34,33 @@ def normal_ci(estimate: float, se: float, level: float = 0.95) -> tuple[float, f
     return float(estimate - z * se), float(estimate + z * se)
 
 
-def influence_se(psi: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Standard error of a mean from its influence values ``psi`` (any centring).
-
-    ``se = sd(psi) / sqrt(n)`` with the ``n - 1`` denominator. With ``weights``
-    (cluster sizes or frequency weights) the weighted variance is used.
-    """
+def influence_se(psi: np.ndarray) -> float:
+    """Standard error of a mean from its influence values ``psi`` (any centring):
+    ``se = sd(psi) / sqrt(n)`` with the ``n - 1`` denominator."""
     psi = np.asarray(psi, dtype=float)
     n = psi.shape[0]
     if n < 2:
         return float("nan")
-    if weights is None:
-        return float(np.std(psi, ddof=1) / np.sqrt(n))
-    w = np.asarray(weights, dtype=float)
-    mean = np.average(psi, weights=w)
-    var = np.average((psi - mean) ** 2, weights=w) * n / (n - 1)
-    return float(np.sqrt(var / n))
+    return float(np.std(psi, ddof=1) / np.sqrt(n))
+
+
+def check_clusters(column: str, n_missing: int, n_clusters: int | None = None) -> None:
+    """Raise a clear :class:`InputError` for a cluster column no cluster-robust error can use."""
+    if n_missing:
+        raise InputError(f"cluster column '{column}' has {n_missing} missing value(s)", column=column,
+                         fix="fill them (e.g. one cluster per such row) or choose another column")
+    if n_clusters is not None and n_clusters < 2:
+        raise InputError(f"cluster column '{column}' has fewer than 2 distinct values; no cluster-robust "
+                         "standard error exists", column=column, fix="cluster by a finer unit, or drop --cluster")
+
+
+def cluster_codes(keys, column: str) -> np.ndarray:
+    """Integer codes ``0..G-1`` of a cluster column (any hashable values), checked."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(keys) if not isinstance(keys, pd.Series) else keys, sort=False)
+    check_clusters(column, int((codes < 0).sum()), len(uniques))
+    return codes.astype(np.int64)
 
 
 def cluster_se(psi: np.ndarray, groups: np.ndarray) -> float:

@@ -33,6 +33,14 @@ def _kind(path: Path) -> str:
     )
 
 
+def _sep(path: Path) -> str:
+    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise InputError(f"file '{path}' does not exist", column=str(path),
@@ -59,12 +67,11 @@ def read_table(source: str | os.PathLike | pd.DataFrame, columns: Sequence[str] 
     try:
         if kind == "parquet":
             return pd.read_parquet(path, columns=list(columns) if columns else None)
-        sep = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-        return pd.read_csv(path, usecols=list(columns) if columns else None, sep=sep)
+        return pd.read_csv(path, usecols=list(columns) if columns else None, sep=_sep(path))
     except InputError:
         raise
     except ValueError as exc:
-        if columns and "not in list" in str(exc) or "Usecols" in str(exc) or "No match for" in str(exc):
+        if columns and ("not in list" in str(exc) or "Usecols" in str(exc) or "No match for" in str(exc)):
             raise InputError(f"'{path}': {exc}", column=str(path),
                              fix="check the column names passed on the command line") from exc
         raise InputError(f"cannot read '{path}': {exc}", column=str(path),
@@ -95,13 +102,13 @@ def iter_batches(
         if kind == "parquet":
             import pyarrow.parquet as pq
 
-            files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-            for f in files:
+            for f in _parquet_files(path):
                 pf = pq.ParquetFile(f)
                 for rb in pf.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None):
                     yield rb.to_pandas()
         else:
-            yield from pd.read_csv(path, usecols=list(columns) if columns else None, chunksize=batch_size)
+            yield from pd.read_csv(path, usecols=list(columns) if columns else None, chunksize=batch_size,
+                                   sep=_sep(path))
     except InputError:
         raise
     except Exception as exc:
@@ -116,5 +123,22 @@ def parquet_num_rows(path: str | os.PathLike) -> int | None:
         return None
     import pyarrow.parquet as pq
 
-    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(p))
+
+
+def column_names(source: str | os.PathLike | pd.DataFrame) -> list[str]:
+    """Column names of a DataFrame or file, reading only the header / Parquet schema."""
+    if isinstance(source, pd.DataFrame):
+        return [str(c) for c in source.columns]
+    path = Path(source)
+    _check_exists(path)
+    kind = _kind(path)
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(_parquet_files(path)[0]).schema_arrow.names)
+        return [str(c) for c in pd.read_csv(path, nrows=0, sep=_sep(path)).columns]
+    except Exception as exc:
+        raise InputError(f"cannot read '{path}': {type(exc).__name__}: {exc}", column=str(path),
+                         fix="check that the file is a valid CSV or Parquet file") from exc

@@ -287,11 +287,16 @@ def debias(
             pb = examination_from_randomized(c[on], pos[on], n_positions=k, ci_level=ci_level,
                                              bootstrap=bootstrap, seed=seed)
         else:
-            if relevance_groups not in canon.columns:
+            # a role name (item_id, user_id...) is read from the canonical log, any other column from the
+            # input as given (the canonical log keeps roles and covariates only; rows are the same)
+            if relevance_groups in canon.columns:
+                group_values = canon[relevance_groups].to_numpy()
+            elif relevance_groups in df.columns:
+                group_values = df[relevance_groups].to_numpy()
+            else:
                 raise InputError(f"relevance group column '{relevance_groups}' is not in the log",
                                  column=relevance_groups, fix="use item_id, or a column present in the log")
-            pb = regression_em((c[on] > 0).astype(np.float64), pos[on],
-                               groups=canon[relevance_groups].to_numpy()[on],
+            pb = regression_em((c[on] > 0).astype(np.float64), pos[on], groups=group_values[on],
                                n_positions=k, bootstrap=bootstrap, ci_level=ci_level, seed=seed)
         rho = pb.at(pos)
         share = pb.extra.get("share_rows_multi_position")

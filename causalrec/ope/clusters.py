@@ -29,19 +29,8 @@ import numpy as np
 import pandas as pd
 
 from causalrec.errors import InputError
+from causalrec.inference import check_clusters
 from causalrec.ope.estimators import Moments
-
-
-def cluster_codes(keys: pd.Series, column: str) -> np.ndarray:
-    """Integer codes ``0..G-1`` of a cluster column, with clear errors for unusable columns."""
-    codes, uniques = pd.factorize(keys, sort=False)
-    if (codes < 0).any():
-        raise InputError(f"cluster column '{column}' has {int((codes < 0).sum())} missing value(s)",
-                         column=column, fix="fill them (e.g. one cluster per such row) or choose another column")
-    if len(uniques) < 2:
-        raise InputError(f"cluster column '{column}' has fewer than 2 distinct values; no cluster-robust "
-                         "standard error exists", column=column, fix="cluster by a finer unit, or drop --cluster")
-    return codes.astype(np.int64)
 
 
 def cluster_folds(keys: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
@@ -104,9 +93,7 @@ class ClusterStream:
         if len(keys) == 0:
             return [np.zeros((4, 0)) for _ in terms]
         s = pd.Series(keys)
-        if s.isna().any():
-            raise InputError(f"cluster column '{self.column}' has missing values", column=self.column,
-                             fix="fill them, or choose another column")
+        check_clusters(self.column, n_missing=int(s.isna().sum()))
         if not s.is_monotonic_increasing or (self._last_key is not None and keys[0] < self._last_key):
             raise InputError(f"streaming with cluster-robust errors needs the log sorted by '{self.column}'",
                              column=self.column, fix=f"sort the file by {self.column}, or drop batch_size "

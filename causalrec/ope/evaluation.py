@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from causalrec.data.readers import iter_batches, parquet_num_rows, read_table
+from causalrec.data.readers import column_names, iter_batches, parquet_num_rows, read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
-from causalrec.inference import bootstrap_ci, cluster_se, z_value
-from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_codes, cluster_folds
+from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes, cluster_se, z_value
+from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -154,7 +154,7 @@ def evaluate(
 
 def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model) -> tuple[list[str], list[str]]:
     """(columns to read, roles to require) for this source."""
-    available = _available_columns(source)
+    available = column_names(source)
     roles = ["item_id", "outcome", "propensity"]
     # name missing columns against everything in the file, not just what would be read
     schema.require(pd.DataFrame(columns=available), roles, command="ope")
@@ -175,26 +175,6 @@ def _context_columns(cols: list[str], schema: LogSchema, model) -> list[str]:
         return []
     mapped = {getattr(schema, r) for r in ("item_id", "outcome", "propensity", "position", "request_id")}
     return [c for c in cols if c not in mapped]
-
-
-def _available_columns(source) -> list[str]:
-    if isinstance(source, pd.DataFrame):
-        return [str(c) for c in source.columns]
-    path = Path(source)
-    if not path.exists():
-        read_table(path)  # raises the InputError naming the file
-    try:
-        if path.is_dir() or path.suffix.lower() in (".parquet", ".pq", ".parq"):
-            import pyarrow.parquet as pq
-
-            f = sorted(path.glob("*.parquet"))[0] if path.is_dir() else path
-            return list(pq.ParquetFile(f).schema_arrow.names)
-        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"cannot read '{path}': {type(exc).__name__}: {exc}", column=str(path),
-                         fix="check that the file is a valid CSV or Parquet file") from exc
 
 
 def _validate(batch: pd.DataFrame, schema: LogSchema, roles: list[str], keep: list[str] = ()) -> pd.DataFrame:
@@ -220,8 +200,10 @@ def _integer_positions_ok(batch: pd.DataFrame, schema: LogSchema) -> bool:
     return lo >= 0 and (schema.n_positions is None or hi < schema.n_positions)
 
 
-def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int, with_folds: bool):
-    """Item codes, 0-based positions, outcomes and folds of one validated batch."""
+def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: int, with_folds: bool,
+            cluster_keys: np.ndarray | None = None):
+    """Item codes, 0-based positions, outcomes and folds of one validated batch (with
+    ``cluster_keys``, folds that keep each cluster together)."""
     n = len(canon)
     items = policy.vocab.encode(canon["item_id"].to_numpy())
     if getattr(policy, "positional", False) and "position" not in canon.columns:
@@ -231,7 +213,12 @@ def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: in
     pos = (canon["position"].to_numpy(dtype=np.int64) if "position" in canon.columns
            else np.zeros(n, dtype=np.int64))
     y = canon["outcome"].to_numpy(dtype=np.float64)
-    folds = fold_ids(row_offset, n, n_folds, seed) if with_folds else None
+    if not with_folds:
+        folds = None
+    elif cluster_keys is not None:
+        folds = cluster_folds(cluster_keys, n_folds, seed)
+    else:
+        folds = fold_ids(row_offset, n, n_folds, seed)
     return items, pos, y, folds
 
 
@@ -345,10 +332,9 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
         config["mode"] = "in_memory (blocks)"
         return _finish(n, ests, [m.estimate_se() for m in moments], [None] * len(ests), wstats,
                        float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]), ci_level, policy, model, config)
-    inputs = _inputs(canon, policy, 0, n_folds, seed, with_folds=model is not None)
-    if codes is not None and model is not None:
-        # whole clusters per fold, so no row is predicted by a model that saw its cluster-mates
-        inputs = (*inputs[:3], cluster_folds(df[cluster].to_numpy(), n_folds, seed))
+    # with clusters, whole clusters per fold: no row is predicted by a model that saw its cluster-mates
+    inputs = _inputs(canon, policy, 0, n_folds, seed, model is not None,
+                     df[cluster].to_numpy() if cluster is not None else None)
     if model is not None:
         model.begin(policy.vocab, schema)
         _fit_batch(model, canon, policy, 0, inputs)
@@ -385,7 +371,7 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
 def _with_cluster(cols: list[str], logs, cluster: str | None) -> list[str]:
     if cluster is None or cluster in cols:
         return cols
-    if cluster not in _available_columns(logs):
+    if cluster not in column_names(logs):
         raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
                          fix="name an existing column (e.g. the request id) with --cluster COL")
     return [*cols, cluster]
@@ -405,7 +391,7 @@ def _table_needs_request(target, schema: LogSchema) -> bool:
     if isinstance(target, pd.DataFrame):
         cols = target.columns
     else:
-        cols = _available_columns(target)
+        cols = column_names(target)
     return "request_id" in cols or (schema.request_id is not None and schema.request_id in cols)
 
 
@@ -440,8 +426,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         if isinstance(model, CellMeanOutcome):
             passes = 2
             for offset, canon, keys in batches("ope pass 1/2 (outcome model)"):
-                _fit_batch(model, canon, policy, offset, _stream_inputs(canon, policy, offset, n_folds, seed, True,
-                                                                         keys))
+                _fit_batch(model, canon, policy, offset, _inputs(canon, policy, offset, n_folds, seed, True, keys))
         model.finalize()
     moments = [Moments() for _ in ests]
     wstats = WeightStats(config["clip"])
@@ -460,7 +445,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     n = 0
     desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
     for offset, canon, keys in batches(desc):
-        inputs = _stream_inputs(canon, policy, offset, n_folds, seed, model is not None, keys)
+        inputs = _inputs(canon, policy, offset, n_folds, seed, model is not None, keys)
         arrays, p = _batch_arrays(canon, policy, model, offset, inputs)
         wstats.update(arrays.w, p)
         y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
@@ -478,9 +463,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     extras = clusters = None
     if stream is not None:
         add_clusters(stream.flush())
-        if stream.n_clusters < 2:
-            raise InputError(f"cluster column '{cluster}' has fewer than 2 distinct values; no cluster-robust "
-                             "standard error exists", column=cluster, fix="cluster by a finer unit, or drop --cluster")
+        check_clusters(cluster, n_missing=0, n_clusters=stream.n_clusters)
         extras = [{"se_iid": se} for _, se in values]
         values = [cm.estimate_se() for cm in cmoments]
         clusters = _cluster_diag(cluster, stream.n_clusters, n, stream.max_size)
@@ -501,12 +484,6 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     return _finish(n, ests, values, boot, wstats, float(y_mom.mean[1] * y_mom.n), float(y_mom.m2[1, 1]),
                    ci_level, policy, model, config, extras=extras, clusters=clusters)
 
-
-def _stream_inputs(canon, policy, offset, n_folds, seed, with_folds: bool, keys):
-    inputs = _inputs(canon, policy, offset, n_folds, seed, with_folds)
-    if keys is not None and with_folds:
-        inputs = (*inputs[:3], cluster_folds(keys, n_folds, seed))
-    return inputs
 
 
 def _poisson_bootstrap(rng, terms, acc, n_boot: int, cells: int = 4_000_000, sizes: np.ndarray | None = None) -> None:

@@ -110,7 +110,7 @@ def _fig_curve(curve) -> Any:
     f = curve.fractions
     if curve.gain_low is not None:
         ax.fill_between(f, curve.gain_low, curve.gain_high, alpha=0.25, color="#4c72b0",
-                        label=f"{int(curve.ci_level * 100)}% bootstrap band")
+                        label=f"{100 * curve.ci_level:g}% bootstrap band")
     ax.plot(f, curve.gain, color="#4c72b0", label="ranking by predicted effect")
     ax.plot(f, f * curve.overall, color="grey", ls="--", label="random targeting")
     ax.set_xlabel("share of rows targeted (highest predicted effect first)")
@@ -183,7 +183,7 @@ def build_uplift_report(result: Any, analysis: Any = None, title: str | None = N
 
     rep.heading("Average effects")
     rep.table(estimates_table(result), title="Estimates by method",
-              note=f"{int(100 * cfg.get('ci_level', 0.95))}% confidence intervals. Methods that agree after "
+              note=f"{100 * cfg.get('ci_level', 0.95):g}% confidence intervals. Methods that agree after "
                    "adjustment while the naive difference differs indicate confounding the adjustment removed.")
 
     if analysis is not None:

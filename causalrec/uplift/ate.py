@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from causalrec.inference import cluster_se, influence_se
+from causalrec.inference import cluster_codes, cluster_se, influence_se
 from causalrec.results import Estimate
 
 ESTIMATORS = ("naive", "ipw", "aipw", "dml")
@@ -45,12 +45,7 @@ def _se(psi: np.ndarray, groups: np.ndarray | None) -> float:
     """Influence-function SE; with ``groups`` the cluster-robust version (sums of psi per cluster)."""
     if groups is None:
         return influence_se(psi)
-    import pandas as pd
-
-    codes = pd.factorize(groups)[0]
-    if codes.max() < 1:
-        return influence_se(psi)
-    return cluster_se(psi, codes)
+    return cluster_se(psi, cluster_codes(groups, "groups (the user column)"))
 
 
 def naive(t: np.ndarray, y: np.ndarray, *, ci_level: float = 0.95) -> list[Estimate]:

@@ -16,8 +16,8 @@ Pipeline (one call, every step seeded):
 3. cross-fit the nuisances with :func:`causalrec.models.cross_fit_predict`
    (``n_folds`` folds, grouped by user when a user column exists, so a user's
    rows never sit on both sides of a split): ``e(X)`` from the propensity model
-   and ``mu_t(X)`` from the outcome model trained on arm ``t`` only (zero sample
-   weight on the other arm);
+   and ``mu_t(X)`` from the outcome model trained on arm ``t`` only (``fit_mask``:
+   the other arm's rows are left out of the fit);
 4. clip ``e`` to ``[clip, 1 - clip]`` (the estimand stays the ATE over all rows;
    the share of clipped rows is reported) and optionally trim rows with
    ``e`` outside ``[trim, 1 - trim]`` (Crump et al. 2009; the estimand becomes
@@ -108,13 +108,13 @@ def build_features(
         if arr.shape[0] != len(canon):
             raise InputError(f"the feature array has {arr.shape[0]} rows but the log has {len(canon)}",
                              column="features", fix="pass one feature row per log row")
+        if not np.isfinite(arr).all():
+            raise InputError("the feature array has NaN or infinite values", column="features",
+                             fix="impute or drop them")
         names = [f"x{j}" for j in range(arr.shape[1])]
         if cov is not None:
             c, cn = design_matrix(covariates=cov, return_names=True)
             return np.hstack([arr, c]).astype(np.float32), names + cn, info
-        if not np.isfinite(arr).all():
-            raise InputError("the feature array has NaN or infinite values", column="features",
-                             fix="impute or drop them")
         return arr, names, info
     if kind == "text":
         if not (has_user_text or has_item_text):

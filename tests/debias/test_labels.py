@@ -102,3 +102,15 @@ def test_debias_impression_mode_summary_and_em(sim):
     d = res.to_dict()
     assert d["command"] == "debias" and "ess" in d["diagnostics"] and d["label_shift"]
     assert "ESS" in res.summary()
+
+
+def test_em_relevance_groups_from_a_plain_column(sim):
+    """A grouping column that is neither a role nor a covariate is taken from the input log."""
+    logs, _ = sim
+    shown = logs[logs.treatment == 1].reset_index(drop=True)
+    by_role = debias(shown, schema=LogSchema(outcome="click"), method="snips", clip=0.05)
+    plain = debias(shown.assign(query_item=shown["item_id"]), schema=LogSchema(outcome="click"),
+                   method="snips", clip=0.05, relevance_groups="query_item")
+    np.testing.assert_allclose(plain.position_bias.examination, by_role.position_bias.examination)
+    with pytest.raises(InputError, match="not_a_column"):
+        debias(shown, schema=LogSchema(outcome="click"), method="snips", relevance_groups="not_a_column")

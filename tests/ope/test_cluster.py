@@ -159,3 +159,14 @@ def test_streaming_cluster_bootstrap_resamples_clusters():
     assert d["boot_se"] == pytest.approx(d["se"], rel=0.2)
     assert d["boot_se"] > 1.2 * d["se_iid"]  # a row bootstrap would land near se_iid
     assert "whole clusters" in res.config["bootstrap_method"]
+
+
+def test_tab_separated_logs_are_read_in_memory_and_streamed(tmp_path):
+    logs = slate_logs(np.random.default_rng(8), 50)
+    path = tmp_path / "logs.tsv"
+    logs.to_csv(path, sep="\t", index=False)
+    mem = evaluate(path, TARGET, estimators=["ips"], cluster="request_id")
+    st = evaluate(path, TARGET, estimators=["ips"], cluster="request_id", batch_size=64, progress=False)
+    ref = evaluate(logs, TARGET, estimators=["ips"], cluster="request_id")
+    assert mem.estimates[0].estimate == ref.estimates[0].estimate
+    assert st.estimates[0].estimate == pytest.approx(ref.estimates[0].estimate, rel=1e-12)
