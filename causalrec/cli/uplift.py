@@ -14,21 +14,6 @@ from causalrec.cli.app import app
 from causalrec.cli.output import emit, parse_list
 
 
-def _report_builder():
-    """H6's report builder, or a clear error while it does not exist."""
-    try:
-        from causalrec.report.uplift import build_uplift_report
-    except ModuleNotFoundError as exc:
-        if exc.name != "causalrec.report.uplift":
-            raise
-        from causalrec.errors import InputError
-
-        raise InputError("--report is not available: this causalrec build has no uplift report "
-                         "(causalrec.report.uplift)", column="--report",
-                         fix="drop --report and use --out for the JSON result") from exc
-    return build_uplift_report
-
-
 @app.command("uplift", help="Uplift: ATE and ATT of exposure (recommendation) on an outcome, "
              "adjusting for user/item text embeddings, IDs or covariates.")
 def uplift_command(
@@ -73,7 +58,9 @@ def uplift_command(
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
 
-    build = _report_builder() if report is not None else None
+    build = None
+    if report is not None:
+        from causalrec.report.uplift import build_uplift_report as build
     schema = LogSchema(user_id=user_id, item_id=item_id, outcome=outcome, treatment=treatment,
                        propensity=None, position=None, request_id=None, timestamp=None,
                        user_text=user_text, item_text=None if items is not None else item_text)

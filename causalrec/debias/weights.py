@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from causalrec.data.validation import check_propensity
 from causalrec.diagnostics.weights import effective_sample_size
 from causalrec.errors import InputError
 from causalrec.results import jsonable
@@ -109,9 +110,7 @@ def exposure_weights(
     if p.ndim != 1:
         raise InputError("propensities must be one value per row", column="propensity",
                          fix="pass a 1-d array or a single column")
-    if not np.all(np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
-        raise InputError("propensities must be finite and in (0, 1]", column="propensity",
-                         fix="fix the logging column, or estimate propensities instead")
+    check_propensity(p, "propensity")
     if clip is not None and not 0 < clip <= 1:
         raise InputError(f"clip must be in (0, 1], got {clip}", column="clip",
                          fix="clip is a propensity floor such as 0.01")

@@ -63,11 +63,11 @@ def build_ope_report(result) -> Report:
     level = result.estimates[0].ci_level if result.estimates else 0.95
     note = (f"{100 * level:g}% intervals: normal, from the influence-function standard error "
             "(delta method for the self-normalised estimators)")
-    if result.config.get("cluster"):
-        note += (f"; standard errors cluster-robust by '{result.config['cluster']}' "
+    if cl:
+        note += (f"; standard errors cluster-robust by '{cl}' "
                  "(se_iid: treating rows as independent)")
     if "boot_ci_low" in frame.columns:
-        note += "; boot_ci_*: percentile bootstrap" + (" of whole clusters" if result.config.get("cluster") else "")
+        note += "; boot_ci_*: percentile bootstrap" + (" of whole clusters" if cl else "")
     rep.table(frame, title="Value of the target policy", note=note, digits=5)
     if result.estimates:
         rep.figure(_forest(result), title="Estimates with confidence intervals")
