@@ -6,7 +6,9 @@
 
 Modules: ``policy`` (target tables and callables), ``outcome`` (outcome models for
 DM/DR, cross-fitted), ``estimators`` (DM, IPS, SNIPS, DR, SNDR, Switch-DR, DRos as small
-dataclasses with their formulas), ``weights`` (diagnostics), ``evaluation`` (``evaluate``, in memory
+dataclasses with their formulas), ``slate`` (ranked lists: SIPS, IIPS, RIPS, Cascade-DR,
+PseudoInverse and their self-normalised versions; targets in ``slate_policy``, the pipeline in
+``slate_eval``), ``weights`` (diagnostics), ``evaluation`` (``evaluate``, in memory
 or streamed over Parquet batches), ``result`` (``OPEResult``).
 """
 
@@ -27,9 +29,21 @@ from causalrec.ope.estimators import (
 from causalrec.ope.evaluation import DEFAULT_ESTIMATORS, evaluate
 from causalrec.ope.outcome import CellMeanOutcome, FixedOutcome, SklearnOutcome
 from causalrec.ope.result import OPEResult
+from causalrec.ope.slate import (  # registers them
+    IIPS,
+    PI,
+    RIPS,
+    SIPS,
+    SNIIPS,
+    SNPI,
+    SNRIPS,
+    SNSIPS,
+    CascadeDR,
+)
 
 __all__ = [
     "evaluate", "OPEResult", "DEFAULT_ESTIMATORS", "ESTIMATORS", "make_estimators",
     "OPEEstimator", "OPEArrays", "Moments", "DM", "IPS", "SNIPS", "DR", "SNDR", "SwitchDR", "DRos",
     "CellMeanOutcome", "SklearnOutcome", "FixedOutcome",
+    "SIPS", "SNSIPS", "IIPS", "SNIIPS", "RIPS", "SNRIPS", "CascadeDR", "PI", "SNPI",
 ]

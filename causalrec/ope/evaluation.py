@@ -68,7 +68,13 @@ def evaluate(
     switch_tau: float = 100.0,
     dros_lambda: float = 100.0,
     progress: bool | None = None,
-    cluster: str | None = None,
+    cluster: str | None = "auto",
+    propensity_marginal: str | None = None,
+    target_kind: str | None = None,
+    temperature: float = 1.0,
+    mc_samples: int = 2000,
+    value_per: str = "impression",
+    allow_unequal_lists: bool = False,
 ) -> OPEResult:
     """Estimate the target policy's value per impression from logged data.
 
@@ -101,7 +107,20 @@ def evaluate(
         the outcome model's cross-fitting folds keep a cluster together. Each estimate also
         reports ``se_iid``, the standard error that treats rows as independent. With
         ``batch_size`` the file must be sorted by this column (see
-        :mod:`causalrec.ope.clusters`).
+        :mod:`causalrec.ope.clusters`). The default ``"auto"`` clusters by the schema's
+        request column when the log has it (``config["cluster_choice"]`` says so); ``None``
+        or ``"none"`` treats rows as independent.
+    propensity_marginal, target_kind, temperature, mc_samples, value_per, allow_unequal_lists:
+        Ranked lists (the slate estimators ``sips, snsips, iips, sniips, rips, snrips,
+        cascade_dr, pi, snpi``; see :mod:`causalrec.ope.slate` and
+        :mod:`causalrec.ope.slate_eval`): there ``propensity`` is the logging policy's
+        probability of the item given the items above it and ``propensity_marginal`` names
+        the column with its marginal item-at-slot probability (iips, pi). The target is a
+        table ``request_id, position, item_id, prob [, prob_marginal]`` or, with
+        ``target_kind`` ``"plackett-luce"`` (``temperature``) or ``"topk"``, target scores
+        ``[request_id,] item_id, score``; Monte Carlo marginals use ``mc_samples`` draws.
+        ``value_per="list"`` estimates the value per list instead of per impression;
+        ``allow_unequal_lists`` lets sips/pi run on lists of different lengths.
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -117,15 +136,24 @@ def evaluate(
                          fix="pass the number of replicates, e.g. --bootstrap 500")
     if n_folds < 1:
         raise InputError("n_folds must be >= 1", column="n_folds", fix="use 5 (or 1 for no cross-fitting)")
+    cluster, cluster_choice = _resolve_cluster(cluster, logs, schema)
+    # -- ranked lists: their own path (causalrec.ope.slate_eval) --------------------------
+    if target_kind is not None or any(getattr(e, "slate", False) for e in ests):
+        return _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_level, seed, batch_size,
+                                n_folds, progress, cluster, cluster_choice, clip, dict(
+                                    propensity_marginal=propensity_marginal, target_kind=target_kind,
+                                    temperature=temperature, mc_samples=mc_samples, value_per=value_per,
+                                    allow_unequal_lists=allow_unequal_lists))
     needs_model = any(e.needs_outcome_model for e in ests)
     model = make_outcome_model(outcome_model, n_folds=n_folds, covariates=schema.covariates) if needs_model else None
     if model is not None:  # a model object passed in brings its own number of folds
         n_folds = getattr(model, "n_folds", 1)
 
     streaming = batch_size is not None
-    # no automatic streaming with clusters: streaming needs the file sorted by the cluster
-    # column, while in memory any order works
-    if not streaming and cluster is None and not isinstance(logs, pd.DataFrame):
+    # no automatic streaming with a cluster the user chose: streaming needs the file sorted by
+    # the cluster column, while in memory any order works (an automatic request cluster is
+    # checked while streaming, and the error says how to opt out)
+    if not streaming and cluster_choice != "user" and not isinstance(logs, pd.DataFrame):
         nrows = parquet_num_rows(logs) if Path(logs).exists() else None
         if nrows is not None and nrows > AUTO_STREAM_ROWS and (model is None or model.supports_streaming):
             streaming, batch_size = True, 1_000_000
@@ -134,8 +162,8 @@ def evaluate(
     config = {
         "estimators": [e.name for e in ests],
         "estimator_params": {e.name: e.params() for e in ests},
-        "clip": clip, "cluster": cluster, "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
-        "batch_size": batch_size if streaming else None, "n_folds": n_folds,
+        "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
+        "ci_level": ci_level, "seed": seed, "batch_size": batch_size if streaming else None, "n_folds": n_folds,
         "schema": schema.to_dict(),
         "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
     }
@@ -310,28 +338,49 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     n = len(canon)
     codes = cluster_codes(df[cluster], cluster) if cluster is not None else None
     wstats = WeightStats(config["clip"])
-    if n > CHUNK_ABOVE_ROWS and not bootstrap and codes is None:
+    if n > CHUNK_ABOVE_ROWS and not bootstrap:
         # Large logs: the per-row terms are computed in cache-sized blocks and merged as
         # moments (exactly the streaming arithmetic); numpy's whole-array temporaries cost
-        # more in page faults than the computation itself at 10M rows.
+        # more in page faults than the computation itself at 10M rows. With clusters, the
+        # blocks add their terms into per-cluster totals (4 numbers per cluster and estimator).
         blocks = [(lo, canon.iloc[lo:lo + CHUNK_ROWS]) for lo in range(0, n, CHUNK_ROWS)]
+        keys = df[cluster].to_numpy() if cluster is not None else None
+
+        def block_inputs(lo, sub, with_folds):
+            return _inputs(sub, policy, lo, n_folds, seed, with_folds,
+                           None if keys is None else keys[lo:lo + len(sub)])
+
         if model is not None:
             model.begin(policy.vocab, schema)
             for lo, sub in blocks:
-                _fit_batch(model, sub, policy, lo, _inputs(sub, policy, lo, n_folds, seed, True))
+                _fit_batch(model, sub, policy, lo, block_inputs(lo, sub, True))
             model.finalize()
         moments = [Moments() for _ in ests]
+        totals = [np.zeros((4, int(codes.max()) + 1)) for _ in ests] if codes is not None else None
         y_mom = Moments()
         for lo, sub in blocks:
-            inputs = _inputs(sub, policy, lo, n_folds, seed, with_folds=model is not None)
-            arrays, p = _batch_arrays(sub, policy, model, lo, inputs)
+            arrays, p = _batch_arrays(sub, policy, model, lo, block_inputs(lo, sub, model is not None))
             wstats.update(arrays.w, p)
             y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
             for i, e in enumerate(ests):
-                moments[i] = moments[i].merge(Moments.of_terms(*e.terms_checked(arrays)))
+                t = e.terms_checked(arrays)
+                moments[i] = moments[i].merge(Moments.of_terms(*t))
+                if totals is not None:
+                    g = codes[lo:lo + len(sub)]
+                    width = totals[i].shape[1]
+                    for row, z in zip((0, 2, 3), _dense(*t), strict=True):  # (C, N, A, B) totals
+                        totals[i][row] += np.bincount(g, weights=z, minlength=width)
+                    totals[i][1] += np.bincount(g, minlength=width)
         config["mode"] = "in_memory (blocks)"
-        return _finish(n, ests, [m.estimate_se() for m in moments], [None] * len(ests), wstats,
-                       float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]), ci_level, policy, model, config)
+        values = [m.estimate_se() for m in moments]
+        extras = clusters = None
+        if totals is not None:
+            extras = [{"se_iid": se} for _, se in values]
+            values = [ClusterMoments.of_array(t).estimate_se() for t in totals]
+            sizes = totals[0][1]
+            clusters = _cluster_diag(cluster, int(sizes.size), n, int(sizes.max()))
+        return _finish(n, ests, values, [None] * len(ests), wstats, float(y_mom.mean[1] * n), float(y_mom.m2[1, 1]),
+                       ci_level, policy, model, config, extras=extras, clusters=clusters)
     # with clusters, whole clusters per fold: no row is predicted by a model that saw its cluster-mates
     inputs = _inputs(canon, policy, 0, n_folds, seed, model is not None,
                      df[cluster].to_numpy() if cluster is not None else None)
@@ -467,23 +516,24 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         extras = [{"se_iid": se} for _, se in values]
         values = [cm.estimate_se() for cm in cmoments]
         clusters = _cluster_diag(cluster, stream.n_clusters, n, stream.max_size)
-    boot = []
-    for acc in boot_acc or [None] * len(ests):
-        if acc is None:
-            boot.append(None)
-            continue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            reps = acc[1] / acc[0] + acc[2] / acc[3]
-        reps = reps[np.isfinite(reps)]
-        alpha = (1 - ci_level) / 2
-        lo, hi = np.quantile(reps, [alpha, 1 - alpha])
-        boot.append((float(lo), float(hi), float(np.std(reps, ddof=1))))
+    boot = [None if acc is None else poisson_interval(acc, ci_level) for acc in boot_acc or [None] * len(ests)]
     config["mode"] = f"streaming ({passes} pass{'es' if passes > 1 else ''})"
     if bootstrap:
         config["bootstrap_method"] = "poisson (streaming)" + (", whole clusters" if stream is not None else "")
     return _finish(n, ests, values, boot, wstats, float(y_mom.mean[1] * y_mom.n), float(y_mom.m2[1, 1]),
                    ci_level, policy, model, config, extras=extras, clusters=clusters)
 
+
+
+def poisson_interval(acc: np.ndarray, ci_level: float) -> tuple[float, float, float]:
+    """``(lo, hi, se)`` of the percentile interval from accumulated Poisson-bootstrap sums
+    ``acc = (sum n, sum n c, sum n a, sum n b)`` per replicate."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = acc[1] / acc[0] + acc[2] / acc[3]
+    reps = reps[np.isfinite(reps)]
+    alpha = (1 - ci_level) / 2
+    lo, hi = np.quantile(reps, [alpha, 1 - alpha])
+    return float(lo), float(hi), float(np.std(reps, ddof=1))
 
 
 def _poisson_bootstrap(rng, terms, acc, n_boot: int, cells: int = 4_000_000, sizes: np.ndarray | None = None) -> None:
@@ -505,6 +555,43 @@ def _no_progress(progress: bool | None) -> bool | None:
     if progress is None:
         return None  # tqdm decides: off when stderr is not a terminal
     return not progress
+
+
+# -- cluster default and ranked lists (issue 10) ----------------------------------------
+
+CLUSTER_NONE = ("none", "")
+
+
+def _resolve_cluster(cluster, logs, schema: LogSchema) -> tuple[str | None, str]:
+    """``(column or None, how it was chosen)``: ``"auto"`` is the request column when the log has it."""
+    if cluster is None or (isinstance(cluster, str) and cluster.strip().lower() in CLUSTER_NONE):
+        return None, "none"
+    if isinstance(cluster, str) and cluster.strip().lower() == "auto":
+        req = schema.request_id
+        if req and req in column_names(logs):
+            return req, "auto"
+        return None, "auto (no request column)"
+    return cluster, "user"
+
+
+def _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_level, seed, batch_size, n_folds,
+                     progress, cluster, cluster_choice, clip, slate_options: dict) -> OPEResult:
+    from causalrec.ope.slate_eval import evaluate_slates
+
+    if batch_size is not None and batch_size < 1:
+        raise InputError("batch_size must be >= 1", column="batch_size", fix="e.g. --batch-size 1000000")
+    if cluster is not None and cluster not in column_names(logs):
+        raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
+                         fix="name an existing column (e.g. the request id) with --cluster COL, or --cluster none")
+    config = {
+        "estimators": [e.name for e in ests], "estimator_params": {e.name: e.params() for e in ests},
+        "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
+        "ci_level": ci_level, "seed": seed, "batch_size": batch_size, "n_folds": n_folds,
+        "schema": schema.to_dict(), "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
+    }
+    return evaluate_slates(logs, target, schema=schema, ests=ests, outcome_model=outcome_model, bootstrap=bootstrap,
+                           ci_level=ci_level, seed=seed, batch_size=batch_size, n_folds=n_folds, progress=progress,
+                           cluster=cluster, config=config, **slate_options)
 
 
 __all__ = ["evaluate", "DEFAULT_ESTIMATORS"]

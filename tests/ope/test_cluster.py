@@ -88,9 +88,26 @@ def test_cluster_result_reports_clusters_and_iid_se():
         assert d["se"] > d["se_iid"]  # positive intra-request correlation
         # cluster bootstrap and cluster influence-function SE estimate the same thing
         assert d["boot_se"] == pytest.approx(d["se"], rel=0.2)
-    plain = evaluate(logs, TARGET, estimators=["ips", "dr"])
+    plain = evaluate(logs, TARGET, estimators=["ips", "dr"], cluster=None)
     assert [e.estimate for e in plain.estimates] == pytest.approx([e.estimate for e in res.estimates], rel=0.02)
     assert "se_iid" not in plain.estimates[0].to_dict()
+    assert plain.config["cluster"] is None and plain.config["cluster_choice"] == "none"
+
+
+def test_request_column_is_the_default_cluster():
+    """Issue 10: with a request_id column, every OPE standard error is clustered by it unless opted out."""
+    logs = slate_logs(np.random.default_rng(9), 200)
+    auto = evaluate(logs, TARGET, estimators=["ips", "snips", "dr"])
+    explicit = evaluate(logs, TARGET, estimators=["ips", "snips", "dr"], cluster="request_id")
+    assert auto.config["cluster"] == "request_id" and auto.config["cluster_choice"] == "auto"
+    assert auto.diagnostics["cluster_column"] == "request_id" and auto.diagnostics["n_clusters"] == 200
+    for a, b in zip(auto.estimates, explicit.estimates, strict=True):
+        assert a.se == b.se and a.to_dict()["se_iid"] < a.se
+    off = evaluate(logs, TARGET, estimators=["ips"], cluster="none")
+    assert off.config["cluster"] is None and "cluster_column" not in off.diagnostics
+    assert off.estimates[0].se == pytest.approx(auto.estimates[0].to_dict()["se_iid"], rel=1e-12)
+    no_req = evaluate(logs.drop(columns=["request_id"]), TARGET, estimators=["ips"])
+    assert no_req.config["cluster"] is None and no_req.config["cluster_choice"] == "auto (no request column)"
 
 
 def test_cluster_errors_name_the_column(tmp_path):

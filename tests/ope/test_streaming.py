@@ -114,8 +114,17 @@ def test_blocked_in_memory_path_equals_whole_array_path(data, monkeypatch):
 
     sb, _ = data
     whole = evaluate(sb.logs, sb.targets["greedy_mix"], schema=SCHEMA, estimators=ALL, clip=2.0)
+    whole_plain = evaluate(sb.logs, sb.targets["greedy_mix"], schema=SCHEMA, estimators=ALL, clip=2.0, cluster=None)
     monkeypatch.setattr(evaluation, "CHUNK_ABOVE_ROWS", 100)
     monkeypatch.setattr(evaluation, "CHUNK_ROWS", 301)
     blocks = evaluate(sb.logs, sb.targets["greedy_mix"], schema=SCHEMA, estimators=ALL, clip=2.0)
     assert blocks.config["mode"] == "in_memory (blocks)"
     _close(blocks, whole)
+    # the default clusters by request_id; the blocks add into per-request totals
+    assert blocks.config["cluster"] == "request_id"
+    for a, b in zip(blocks.estimates, whole.estimates, strict=True):
+        assert a.to_dict()["se_iid"] == pytest.approx(b.to_dict()["se_iid"], rel=1e-9)
+    assert blocks.diagnostics["n_clusters"] == whole.diagnostics["n_clusters"]
+    plain = evaluate(sb.logs, sb.targets["greedy_mix"], schema=SCHEMA, estimators=ALL, clip=2.0, cluster=None)
+    assert plain.config["mode"] == "in_memory (blocks)"
+    _close(plain, whole_plain)

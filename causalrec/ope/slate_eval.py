@@ -1,0 +1,594 @@
+"""Evaluation of a target ranking policy from logged lists (called by ``causalrec.ope.evaluate``).
+
+The log is cut into blocks of **complete lists** (a request's rows never straddle two
+blocks): in memory, after sorting by (request, position); streamed, batch by batch from a
+file sorted by request, the last (possibly unfinished) list of a batch being carried into
+the next. For each block the per-slot ratios become the cascade, whole-list, marginal and
+PseudoInverse weights (:class:`causalrec.ope.lists.Lists`), the estimators turn them into
+per-row terms ``(c, a, b)`` (:mod:`causalrec.ope.slate`), and only sums leave the block:
+
+- per-row moments (the standard error that treats rows as independent, ``se_iid``);
+- per-unit totals ``(C, N, A, B)`` merged as :class:`causalrec.ope.clusters.ClusterMoments`,
+  whose units are the requests (the default: a list's slots share the user, the context and
+  the logging draw), another cluster column, or the rows (``cluster=None``);
+- bootstrap replicates (multinomial over units in memory, Poisson multiplicities streamed);
+- one set of unit totals per Monte Carlo batch of the target's marginals (iips, pi), whose
+  spread is the Monte Carlo standard error reported as ``mc_se``.
+
+Cascade-DR's outcome model ``Qhat_k`` is fitted on the reward to go ``sum_{j >= k} y_j``
+with the outcome models of :mod:`causalrec.ope.outcome` (cross-fitted per request fold,
+:func:`causalrec.ope.clusters.cluster_folds`): the default cell means per (item, slot) need
+one pass more when streaming; a fixed function is taken as ``Qhat`` itself. Its model term
+``sum_a pi(a | a_<k) Qhat_k(a)`` is computed in closed form for a Plackett-Luce target with
+cell means (no (row, item) pairs, so a 10,000-item catalogue costs what a 10-item one
+does), and otherwise over the target's (row, item) pairs, in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from causalrec.data.readers import column_names, iter_batches, read_table
+from causalrec.data.schema import LogSchema
+from causalrec.data.validation import check_numeric, check_propensity
+from causalrec.errors import InputError
+from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes
+from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
+from causalrec.ope.estimators import Moments, _dense
+from causalrec.ope.lists import Lists, check_slots, sort_by_list
+from causalrec.ope.outcome import CellMeanOutcome, SklearnOutcome, make_outcome_model
+from causalrec.ope.slate import SlateArrays, is_slate
+from causalrec.ope.slate_policy import PAIR_LIMIT, SlateBlock, resolve_slate_target
+from causalrec.ope.weights import WeightStats
+
+BLOCK_ROWS = 1_000_000
+PAIR_CHUNK = 2_000_000
+VALUE_PER = ("impression", "list")
+
+
+@dataclass
+class _Prepared:
+    block: SlateBlock
+    y: np.ndarray
+    p: np.ndarray
+    p_marg: np.ndarray | None
+    folds: np.ndarray | None
+    unit_keys: np.ndarray | None  # cluster keys per row when the cluster is not the request
+
+
+def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, bootstrap: int, ci_level: float,
+                    seed: int, batch_size: int | None, n_folds: int, progress, cluster: str | None,
+                    config: dict, propensity_marginal: str | None = None, target_kind: str | None = None,
+                    temperature: float = 1.0, mc_samples: int = 2000, value_per: str = "impression",
+                    allow_unequal_lists: bool = False):
+    """See :func:`causalrec.ope.evaluate` (the slate estimators' options are documented there)."""
+    from causalrec.ope.evaluation import (
+        _cluster_diag,
+        _finish,
+        _no_progress,
+        _validate,
+        poisson_interval,
+    )
+
+    bad = [e.name for e in ests if not is_slate(e)]
+    if bad:
+        raise InputError(
+            f"{', '.join(bad)} cannot be mixed with the slate estimators: they read the propensity as the item's "
+            "probability at its slot, while the slate estimators read it as the probability given the items above",
+            column="estimators", fix="run them separately (ips on a log whose propensity is the marginal), or use "
+            "their slate counterparts: iips (for ips), sniips (for snips), cascade_dr (for dr)")
+    if value_per not in VALUE_PER:
+        raise InputError(f"value_per must be one of {VALUE_PER}, got {value_per!r}", column="value_per",
+                         fix="--value-per impression (mean outcome per slot) or list (per request)")
+    available = column_names(logs)
+    if not schema.request_id or schema.request_id not in available:
+        raise InputError(f"the slate estimators need the request column '{schema.request_id}', which the log "
+                         "lacks", column=schema.request_id or "request_id",
+                         fix="name the column that identifies a list with --request COL")
+    if not schema.position or schema.position not in available:
+        raise InputError(f"the slate estimators need the position column '{schema.position}', which the log lacks",
+                         column=schema.position or "position", fix="name the slot column with --position COL")
+    if propensity_marginal is not None and propensity_marginal not in available:
+        raise InputError(f"column '{propensity_marginal}' (--propensity-marginal) is not in the log",
+                         column=propensity_marginal, fix="name the column with the logging policy's marginal "
+                         "probability of each item at its slot")
+    need_marg = any(e.needs_marginal for e in ests)
+    if need_marg and propensity_marginal is None:
+        names = ", ".join(e.name for e in ests if e.needs_marginal)
+        raise InputError(
+            f"{names} need the logging policy's marginal probability of each item at its slot, which the "
+            "propensity column (the probability given the items above) is not", column="propensity_marginal",
+            fix="pass it with --propensity-marginal COL (for a logging policy that fills slots independently it "
+            "is the propensity column itself), or use sips/rips/cascade_dr")
+    policy = resolve_slate_target(target, schema=schema, kind=target_kind, temperature=temperature,
+                                  mc_samples=mc_samples, seed=seed)
+    model = None
+    if any(e.needs_outcome_model for e in ests):
+        model = make_outcome_model(outcome_model, n_folds=n_folds, covariates=schema.covariates)
+    streaming = batch_size is not None
+    if streaming and model is not None and not model.supports_streaming:
+        raise InputError(f"the outcome model {model.name} needs the whole log in memory; it cannot be used with "
+                         "batch_size", column="outcome_model",
+                         fix="drop batch_size, or use the default cell-mean outcome model")
+    roles = ["item_id", "outcome", "propensity", "position", "request_id"]
+    cols = [getattr(schema, r) for r in roles]
+    keep = [c for c in (propensity_marginal, cluster) if c is not None and c not in cols]
+    if model is not None and isinstance(model, SklearnOutcome):
+        keep += [c for c in schema.covariates if c not in cols + keep]
+    if model is not None and hasattr(model, "fn"):  # a fixed function sees every column
+        keep += [c for c in available if c not in cols + keep]
+    for c in keep:
+        if c not in available:
+            raise InputError(f"column '{c}' is not in the log", column=c, fix="check the column names")
+    cols = cols + keep
+    unit = "lists" if cluster == schema.request_id else ("rows" if cluster is None else "other")
+    fold_key = "request_id" if unit != "other" else cluster
+    ctx = _Context(schema, policy, roles, keep, propensity_marginal, fold_key, n_folds, seed, unit, cluster,
+                   ests, allow_unequal_lists, _validate)
+
+    if streaming:
+        def blocks(desc: str) -> Iterator[_Prepared]:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc=desc, unit="rows", disable=_no_progress(progress), leave=False)
+            for prep in ctx.stream(logs, cols, batch_size):
+                bar.update(prep.block.n)
+                yield prep
+            bar.close()
+    else:
+        df = read_table(logs, columns=cols) if not isinstance(logs, pd.DataFrame) else logs[cols]
+        if unit == "other":
+            ctx.all_codes = cluster_codes(df[cluster], cluster)
+        kept = list(ctx.in_memory(df, single=isinstance(model, SklearnOutcome)))
+
+        def blocks(desc: str) -> Iterator[_Prepared]:
+            yield from kept
+
+    passes = 1
+    if model is not None:
+        model.begin(policy.vocab, schema)
+        if isinstance(model, (CellMeanOutcome, SklearnOutcome)):
+            passes = 2 if streaming else 1
+            for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model"):
+                b = prep.block
+                model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+        model.finalize()
+
+    acc = _Accumulator(ests, unit, cluster, bootstrap, seed, clip=config["clip"], streaming=streaming)
+    desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
+    for prep in blocks(desc):
+        arrays, bound = _arrays(prep, policy, model, ests, value_per)
+        acc.add(prep, arrays, bound)
+    if acc.n == 0:
+        raise InputError("the log has no rows", column=config["logs"], fix="check the file")
+    acc.finish()
+
+    values = [cm.estimate_se() for cm in acc.cmoments]
+    extras: list[dict[str, Any]] = [{} for _ in ests]
+    if unit != "rows":
+        for i, m in enumerate(acc.row_moments):
+            extras[i]["se_iid"] = m.estimate_se()[1]
+    mc_method = getattr(policy, "last_marginal_method", None)
+    for i in range(len(ests)):
+        if acc.mc_moments[i] is not None:
+            reps = np.array([m.estimate_se()[0] for m in acc.mc_moments[i]])
+            extras[i]["mc_se"] = float(np.std(reps, ddof=1) / np.sqrt(len(reps)))
+    boot = [None] * len(ests)
+    if bootstrap:
+        for i in range(len(ests)):
+            if streaming:
+                boot[i] = poisson_interval(acc.boot_acc[i], ci_level)
+            else:
+                tot = np.concatenate(acc.unit_totals[i], axis=1) if unit != "other" else acc.other_totals[i]
+                c_, n_, a_, b_ = tot
+
+                def stat(counts, c_=c_, n_=n_, a_=a_, b_=b_):
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        return counts @ c_ / (counts @ n_) + (counts @ a_) / (counts @ b_)
+
+                lo, hi, bse, _ = bootstrap_ci(stat, tot.shape[1], bootstrap, ci_level, seed,
+                                              batch=max(1, min(64, 4_000_000 // max(tot.shape[1], 1))))
+                boot[i] = (lo, hi, bse)
+        config["bootstrap_method"] = ("poisson (streaming)" if streaming else "multinomial") + (
+            "" if unit == "rows" else ", whole clusters")
+    config["mode"] = ("streaming" if streaming else "in_memory") + f" ({passes} pass{'es' if passes > 1 else ''})"
+    config.update(value_per=value_per, propensity_marginal=propensity_marginal, target_kind=target_kind,
+                  temperature=temperature if target_kind else None, mc_samples=mc_samples if mc_method ==
+                  "monte_carlo" else None, allow_unequal_lists=allow_unequal_lists)
+    clusters = None
+    if unit != "rows":
+        clusters = _cluster_diag(cluster, acc.n_units, acc.n, acc.max_unit)
+    if acc.w_all:
+        acc.wstats.set_exact_quantiles(np.concatenate(acc.w_all))
+    res = _finish(acc.n, ests, values, boot, acc.wstats, acc.y_sum, acc.y_ss, ci_level, policy, model, config,
+                  extras=extras, clusters=clusters)
+    if value_per == "list":
+        for e in res.estimates:
+            e.target = "policy_value_per_list"
+    res.title = "Off-policy evaluation of a ranking policy: value of the target lists"
+    res.diagnostics.update(acc.slate_diagnostics(mc_method))
+    res.warnings.extend(acc.slate_warnings(ests, propensity_marginal))
+    res.target_policy["slate"] = True
+    return res
+
+
+# -- blocks ------------------------------------------------------------------------
+
+class _Context:
+    """Turns validated rows into prepared blocks of complete lists."""
+
+    def __init__(self, schema, policy, roles, keep, pm_col, fold_key, n_folds, seed, unit, cluster, ests,
+                 allow_unequal, validate):
+        self.schema, self.policy, self.roles, self.keep = schema, policy, roles, keep
+        self.pm_col, self.fold_key, self.n_folds, self.seed = pm_col, fold_key, n_folds, seed
+        self.unit, self.cluster, self.validate = unit, cluster, validate
+        self.whole_list = [e.name for e in ests if e.needs_whole_list]
+        self.allow_unequal = allow_unequal
+        self.length_seen: int | None = None
+        self.ragged = False
+        self.max_len = 0
+        self.all_codes: np.ndarray | None = None
+        self._last_key = None
+
+    def _canon(self, raw: pd.DataFrame) -> pd.DataFrame:
+        canon = self.validate(raw, self.schema, self.roles, self.keep)
+        miss = canon["request_id"].isna()
+        if miss.any():
+            raise InputError(f"column '{self.schema.request_id}' has {int(miss.sum())} missing value(s)",
+                             column=self.schema.request_id, fix="give every row the id of its list (request)")
+        return canon
+
+    def prepare(self, canon: pd.DataFrame, codes: np.ndarray | None = None) -> _Prepared:
+        """``canon``: complete lists, any order within a list (sorted here by slot)."""
+        pos = canon["position"].to_numpy(dtype=np.int64)
+        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos)
+        if not np.array_equal(order, np.arange(order.size)):
+            canon = canon.iloc[order].reset_index(drop=True)
+            pos = pos[order]
+            if codes is not None:
+                codes = codes[order]
+        lists = Lists(lengths)
+        req = canon["request_id"].to_numpy()
+        keys = req[lists.starts]
+        check_slots(keys, sorted_lists, pos, lists, self.schema.position_base, self.schema.position,
+                    self.schema.request_id)
+        self._check_lengths(lists, keys)
+        items = self.policy.vocab.encode(canon["item_id"].to_numpy())
+        p = canon["propensity"].to_numpy(dtype=np.float64)
+        p_marg = None
+        if self.pm_col is not None:
+            names = {"propensity_marginal": self.pm_col}
+            p_marg = check_numeric(canon.rename(columns={self.pm_col: "propensity_marginal"}),
+                                   "propensity_marginal", names).astype(np.float64)
+            check_propensity(p_marg, "propensity_marginal", names)
+            top = lists.starts
+            off = np.abs(p_marg[top] - p[top]) > 1e-6 * np.maximum(1.0, p[top])
+            if off.any():
+                g = int(np.flatnonzero(off)[0])
+                raise InputError(
+                    f"'{self.pm_col}' disagrees with '{self.schema.propensity}' at the top slot of {int(off.sum())} "
+                    f"list(s) (e.g. request {keys[g]!r}: {p_marg[top][g]:.6g} vs {p[top][g]:.6g}); at the top slot the "
+                    "probability given the items above is the marginal", column=self.pm_col,
+                    fix="check which column holds the conditional (--propensity) and which the marginal "
+                    "(--propensity-marginal)")
+        unit_keys = canon[self.cluster].to_numpy() if self.unit == "other" and self.cluster in canon.columns else None
+        fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else canon[self.fold_key].to_numpy()
+        folds = cluster_folds(fold_src, self.n_folds, self.seed)
+        block = SlateBlock(canon, lists, keys, items, lists.slot)
+        prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys)
+        if codes is not None:
+            prep.unit_keys = codes
+        return prep
+
+    def _check_lengths(self, lists: Lists, keys: np.ndarray) -> None:
+        if lists.n_lists == 0:
+            return
+        lo, hi = int(lists.lengths.min()), int(lists.lengths.max())
+        self.max_len = max(self.max_len, hi)
+        first = self.length_seen if self.length_seen is not None else lo
+        if lo != hi or lo != first:
+            self.ragged = True
+            if self.whole_list and not self.allow_unequal:
+                odd = np.flatnonzero(lists.lengths != first)
+                g = int(odd[0]) if odd.size else int(np.argmax(lists.lengths != lo))
+                raise InputError(
+                    f"lists have unequal lengths (e.g. request {keys[g]!r} has {int(lists.lengths[g])} slots, others "
+                    f"{first}); {', '.join(self.whole_list)} weight each list by all its slots, so a list that lost "
+                    "rows (e.g. logged only down to the last slot viewed) gets a wrong weight", column="position",
+                    fix="keep only complete lists, use rips/iips/cascade_dr (their weights use only the slots at and "
+                    "above each row, so truncated lists are fine), or pass --allow-unequal-lists if the lists really "
+                    "differ in length")
+        self.length_seen = first
+
+    def in_memory(self, df: pd.DataFrame, single: bool) -> Iterator[_Prepared]:
+        canon = self._canon(df)
+        codes = self.all_codes
+        pos = canon["position"].to_numpy(dtype=np.int64)
+        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos)
+        canon = canon.iloc[order].reset_index(drop=True)
+        if codes is not None:
+            codes = codes[order]
+        starts = np.cumsum(lengths) - lengths
+        if single or canon.shape[0] <= BLOCK_ROWS:
+            cuts = [0, canon.shape[0]]
+        else:  # cut at list starts about every BLOCK_ROWS rows
+            want = np.arange(BLOCK_ROWS, canon.shape[0], BLOCK_ROWS)
+            cuts = [0, *np.unique(starts[np.searchsorted(starts, want)].tolist() if starts.size else []),
+                    canon.shape[0]]
+            cuts = sorted(set(cuts))
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            if hi > lo:
+                yield self.prepare(canon.iloc[lo:hi].reset_index(drop=True),
+                                   None if codes is None else codes[lo:hi])
+
+    def stream(self, logs, cols: list[str], batch_size: int) -> Iterator[_Prepared]:
+        carry: pd.DataFrame | None = None
+        self._last_key = None
+        src = iter_batches(logs, columns=None if isinstance(logs, pd.DataFrame) else cols, batch_size=batch_size)
+        for raw in src:
+            if isinstance(logs, pd.DataFrame):
+                raw = raw[cols]
+            canon = self._canon(raw)
+            if carry is not None:
+                canon = pd.concat([carry, canon], ignore_index=True)
+            req = pd.Series(canon["request_id"].to_numpy())
+            if not req.is_monotonic_increasing or (self._last_key is not None and req.iloc[0] < self._last_key):
+                raise InputError(
+                    f"streaming ranked lists needs the log sorted by '{self.schema.request_id}' (each list's rows "
+                    "together, lists in increasing order)", column=self.schema.request_id,
+                    fix=f"sort the file by {self.schema.request_id}, or drop --batch-size to evaluate in memory, "
+                    "where any order works")
+            last = req.iloc[-1]
+            cut = int(np.searchsorted(req.to_numpy(), last, side="left")) if len(req) else 0
+            carry = canon.iloc[cut:]
+            if cut:
+                self._last_key = canon["request_id"].iloc[cut - 1]
+                yield self.prepare(canon.iloc[:cut].reset_index(drop=True))
+        if carry is not None and len(carry):
+            yield self.prepare(carry.reset_index(drop=True))
+
+
+# -- per block arrays ----------------------------------------------------------------
+
+def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
+    b = prep.block
+    lists = b.lists
+    bound = policy.bind(b)
+    rho = bound.cond / prep.p
+    w = lists.cumprod(rho)
+    need_marg = any(e.needs_marginal for e in ests)
+    w_prev = lists.previous(w, 1.0)
+    arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev, w_list=lists.last(w),
+                         norm=(1.0 / lists.row_length) if value_per == "list" else None)
+    if need_marg:
+        om = bound.marginal() / prep.p_marg[None, :]  # (batches, n)
+        per_list = np.add.reduceat(om, lists.starts, axis=1) if lists.n else om
+        w_pi = np.repeat(per_list, lists.lengths, axis=1) - (lists.row_length - 1)[None, :]
+        arrays.w_marg, arrays.w_pi = om.mean(axis=0), w_pi.mean(axis=0)
+        if om.shape[0] > 1:
+            arrays.w_marg_batches, arrays.w_pi_batches = om, w_pi
+    if model is not None:
+        rows = np.arange(b.n)
+        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, prep.folds)
+        arrays.q_target = _model_term(b, bound, model, prep.folds, w_prev)
+    return arrays, bound
+
+
+def _model_term(b: SlateBlock, bound, model, folds: np.ndarray, w_prev: np.ndarray) -> np.ndarray:
+    """``sum_a pi(a | a_<k) Qhat_k(a)`` per row (0 where ``W_{k-1} = 0``: the term is multiplied by it)."""
+    n = b.n
+    out = np.zeros(n)
+    if isinstance(model, CellMeanOutcome):
+        fast = bound.dm_cells(model.q_, model.global_, folds)
+        if fast is not None:
+            return np.where(w_prev > 0, fast, 0.0)
+    rows = np.flatnonzero(w_prev > 0)
+    if rows.size == 0:
+        return out
+    per_row = np.asarray(bound.n_candidates)[rows].astype(np.int64)
+    total = int(per_row.sum())
+    if total > PAIR_LIMIT:
+        raise InputError(
+            f"cascade_dr would average its outcome model over {total:,} (row, item) pairs in one block",
+            column="outcome_model", fix="use the default cell-mean outcome model (computed without pairs for a "
+            "Plackett-Luce target), score fewer candidates per request, or use rips")
+    cum = np.cumsum(per_row)
+    edges = np.searchsorted(cum, np.arange(PAIR_CHUNK, total + PAIR_CHUNK, PAIR_CHUNK), side="left")
+    lo = 0
+    for hi in np.unique(np.r_[edges + 1, rows.size]):
+        hi = int(min(hi, rows.size))
+        if hi <= lo:
+            continue
+        pr = bound.pairs(rows[lo:hi])
+        keep = pr.prob > 0
+        if keep.any():
+            r, it, ps, pb = pr.row[keep], pr.item[keep], pr.pos[keep], pr.prob[keep]
+            q = model.predict(b.canon, r, it, ps, folds[r])
+            out += np.bincount(r, weights=pb * q, minlength=n)
+        lo = hi
+    return out
+
+
+# -- accumulation --------------------------------------------------------------------
+
+class _Accumulator:
+    """Sums that leave each block: row moments, unit totals, bootstrap and Monte Carlo replicates."""
+
+    def __init__(self, ests, unit: str, cluster: str | None, bootstrap: int, seed: int, clip, streaming: bool):
+        self.ests, self.unit, self.cluster, self.bootstrap, self.streaming = ests, unit, cluster, bootstrap, streaming
+        k = len(ests)
+        self.row_moments = [Moments() for _ in range(k)]
+        self.cmoments = [ClusterMoments() for _ in range(k)]
+        self.mc_moments: list[list[Moments] | None] = [None] * k
+        self.unit_totals: list[list[np.ndarray]] = [[] for _ in range(k)]  # in memory, for the bootstrap
+        self.other_totals: list[np.ndarray | None] = [None] * k  # in memory, cluster column != request
+        self.boot_acc = [np.zeros((4, bootstrap)) for _ in range(k)] if bootstrap else None
+        self.rng = np.random.default_rng(seed)
+        self.stream = ClusterStream(cluster) if unit == "other" and streaming else None
+        self.wstats = WeightStats(clip)
+        self.w_all: list[np.ndarray] = []
+        self.n = self.n_units = self.max_unit = 0
+        self.y_mom = Moments()
+        self.fam = {name: np.zeros(4) for name in ("list", "cascade", "marginal", "pi")}  # n, sum, sum2, zeros
+        self.fam_max = {name: -np.inf for name in self.fam}
+        self.n_unscored = 0
+        self.pi_product_gap = 0
+        self.pi_rows_below_top = 0
+        self.mc_max_se = 0.0
+
+    def _totals(self, prep: _Prepared, t) -> np.ndarray:
+        c, a, b = _dense(*t)
+        if self.unit == "lists":
+            lists = prep.block.lists
+            st = lists.starts
+            return np.stack([np.add.reduceat(c, st), lists.lengths.astype(float), np.add.reduceat(a, st),
+                             np.add.reduceat(b, st)])
+        return np.stack([c, np.ones_like(c), a, b])
+
+    def add(self, prep: _Prepared, arrays: SlateArrays, bound) -> None:
+        lists = prep.block.lists
+        self.n += lists.n
+        self.wstats.update(arrays.w, prep.p)
+        if not self.streaming:
+            self.w_all.append(arrays.w)
+        self.y_mom = self.y_mom.merge(Moments.of_terms(None, arrays.y, None))
+        self._families(arrays, lists, prep)
+        self.n_unscored += int(getattr(bound, "n_unscored", 0))
+        terms = [e.terms_checked(arrays) for e in self.ests]
+        for i, t in enumerate(terms):
+            self.row_moments[i] = self.row_moments[i].merge(Moments.of_terms(*t))
+        if self.unit == "other":
+            self._add_other(prep, terms)
+        else:
+            tots = [self._totals(prep, t) for t in terms]
+            for i, tot in enumerate(tots):
+                self.cmoments[i] = self.cmoments[i].merge(ClusterMoments.of_array(tot))
+                if self.bootstrap and not self.streaming:
+                    self.unit_totals[i].append(tot)
+            if tots:
+                self.n_units += tots[0].shape[1]
+                self.max_unit = max(self.max_unit, int(tots[0][1].max()) if tots[0].shape[1] else 0)
+            if self.bootstrap and self.streaming and tots:
+                self._poisson([(t[0], t[2], t[3]) for t in tots], tots[0][1] if self.unit == "lists" else None)
+        if arrays.w_marg_batches is not None:  # Monte Carlo batches of the target's marginals
+            for i, e in enumerate(self.ests):
+                if not e.needs_marginal:
+                    continue
+                nb = arrays.w_marg_batches.shape[0]
+                if self.mc_moments[i] is None:
+                    self.mc_moments[i] = [Moments() for _ in range(nb)]
+                for bb in range(nb):
+                    m = Moments.of_terms(*e.terms_checked(arrays.mc_batch(bb)))
+                    self.mc_moments[i][bb] = self.mc_moments[i][bb].merge(m)
+
+    def _poisson(self, terms, sizes) -> None:
+        from causalrec.ope.evaluation import _poisson_bootstrap
+
+        _poisson_bootstrap(self.rng, terms, self.boot_acc, self.bootstrap, sizes=sizes)
+
+    def _add_other(self, prep: _Prepared, terms) -> None:
+        dense = [_dense(*t) for t in terms]
+        if self.streaming:
+            out = self.stream.add(prep.unit_keys, dense)
+            self._add_stream_totals(out)
+            return
+        codes = prep.unit_keys  # integer codes over the whole log
+        g = int(codes.max()) + 1 if codes.size else 0
+        for i, (c, a, b) in enumerate(dense):
+            tot = np.stack([np.bincount(codes, weights=c, minlength=g), np.bincount(codes, minlength=g).astype(float),
+                            np.bincount(codes, weights=a, minlength=g), np.bincount(codes, weights=b, minlength=g)])
+            cur = self.other_totals[i]
+            if cur is None:
+                self.other_totals[i] = tot
+            else:
+                if cur.shape[1] < g:
+                    cur = np.pad(cur, ((0, 0), (0, g - cur.shape[1])))
+                cur[:, :g] += tot
+                self.other_totals[i] = cur
+
+    def _add_stream_totals(self, totals: list[np.ndarray]) -> None:
+        for i, tot in enumerate(totals):
+            self.cmoments[i] = self.cmoments[i].merge(ClusterMoments.of_array(tot))
+        if self.bootstrap and totals and totals[0].shape[1]:
+            self._poisson([(t[0], t[2], t[3]) for t in totals], totals[0][1])
+
+    def finish(self) -> None:
+        """After the last block: flush a streamed cluster column, or turn in-memory cluster sums into moments."""
+        if self.unit != "other":
+            return
+        if self.streaming:
+            self._add_stream_totals(self.stream.flush())
+            check_clusters(self.cluster, n_missing=0, n_clusters=self.stream.n_clusters)
+            self.n_units, self.max_unit = self.stream.n_clusters, self.stream.max_size
+            return
+        for i, tot in enumerate(self.other_totals):
+            if tot is not None:
+                self.cmoments[i] = ClusterMoments.of_array(tot[:, tot[1] > 0])
+                self.other_totals[i] = tot[:, tot[1] > 0]
+        sizes = self.other_totals[0][1] if self.other_totals and self.other_totals[0] is not None else np.zeros(0)
+        self.n_units, self.max_unit = int(sizes.size), int(sizes.max()) if sizes.size else 0
+
+    def _families(self, arrays: SlateArrays, lists: Lists, prep: _Prepared) -> None:
+        st = lists.starts
+        parts = {"list": arrays.w_list[st] if lists.n_lists else np.zeros(0), "cascade": arrays.w}
+        if arrays.w_marg is not None:
+            parts["marginal"] = arrays.w_marg
+            parts["pi"] = arrays.w_pi[st] if lists.n_lists else np.zeros(0)
+            if prep.p_marg is not None:
+                below = lists.slot > 0
+                self.pi_rows_below_top += int(below.sum())
+                self.pi_product_gap += int((np.abs(prep.p_marg - prep.p)[below] > 1e-9).sum())
+        if arrays.w_marg_batches is not None:
+            b = arrays.w_marg_batches
+            se = np.std(b, axis=0, ddof=1) / np.sqrt(b.shape[0]) / np.maximum(np.abs(arrays.w_marg), 1e-300)
+            self.mc_max_se = max(self.mc_max_se, float(np.nanmax(np.where(arrays.w_marg > 0, se, 0.0))))
+        for name, w in parts.items():
+            if w.size:
+                self.fam[name] += [w.size, w.sum(), float(np.dot(w, w)), int((w == 0).sum())]
+                self.fam_max[name] = max(self.fam_max[name], float(w.max()))
+
+    @property
+    def y_sum(self) -> float:
+        return float(self.y_mom.mean[1] * self.y_mom.n)
+
+    @property
+    def y_ss(self) -> float:
+        return float(self.y_mom.m2[1, 1])
+
+    def slate_diagnostics(self, mc_method) -> dict:
+        out: dict[str, Any] = {}
+        for name, (n, s, s2, z) in self.fam.items():
+            if n:
+                out[f"slate_weight_{name}"] = {"n": int(n), "mean": s / n, "max": self.fam_max[name],
+                                               "ess_ratio": (s * s / s2 / n) if s2 > 0 else 0.0,
+                                               "share_zero": z / n}
+        if mc_method is not None:
+            out["target_marginal_method"] = mc_method
+            if mc_method == "monte_carlo":
+                out["target_marginal_mc_max_rel_se"] = self.mc_max_se
+        out["unscored_logged_items"] = self.n_unscored
+        return out
+
+    def slate_warnings(self, ests, pm_col) -> list[str]:
+        w = []
+        names = {e.name for e in ests}
+        if names & {"pi", "snpi"} and self.pi_rows_below_top and self.pi_product_gap:
+            share = self.pi_product_gap / self.pi_rows_below_top
+            w.append(f"pi/snpi assume a logging policy that fills slots independently (conditional = marginal), but "
+                     f"'{pm_col}' differs from the propensity on {100 * share:.1f}% of the rows below the top slot: "
+                     "the PseudoInverse closed form is then biased; prefer iips (item-position rewards) or rips")
+        if self.n_unscored:
+            w.append(f"{self.n_unscored:,} logged rows show an item the target does not score for that request: the "
+                     "target never shows it there (weight 0); check that the score table covers the candidates")
+        fam = self.fam["list"]
+        if "sips" in names or "snsips" in names:
+            n, s, s2, _ = fam
+            if n and s2 > 0 and s * s / s2 / n < 0.01:
+                w.append(f"the whole-list weights of sips have an effective sample size of {100 * s * s / s2 / n:.2f}% "
+                         "of the lists: sips is unreliable here; prefer rips or cascade_dr (cascade rewards) or iips")
+        return w
