@@ -144,9 +144,29 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     )
 
 
-def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(order, list_codes_sorted, lengths)``: rows sorted by (request in first-seen order, position)."""
-    codes, _ = pd.factorize(np.asarray(request), sort=False)
+def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
+                 contiguous: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, list_codes_sorted, lengths)``: rows sorted by (request in first-seen order, position).
+
+    ``contiguous=True`` promises that each request's rows are already together (a streamed
+    file sorted by request, checked by the caller): the lists are then the runs of equal
+    keys and no hashing is needed; rows are re-sorted only if a list's slots are out of order.
+    """
+    keys = np.asarray(request)
+    n = keys.shape[0]
+    if contiguous:
+        change = np.empty(n, dtype=bool)
+        change[:1] = True
+        change[1:] = keys[1:] != keys[:-1]
+        codes = np.cumsum(change) - 1
+        starts = np.flatnonzero(change)
+        lengths = np.diff(np.r_[starts, n]).astype(np.int64)
+        inside = ~change[1:]
+        if n < 2 or (pos[1:][inside] > pos[:-1][inside]).all():
+            return np.arange(n), codes, lengths
+        order = np.lexsort((pos, codes))
+        return order, codes[order], lengths
+    codes, _ = pd.factorize(keys, sort=False)
     order = np.lexsort((pos, codes))
     sorted_codes = codes[order]
     lengths = np.bincount(sorted_codes) if sorted_codes.size else np.zeros(0, dtype=np.int64)

@@ -132,11 +132,11 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
                    ests, allow_unequal_lists, _validate)
 
     if streaming:
-        def blocks(desc: str) -> Iterator[_Prepared]:
+        def blocks(desc: str, light: bool = False) -> Iterator[_Prepared]:
             from tqdm.auto import tqdm
 
             bar = tqdm(desc=desc, unit="rows", disable=_no_progress(progress), leave=False)
-            for prep in ctx.stream(logs, cols, batch_size):
+            for prep in ctx.stream(logs, cols, batch_size, light=light):
                 bar.update(prep.block.n)
                 yield prep
             bar.close()
@@ -146,7 +146,7 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             ctx.all_codes = cluster_codes(df[cluster], cluster)
         kept = list(ctx.in_memory(df, single=isinstance(model, SklearnOutcome)))
 
-        def blocks(desc: str) -> Iterator[_Prepared]:
+        def blocks(desc: str, light: bool = False) -> Iterator[_Prepared]:
             yield from kept
 
     passes = 1
@@ -154,7 +154,7 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
         model.begin(policy.vocab, schema)
         if isinstance(model, (CellMeanOutcome, SklearnOutcome)):
             passes = 2 if streaming else 1
-            for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model"):
+            for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model", light=True):
                 b = prep.block
                 model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
         model.finalize()
@@ -233,20 +233,21 @@ class _Context:
         self.ragged = False
         self.max_len = 0
         self.all_codes: np.ndarray | None = None
-        self._last_key = None
 
-    def _canon(self, raw: pd.DataFrame) -> pd.DataFrame:
-        canon = self.validate(raw, self.schema, self.roles, self.keep)
+    def _canon(self, raw: pd.DataFrame, roles=None) -> pd.DataFrame:
+        canon = self.validate(raw, self.schema, roles or self.roles, self.keep)
         miss = canon["request_id"].isna()
         if miss.any():
             raise InputError(f"column '{self.schema.request_id}' has {int(miss.sum())} missing value(s)",
                              column=self.schema.request_id, fix="give every row the id of its list (request)")
         return canon
 
-    def prepare(self, canon: pd.DataFrame, codes: np.ndarray | None = None) -> _Prepared:
-        """``canon``: complete lists, any order within a list (sorted here by slot)."""
+    def prepare(self, canon: pd.DataFrame, codes: np.ndarray | None = None, contiguous: bool = False,
+                light: bool = False) -> _Prepared:
+        """``canon``: complete lists, any order within a list (sorted here by slot). ``light``: only
+        what fitting the outcome model needs (the estimation pass checks everything else)."""
         pos = canon["position"].to_numpy(dtype=np.int64)
-        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos)
+        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous)
         if not np.array_equal(order, np.arange(order.size)):
             canon = canon.iloc[order].reset_index(drop=True)
             pos = pos[order]
@@ -257,8 +258,14 @@ class _Context:
         keys = req[lists.starts]
         check_slots(keys, sorted_lists, pos, lists, self.schema.position_base, self.schema.position,
                     self.schema.request_id)
-        self._check_lengths(lists, keys)
         items = self.policy.vocab.encode(canon["item_id"].to_numpy())
+        if light:
+            fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else \
+                canon[self.fold_key].to_numpy()
+            return _Prepared(SlateBlock(canon, lists, keys, items, lists.slot),
+                             canon["outcome"].to_numpy(dtype=np.float64), None, None,
+                             cluster_folds(fold_src, self.n_folds, self.seed), None)
+        self._check_lengths(lists, keys)
         p = canon["propensity"].to_numpy(dtype=np.float64)
         p_marg = None
         if self.pm_col is not None:
@@ -326,31 +333,36 @@ class _Context:
                 yield self.prepare(canon.iloc[lo:hi].reset_index(drop=True),
                                    None if codes is None else codes[lo:hi])
 
-    def stream(self, logs, cols: list[str], batch_size: int) -> Iterator[_Prepared]:
+    def stream(self, logs, cols: list[str], batch_size: int, light: bool = False) -> Iterator[_Prepared]:
+        """Prepared blocks of complete lists from a file sorted by request (checked), batch by batch."""
         carry: pd.DataFrame | None = None
-        self._last_key = None
+        last_key = None
+        roles = self.roles
+        if light:  # the outcome model's pass reads and checks only what it uses
+            roles = ["item_id", "outcome", "position", "request_id"]
+            need = {getattr(self.schema, r) for r in roles} | ({self.fold_key} - {"request_id"})
+            cols = [c for c in cols if c in need]
         src = iter_batches(logs, columns=None if isinstance(logs, pd.DataFrame) else cols, batch_size=batch_size)
         for raw in src:
             if isinstance(logs, pd.DataFrame):
                 raw = raw[cols]
-            canon = self._canon(raw)
+            canon = self._canon(raw, roles)
             if carry is not None:
                 canon = pd.concat([carry, canon], ignore_index=True)
-            req = pd.Series(canon["request_id"].to_numpy())
-            if not req.is_monotonic_increasing or (self._last_key is not None and req.iloc[0] < self._last_key):
+            req = canon["request_id"].to_numpy()
+            if not pd.Series(req).is_monotonic_increasing or (last_key is not None and req[0] < last_key):
                 raise InputError(
                     f"streaming ranked lists needs the log sorted by '{self.schema.request_id}' (each list's rows "
                     "together, lists in increasing order)", column=self.schema.request_id,
                     fix=f"sort the file by {self.schema.request_id}, or drop --batch-size to evaluate in memory, "
                     "where any order works")
-            last = req.iloc[-1]
-            cut = int(np.searchsorted(req.to_numpy(), last, side="left")) if len(req) else 0
+            cut = int(np.searchsorted(req, req[-1], side="left")) if req.size else 0
             carry = canon.iloc[cut:]
             if cut:
-                self._last_key = canon["request_id"].iloc[cut - 1]
-                yield self.prepare(canon.iloc[:cut].reset_index(drop=True))
+                last_key = req[cut - 1]
+                yield self.prepare(canon.iloc[:cut].reset_index(drop=True), contiguous=True, light=light)
         if carry is not None and len(carry):
-            yield self.prepare(carry.reset_index(drop=True))
+            yield self.prepare(carry.reset_index(drop=True), contiguous=True, light=light)
 
 
 # -- per block arrays ----------------------------------------------------------------

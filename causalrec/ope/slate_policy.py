@@ -314,6 +314,11 @@ class ScoreTarget:
     def _candidate(self, sets_row: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Index into the flat candidate arrays of each (set, item), -1 if the set does not score it."""
         ok = items < self._n_items_at_build
+        if not self.keyed:  # one set: a lookup table by item code
+            if getattr(self, "_lut", None) is None:
+                self._lut = np.full(self._n_items_at_build + 1, -1, dtype=np.int64)
+                self._lut[self.item] = np.arange(self.item.size)
+            return self._lut[np.where(ok, items, self._n_items_at_build)]
         q = sets_row * np.int64(self._n_items_at_build) + np.where(ok, items, 0)
         j = np.searchsorted(self.full, q)
         jc = np.minimum(j, self.full.size - 1)
@@ -405,17 +410,15 @@ class ScoreTarget:
             s_tot = np.einsum("a,fak->fk", self.e[lo:hi], qk[:, self.item[lo:hi], :])
             tot_row = s_tot[folds, block.slot]
         items_c = np.minimum(block.items, self._n_items_at_build)  # unknown items: the fill row
+        width = self._n_items_at_build + 1
+        by_slot = np.ascontiguousarray(np.moveaxis(qk, 2, 0)).reshape(qk.shape[2], n_f * width)  # [k, f * A + a]
         above = np.zeros(lists.n)
         for length, ix in lists.groups:
-            if length < 2:
-                continue
-            tri = np.tril(np.ones((length, length), dtype=bool), k=-1)  # [k, j]: j < k
-            step = max(1, 4_000_000 // (length * length))
-            for lo_ in range(0, ix.shape[0], step):
-                sub = ix[lo_:lo_ + step]
-                f = folds[sub[:, 0]]
-                qa = qk[f[:, None, None], items_c[sub][:, None, :], np.arange(length)[None, :, None]]  # [n, k, j]
-                above[sub] = np.einsum("nkj,nj,kj->nk", qa, e_row[sub], tri)
+            # one small (folds x items) table per slot k, gathered at the items above it: cache friendly
+            base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
+            er = e_row[ix]
+            for k in range(1, length):
+                above[ix[:, k]] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(rem > 0, (tot_row - above) / np.where(rem > 0, rem, 1.0), 0.0)
 

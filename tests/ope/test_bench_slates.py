@@ -1,0 +1,237 @@
+"""Slate OPE benchmark (slow; `make bench`): writes the "ope_slates" section of reports/benchmarks.md.
+
+A 10M-row ranked-list log (1M requests x 10 slots, a 10,000-item catalogue) is written to
+Parquet sorted by request, then streamed with ``batch_size=1_000_000`` in subprocesses:
+
+1. the plain IPS pass: ``evaluate(path, target_table, estimators=("ips",))`` with the
+   target's item-at-slot marginals as a context-free (item, position, prob) table and the
+   logging marginal as the propensity (the item-level protocol);
+2. ``rips`` + ``cascade_dr`` with influence-function CIs (clustered by request, the
+   default) from a context-free Plackett-Luce score table (``target_kind="plackett-luce"``),
+   cascade_dr with the default cross-fitted cell-mean model of the reward to go.
+
+Targets (issue 10): (2) takes at most twice the time of (1); peak RSS of each at most 2 GB;
+no dense (rows x items x slots) array anywhere (the largest temporaries are per block).
+
+Run directly: ``python -m pytest -q -m slow tests/ope/test_bench_slates.py -s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+N_REQUESTS = 1_000_000
+LIST_LENGTH = 10
+N_ITEMS = 10_000
+CHUNK_REQUESTS = 100_000
+REPEATS = 2
+
+
+def _world(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    appeal = rng.normal(0.0, 1.0, N_ITEMS)
+    log_scores = 1.0 * appeal + rng.normal(0.0, 0.5, N_ITEMS)
+    tgt_scores = 1.3 * appeal + rng.normal(0.0, 0.5, N_ITEMS)
+    return appeal, log_scores, tgt_scores
+
+
+def _pl_sample(rng, e: np.ndarray, n: int, ell: int) -> np.ndarray:
+    """``(n, ell)`` Plackett-Luce lists: the first ``ell`` distinct items of i.i.d. categorical draws
+    (exactly PL: a draw of an item already placed is a rejection)."""
+    cdf = np.cumsum(e) / e.sum()
+    out = np.empty((n, ell), dtype=np.int64)
+    todo = np.arange(n)
+    while todo.size:
+        draws = np.minimum(np.searchsorted(cdf, rng.random((todo.size, 4 * ell))), e.size - 1)
+        srt = np.sort(draws, axis=1)
+        first = np.ones_like(draws, dtype=bool)
+        # a draw is new if no earlier draw in its row equals it
+        order = np.argsort(draws, axis=1, kind="stable")
+        ranked = np.take_along_axis(draws, order, axis=1)
+        dup_sorted = np.zeros_like(ranked, dtype=bool)
+        dup_sorted[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+        np.put_along_axis(first, order, ~dup_sorted, axis=1)
+        ok = first.sum(axis=1) >= ell
+        del srt
+        idx = np.argsort(~first, axis=1, kind="stable")[:, :ell]
+        out[todo[ok]] = np.take_along_axis(draws, idx, axis=1)[ok]
+        todo = todo[~ok]
+    return out
+
+
+def write_log(path: Path, seed: int = 1):
+    """The 10M-row log (Parquet, sorted by request) and the two target tables."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from causalrec.ope.plackett_luce import mc_marginals
+
+    appeal, log_scores, tgt_scores = _world()
+    e_log = np.exp(log_scores - log_scores.max())
+    e_tgt = np.exp(tgt_scores - tgt_scores.max())
+
+    def marginal_table(e):
+        qc = np.repeat(np.arange(N_ITEMS), LIST_LENGTH)
+        qk = np.tile(np.arange(LIST_LENGTH), N_ITEMS)
+        est = mc_marginals(e, np.array([0]), np.array([N_ITEMS]), np.array([seed], dtype=np.uint64), LIST_LENGTH,
+                           4000, 8, np.zeros(qc.size, dtype=np.int64), qc, qk)
+        return est.mean(axis=0).reshape(N_ITEMS, LIST_LENGTH)
+
+    log_marg = marginal_table(e_log)
+    tgt_marg = marginal_table(e_tgt)
+    rng = np.random.default_rng(seed)
+    click_p = 1.0 / (1.0 + np.exp(-(appeal - 2.0)))
+    writer = None
+    try:
+        for lo in range(0, N_REQUESTS, CHUNK_REQUESTS):
+            n = min(CHUNK_REQUESTS, N_REQUESTS - lo)
+            items = _pl_sample(rng, e_log, n, LIST_LENGTH)
+            ei = e_log[items]
+            rem = e_log.sum() - np.concatenate([np.zeros((n, 1)), np.cumsum(ei, axis=1)[:, :-1]], axis=1)
+            cond = ei / rem
+            k = np.arange(LIST_LENGTH)
+            q = click_p[items] * 0.85 ** k
+            # cascade: a click satisfies (stops the scan) half of the time
+            u, v = rng.random(q.shape), rng.random(q.shape)
+            click = np.zeros(q.shape, dtype=np.int8)
+            looking = np.ones(n, dtype=bool)
+            for j in range(LIST_LENGTH):
+                c = looking & (u[:, j] < q[:, j])
+                click[:, j] = c
+                looking &= ~(c & (v[:, j] < 0.5))
+            df = pd.DataFrame({
+                "request_id": np.repeat(np.arange(lo, lo + n, dtype=np.int64), LIST_LENGTH),
+                "position": np.tile(k.astype(np.int8), n), "item_id": items.ravel().astype(np.int32),
+                "click": click.ravel(), "propensity": cond.ravel(),
+                "propensity_marginal": log_marg[items, k[None, :]].ravel(),
+            })
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=1_000_000)
+    finally:
+        if writer is not None:
+            writer.close()
+    scores = pd.DataFrame({"item_id": np.arange(N_ITEMS, dtype=np.int32), "score": tgt_scores})
+    marg = pd.DataFrame({"item_id": np.repeat(np.arange(N_ITEMS), LIST_LENGTH),
+                         "position": np.tile(np.arange(LIST_LENGTH), N_ITEMS),
+                         "prob": (tgt_marg / tgt_marg.sum(axis=0, keepdims=True)).ravel()})
+    return scores, marg
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(mode: str, path: str, target_path: str) -> dict:
+    import pandas as pd
+
+    from causalrec.data import LogSchema
+    from causalrec.ope import evaluate
+
+    target = pd.read_parquet(target_path)
+    schema = LogSchema(outcome="click")
+    times, res = [], None
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        if mode == "ips":
+            res = evaluate(path, target, schema=schema.with_(propensity="propensity_marginal"), estimators=("ips",),
+                           batch_size=1_000_000, progress=False)
+        else:
+            res = evaluate(path, target, schema=schema, estimators=("rips", "cascade_dr"), target_kind="plackett-luce",
+                           batch_size=1_000_000, progress=False)
+        times.append(time.perf_counter() - t0)
+    return {"seconds_runs": times, "seconds": float(min(times)), "peak_rss_mb": _peak_mb(), "n_rows": res.n_rows,
+            "mode": res.config["mode"], "cluster": res.config["cluster"],
+            "estimates": {e.estimator: [e.estimate, e.se, e.ci_low, e.ci_high] for e in res.estimates}}
+
+
+def _run_worker(mode: str, path: Path, target_path: Path, timeout: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2",
+               PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), mode, str(path), str(target_path)],
+                         capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {mode} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _machine() -> str:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or "?"
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, numpy {np.__version__}"
+
+
+@pytest.mark.slow
+def test_bench_slates():
+    from causalrec.report.sections import update_section
+
+    tmp = Path(tempfile.mkdtemp(prefix="causalrec-bench-slates-"))
+    try:
+        load0 = os.getloadavg()
+        t0 = time.perf_counter()
+        scores, marg = write_log(tmp / "slates10m.parquet")
+        gen = time.perf_counter() - t0
+        scores.to_parquet(tmp / "scores.parquet")
+        marg.to_parquet(tmp / "marg.parquet")
+        size_gb = (tmp / "slates10m.parquet").stat().st_size / 1e9
+        ips = _run_worker("ips", tmp / "slates10m.parquet", tmp / "marg.parquet", 3600)
+        sl = _run_worker("slates", tmp / "slates10m.parquet", tmp / "scores.parquet", 3600)
+        load1 = os.getloadavg()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ratio = sl["seconds"] / ips["seconds"]
+    est_rows = [f"| {k} | {v[0]:.4f} | {v[1]:.5f} | ({v[2]:.4f}, {v[3]:.4f}) |" for k, v in
+                {**ips["estimates"], **sl["estimates"]}.items()]
+    md = "\n".join([
+        "## Ranked lists (`causalrec ope --estimators rips,cascade_dr`)",
+        "",
+        f"{N_REQUESTS * LIST_LENGTH:,} rows ({N_REQUESTS:,} requests x {LIST_LENGTH} slots, {N_ITEMS:,}-item catalogue, "
+        f"Plackett-Luce logging, cascade clicks), Parquet {size_gb:.2f} GB sorted by request, streamed in batches "
+        "of 1M rows; standard errors clustered by request (the default). Each case runs in its own subprocess; "
+        f"time is the best of {REPEATS} runs, peak RSS is `ru_maxrss` of that process.",
+        "",
+        "| case | mode | time (s) | peak RSS (MB) |",
+        "|---|---|---:|---:|",
+        f"| plain IPS pass (`ips`, item-level, target as an (item, position, prob) table) | {ips['mode']} | "
+        f"{ips['seconds']:.2f} (runs: {', '.join(f'{t:.2f}' for t in ips['seconds_runs'])}) | {ips['peak_rss_mb']:.0f} |",
+        f"| `rips` + `cascade_dr` with CIs (Plackett-Luce target from a 10,000-item score table) | {sl['mode']} | "
+        f"{sl['seconds']:.2f} (runs: {', '.join(f'{t:.2f}' for t in sl['seconds_runs'])}) | {sl['peak_rss_mb']:.0f} |",
+        "",
+        f"Time ratio slates / plain IPS: **{ratio:.2f}** (target <= 2). Peak RSS limit 2,048 MB. cascade_dr's "
+        "model term is computed in closed form (Plackett-Luce x cell means), so no (row, item) pairs are formed.",
+        "",
+        "| estimator | estimate (per impression) | SE | 95% CI |",
+        "|---|---:|---:|---|",
+        *est_rows,
+        "",
+        f"Machine: {_machine()}. Load average (1/5/15 min) at start {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
+        f"at end {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f} (shared with other jobs, so times are upper bounds). "
+        f"Writing the log took {gen:.0f} s.",
+        "",
+        "Command: `python -m pytest -q -m slow tests/ope/test_bench_slates.py` (part of `make bench`).",
+    ])
+    update_section(ROOT / "reports" / "benchmarks.md", "ope_slates", md)
+    print(md)
+    assert ips["peak_rss_mb"] < 2048 and sl["peak_rss_mb"] < 2048
+    assert ratio <= 2.0, f"slate pass took {ratio:.2f}x the plain IPS pass"
+
+
+if __name__ == "__main__":
+    print(json.dumps(worker(sys.argv[1], sys.argv[2], sys.argv[3])))
