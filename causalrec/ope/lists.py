@@ -33,9 +33,7 @@ class Lists:
         self.n_lists = int(self.lengths.shape[0])
         self.starts = np.cumsum(self.lengths) - self.lengths
         self.n = int(self.lengths.sum())
-        self.slot = np.arange(self.n, dtype=np.int64) - np.repeat(self.starts, self.lengths)
-        self.list_of_row = np.repeat(np.arange(self.n_lists, dtype=np.int64), self.lengths)
-        self.row_length = np.repeat(self.lengths, self.lengths)
+        self._slot = self._list_of_row = self._row_length = None
         uniq = np.unique(self.lengths) if self.n_lists else np.zeros(0, dtype=np.int64)
         self.groups: list[tuple[int, np.ndarray]] = []
         if uniq.size == 1:
@@ -47,32 +45,87 @@ class Lists:
                 self.groups.append((int(ell), self.starts[sel][:, None] + np.arange(int(ell))))
 
     @property
+    def slot(self) -> np.ndarray:
+        """0-based slot of each row."""
+        if self._slot is None:
+            if len(self.groups) == 1:
+                ell = self.groups[0][0]
+                self._slot = np.tile(np.arange(ell, dtype=np.int64), self.n_lists)
+            else:
+                self._slot = np.arange(self.n, dtype=np.int64) - np.repeat(self.starts, self.lengths)
+        return self._slot
+
+    @property
+    def list_of_row(self) -> np.ndarray:
+        """Index of each row's list."""
+        if self._list_of_row is None:
+            self._list_of_row = np.repeat(np.arange(self.n_lists, dtype=np.int64), self.lengths)
+        return self._list_of_row
+
+    @property
+    def row_length(self) -> np.ndarray:
+        """Length of each row's list."""
+        if self._row_length is None:
+            self._row_length = np.repeat(self.lengths, self.lengths)
+        return self._row_length
+
+    @property
     def equal_lengths(self) -> bool:
         return len(self.groups) <= 1
 
+    def any_above(self, x: np.ndarray) -> np.ndarray:
+        """Whether the row's value already occurs in a slot above it in its list (a repeat)."""
+        out = np.zeros(self.n, dtype=bool)
+        for mat, ix in self._views(np.asarray(x)):
+            res = np.zeros(mat.shape, dtype=bool)
+            for k in range(1, mat.shape[1]):
+                res[:, k] = (mat[:, :k] == mat[:, k:k + 1]).any(axis=1)
+            if ix is None:
+                out = res.reshape(-1)
+            else:
+                out[ix] = res
+        return out
+
+    def _views(self, x: np.ndarray):
+        """``(matrix, index)`` per length group; with one length, a reshaped view (no copy)."""
+        if len(self.groups) == 1:
+            ell, _ = self.groups[0]
+            yield x.reshape(self.n_lists, ell), None
+            return
+        for _, ix in self.groups:
+            yield x[ix], ix
+
+    def _apply(self, x: np.ndarray, fn) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty(self.n, dtype=np.float64)
+        for mat, ix in self._views(x):
+            if ix is None:
+                fn(mat, out.reshape(mat.shape))
+            else:
+                res = np.empty(mat.shape)
+                fn(mat, res)
+                out[ix] = res
+        return out
+
     def cumprod(self, x: np.ndarray) -> np.ndarray:
         """``prod_{j <= k} x_j`` within each list."""
-        out = np.empty(self.n, dtype=np.float64)
-        for _, ix in self.groups:
-            out[ix] = np.cumprod(x[ix], axis=1)
-        return out
+        return self._apply(x, lambda m, o: np.cumprod(m, axis=1, out=o))
 
     def cumsum(self, x: np.ndarray, exclusive: bool = False) -> np.ndarray:
         """``sum_{j <= k} x_j`` (or ``j < k`` with ``exclusive``) within each list."""
-        out = np.empty(self.n, dtype=np.float64)
-        for _, ix in self.groups:
-            c = np.cumsum(x[ix], axis=1)
-            if exclusive:
-                c -= x[ix]  # exact for the small sums of one list
-            out[ix] = c
-        return out
+        def fn(m, o):
+            if exclusive:  # a sum of the slots strictly above: shift by one, no subtraction
+                o[:, 0] = 0.0
+                np.cumsum(m[:, :-1], axis=1, out=o[:, 1:])
+            else:
+                np.cumsum(m, axis=1, out=o)
+        return self._apply(x, fn)
 
     def revcumsum(self, x: np.ndarray) -> np.ndarray:
         """``sum_{j >= k} x_j`` within each list (the reward to go)."""
-        out = np.empty(self.n, dtype=np.float64)
-        for _, ix in self.groups:
-            out[ix] = np.cumsum(x[ix][:, ::-1], axis=1)[:, ::-1]
-        return out
+        def fn(m, o):
+            o[:] = np.cumsum(m[:, ::-1], axis=1)[:, ::-1]
+        return self._apply(x, fn)
 
     def previous(self, x: np.ndarray, first: float) -> np.ndarray:
         """``x_{k-1}`` within each list, ``first`` at the top slot."""
@@ -83,6 +136,8 @@ class Lists:
 
     def total(self, x: np.ndarray) -> np.ndarray:
         """Per-list sum, one value per list."""
+        if len(self.groups) == 1 and self.n:
+            return np.asarray(x, dtype=np.float64).reshape(self.n_lists, -1).sum(axis=1)
         return np.add.reduceat(x, self.starts) if self.n else np.zeros(0)
 
     def broadcast(self, per_list: np.ndarray) -> np.ndarray:
@@ -96,20 +151,18 @@ class Lists:
     def pairwise_above(self, x: np.ndarray, op) -> np.ndarray:
         """Count, per row ``k``, the slots ``j < k`` of its list where ``op(x_j, x_k)`` holds.
 
-        One ``(lists, L, L)`` comparison per length group, processed in chunks of lists so
-        the temporary stays near 4M cells.
+        One comparison of the ``k`` slots above with slot ``k`` per slot (``L (L-1) / 2``
+        comparisons per list), vectorised over the lists of each length.
         """
         out = np.zeros(self.n, dtype=np.int64)
-        for ell, ix in self.groups:
-            if ell < 2:
-                continue
-            tri = np.tril(np.ones((ell, ell), dtype=bool), k=-1)  # [k, j]: j < k
-            step = max(1, 4_000_000 // (ell * ell))
-            for lo in range(0, ix.shape[0], step):
-                sub = ix[lo:lo + step]
-                v = x[sub]
-                hit = op(v[:, None, :], v[:, :, None]) & tri  # [list, k, j] = op(x_j, x_k)
-                out[sub] = hit.sum(axis=2)
+        for mat, ix in self._views(np.asarray(x)):
+            res = np.zeros(mat.shape, dtype=np.int64)
+            for k in range(1, mat.shape[1]):
+                res[:, k] = np.count_nonzero(op(mat[:, :k], mat[:, k:k + 1]), axis=1)
+            if ix is None:
+                out = res.reshape(-1)
+            else:
+                out[ix] = res
         return out
 
 

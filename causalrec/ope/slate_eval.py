@@ -39,7 +39,7 @@ from causalrec.data.validation import check_numeric, check_propensity
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes
 from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
-from causalrec.ope.estimators import Moments, _dense
+from causalrec.ope.estimators import Moments, _dense, vdot
 from causalrec.ope.lists import Lists, check_slots, sort_by_list
 from causalrec.ope.outcome import CellMeanOutcome, SklearnOutcome, make_outcome_model
 from causalrec.ope.slate import SlateArrays, is_slate
@@ -374,8 +374,9 @@ def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
     rho = bound.cond / prep.p
     w = lists.cumprod(rho)
     need_marg = any(e.needs_marginal for e in ests)
-    w_prev = lists.previous(w, 1.0)
-    arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev, w_list=lists.last(w),
+    w_prev = lists.previous(w, 1.0) if model is not None else None
+    arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev,
+                         w_list=lists.last(w) if any(e.weight == "w_list" for e in ests) else None,
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
     if need_marg:
         om = bound.marginal() / prep.p_marg[None, :]  # (batches, n)
@@ -446,7 +447,7 @@ class _Accumulator:
         self.w_all: list[np.ndarray] = []
         self.n = self.n_units = self.max_unit = 0
         self.y_mom = Moments()
-        self.fam = {name: np.zeros(4) for name in ("list", "cascade", "marginal", "pi")}  # n, sum, sum2, zeros
+        self.fam = {name: np.zeros(4) for name in ("list", "marginal", "pi")}  # n, sum, sum2, zeros
         self.fam_max = {name: -np.inf for name in self.fam}
         self.n_unscored = 0
         self.pi_product_gap = 0
@@ -547,7 +548,9 @@ class _Accumulator:
 
     def _families(self, arrays: SlateArrays, lists: Lists, prep: _Prepared) -> None:
         st = lists.starts
-        parts = {"list": arrays.w_list[st] if lists.n_lists else np.zeros(0), "cascade": arrays.w}
+        parts = {}
+        if arrays.w_list is not None:
+            parts["list"] = arrays.w_list[st]
         if arrays.w_marg is not None:
             parts["marginal"] = arrays.w_marg
             parts["pi"] = arrays.w_pi[st] if lists.n_lists else np.zeros(0)
@@ -561,7 +564,7 @@ class _Accumulator:
             self.mc_max_se = max(self.mc_max_se, float(np.nanmax(np.where(arrays.w_marg > 0, se, 0.0))))
         for name, w in parts.items():
             if w.size:
-                self.fam[name] += [w.size, w.sum(), float(np.dot(w, w)), int((w == 0).sum())]
+                self.fam[name] += [w.size, w.sum(), vdot(w, w), w.size - np.count_nonzero(w)]
                 self.fam_max[name] = max(self.fam_max[name], float(w.max()))
 
     @property

@@ -335,7 +335,7 @@ class ScoreTarget:
         sets_list = self._sets(block)
         sets_row = sets_list[lists.list_of_row]
         cand = self._candidate(sets_row, block.items)
-        dup = lists.pairwise_above(block.items.astype(np.float64), np.equal) > 0  # item already placed above
+        dup = lists.any_above(block.items)  # item already placed above: the target cannot repeat it
         new = (cand >= 0) & ~dup
         if self.kind == "plackett-luce":
             return self._bind_pl(block, sets_list, sets_row, cand, new)
@@ -387,31 +387,20 @@ class ScoreTarget:
         exact: no (row, candidate) pairs.
         """
         lists = block.lists
-        n_f, n_a, n_k = q.shape
         ell = int(lists.lengths.max()) if lists.n_lists else 0
-        qk = np.empty((n_f, self._n_items_at_build + 1, max(ell, 1)))
-        qk[:] = fill[:, None, None]
-        m = min(n_a, self._n_items_at_build)
-        kk = min(n_k, ell)
-        qk[:, :m, :kk] = q[:, :m, :kk]
-        if ell > kk and kk:  # slots the model never saw: its global mean (as CellMeanOutcome does)
-            qk[:, :m, kk:] = fill[:, None, None]
+        qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
         f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
         # totals per (set, fold, slot); a context-free set needs one per fold
         if self.keyed:
             s_tot = np.zeros((lists.n_lists, max(ell, 1)))
             lst = np.arange(lists.n_lists)
             r, e = _expand(self.start[sets_list], self.count[sets_list], lst)
-            s_tot_flat = self.e[e][:, None] * qk[f_list[r], self.item[e], :]
-            _bincount_rows(s_tot, r, s_tot_flat)
+            _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
             tot_row = s_tot[lists.list_of_row, block.slot]
         else:
-            lo, hi = self.start[0], self.start[0] + self.count[0]
-            s_tot = np.einsum("a,fak->fk", self.e[lo:hi], qk[:, self.item[lo:hi], :])
-            tot_row = s_tot[folds, block.slot]
+            tot_row = s_ctx[folds, block.slot]
         items_c = np.minimum(block.items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
-        by_slot = np.ascontiguousarray(np.moveaxis(qk, 2, 0)).reshape(qk.shape[2], n_f * width)  # [k, f * A + a]
         above = np.zeros(lists.n)
         for length, ix in lists.groups:
             # one small (folds x items) table per slot k, gathered at the items above it: cache friendly
@@ -421,6 +410,27 @@ class ScoreTarget:
                 above[ix[:, k]] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(rem > 0, (tot_row - above) / np.where(rem > 0, rem, 1.0), 0.0)
+
+    def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
+        """The (fold, item code, slot) table in the target's item codes (unknown items, slots: the fill),
+        the same laid out per slot, and the context-free totals ``sum_a e_a q_f(a, k)``; cached per model."""
+        key = (id(q), q.shape, ell)
+        cached = getattr(self, "_cells_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        n_f, n_a, n_k = q.shape
+        width = self._n_items_at_build + 1
+        qk = np.empty((n_f, width, max(ell, 1)))
+        qk[:] = fill[:, None, None]
+        m, kk = min(n_a, self._n_items_at_build), min(n_k, ell)
+        qk[:, :m, :kk] = q[:, :m, :kk]
+        by_slot = np.ascontiguousarray(np.moveaxis(qk, 2, 0)).reshape(qk.shape[2], n_f * width)  # [k, f * A + a]
+        s_ctx = None
+        if not self.keyed:
+            lo, hi = self.start[0], self.start[0] + self.count[0]
+            s_ctx = np.einsum("a,fak->fk", self.e[lo:hi], qk[:, self.item[lo:hi], :])
+        self._cells_cache = (key, (qk, by_slot, s_ctx))
+        return qk, by_slot, s_ctx
 
     def _pl_marginal(self, block, sets_list, sets_row, cand, new) -> np.ndarray:
         ell = int(block.lists.lengths.max()) if block.lists.n_lists else 1
