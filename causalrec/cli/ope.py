@@ -20,9 +20,13 @@ def ope_command(
     logs: Path = typer.Argument(..., help="Log file (CSV or Parquet), one row per impression."),
     target: Path = typer.Option(..., "--target", help="Target policy table (CSV/Parquet) with columns "
                                 "item_id, prob, optionally position, and optionally request_id or row "
-                                "(without them it applies to every row)."),
-    estimators: str = typer.Option("dm,ips,snips,dr", "--estimators",
-                                   help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros."),
+                                "(without them it applies to every row); for ranked lists see --target-kind."),
+    estimators: str | None = typer.Option(None, "--estimators",
+                                          help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros (default "
+                                          "dm,ips,snips,dr); for ranked lists sips, snsips, iips, sniips, rips, "
+                                          "snrips, cascade_dr, pi, snpi (default with --target-kind or "
+                                          "--propensity-marginal: rips,snrips,cascade_dr, plus iips,sniips when "
+                                          "the marginal is given)."),
     item: str = typer.Option("item_id", "--item", help="Item column."),
     position: str = typer.Option("position", "--position", help="Position column (ignored if absent)."),
     outcome: str = typer.Option("outcome", "--outcome", help="Outcome column (click, revenue...)."),
@@ -37,9 +41,25 @@ def ope_command(
     ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level of the intervals."),
     seed: int = typer.Option(0, "--seed", help="Seed for folds and the bootstrap."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Stream the log in batches of N rows."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Cluster-robust SEs and bootstrap by this column "
-                                       "(e.g. request_id: a slate's positions are not independent). With --batch-size "
-                                       "the file must be sorted by it."),
+    cluster: str = typer.Option("auto", "--cluster", help="Cluster-robust SEs and bootstrap by this column. "
+                                "'auto' (default): the request column when the log has one (a list's positions are "
+                                "not independent); 'none': treat rows as independent. With --batch-size the file "
+                                "must be sorted by it."),
+    # -- ranked lists (slates) -------------------------------------------------------
+    propensity_marginal: str | None = typer.Option(
+        None, "--propensity-marginal", help="Ranked lists: column with the logging policy's marginal probability "
+        "of the item at its slot (iips, pi); --propensity is then the probability given the items above."),
+    target_kind: str | None = typer.Option(
+        None, "--target-kind", help="Ranked lists: the target is a score table (item_id, score, optionally request_id) "
+        "ranked by 'plackett-luce' or 'topk'. Without it a slate target is a table request_id, position, "
+        "item_id, prob and optionally prob_marginal."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Plackett-Luce temperature (exp(score / T))."),
+    mc_samples: int = typer.Option(2000, "--mc-samples", help="Monte Carlo draws for Plackett-Luce marginals "
+                                   "(used when exact enumeration is too large; the error is reported)."),
+    value_per: str = typer.Option("impression", "--value-per", help="Ranked lists: value per 'impression' "
+                                  "(slot) or per 'list' (request)."),
+    allow_unequal_lists: bool = typer.Option(False, "--allow-unequal-lists", help="Let sips/pi run on lists of "
+                                             "different lengths (they weight every slot of a list)."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
@@ -51,8 +71,17 @@ def ope_command(
     schema = LogSchema(item_id=item, position=position, outcome=outcome, propensity=propensity,
                        request_id=request, position_base=position_base)
     result = evaluate(
-        logs, target, schema=schema, estimators=parse_list(estimators) or ["dm", "ips", "snips", "dr"],
+        logs, target, schema=schema, estimators=parse_list(estimators) or _default_estimators(target_kind,
+                                                                                              propensity_marginal),
         clip=clip, bootstrap=bootstrap, ci_level=ci_level, seed=seed, batch_size=batch_size,
         n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda, cluster=cluster,
+        propensity_marginal=propensity_marginal, target_kind=target_kind, temperature=temperature,
+        mc_samples=mc_samples, value_per=value_per, allow_unequal_lists=allow_unequal_lists,
     )
     emit(result, out, report, build_ope_report, quiet=quiet)
+
+
+def _default_estimators(target_kind: str | None, propensity_marginal: str | None) -> list[str]:
+    if target_kind is None and propensity_marginal is None:
+        return ["dm", "ips", "snips", "dr"]
+    return ["rips", "snrips", "cascade_dr"] + (["iips", "sniips"] if propensity_marginal else [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from causalrec.report import ope_slates
 from causalrec.report.core import Report
 
 ASSUMPTIONS = [
@@ -29,8 +30,10 @@ def build_ope_report(result) -> Report:
         title=result.title,
         subtitle=f"{result.n_rows:,} logged impressions; target policy: {tp.get('kind', '?')}",
     )
+    slate = bool(tp.get("slate"))
     rep.heading("Question")
     rep.text(
+        ope_slates.question(result) if slate else
         "If the target policy had chosen the items (per position) instead of the logging policy, what "
         "would the mean outcome per impression have been? Estimated from the logs by reweighting each "
         "logged impression by w = pi_target(item, position | row) / propensity, by an outcome model (DM), "
@@ -48,11 +51,13 @@ def build_ope_report(result) -> Report:
         "outcome model": (result.outcome_model or {}).get("outcome_model", "none"),
         "mode": result.config.get("mode"),
     }
+    if slate:
+        data.update(ope_slates.data_rows(result))
     rep.kv({k: v for k, v in data.items() if v is not None}, title="Summary")
 
     rep.heading("Assumptions")
     cl = result.config.get("cluster")
-    rep.bullets([*ASSUMPTIONS,
+    rep.bullets([*(ope_slates.assumptions(result) + ASSUMPTIONS[1:3] if slate else ASSUMPTIONS),
                  f"Independence across clusters of '{cl}': rows of one cluster may be dependent, clusters "
                  "may not; the intervals need many clusters." if cl else
                  "Independent rows for the standard errors: if the positions of one request (or the requests "
@@ -64,8 +69,12 @@ def build_ope_report(result) -> Report:
     note = (f"{100 * level:g}% intervals: normal, from the influence-function standard error "
             "(delta method for the self-normalised estimators)")
     if cl:
-        note += (f"; standard errors cluster-robust by '{cl}' "
+        how = (" (chosen automatically: the log has this request column; --cluster none treats rows as "
+               "independent)" if result.config.get("cluster_choice") == "auto" else "")
+        note += (f"; standard errors cluster-robust by '{cl}'{how} "
                  "(se_iid: treating rows as independent)")
+    if "mc_se" in frame.columns:
+        note += "; mc_se: Monte Carlo standard error from the target's sampled marginals"
     if "boot_ci_low" in frame.columns:
         note += "; boot_ci_*: percentile bootstrap" + (" of whole clusters" if cl else "")
     rep.table(frame, title="Value of the target policy", note=note, digits=5)
@@ -86,8 +95,8 @@ def build_ope_report(result) -> Report:
 
 def _estimates_frame(result) -> pd.DataFrame:
     frame = result.to_frame()
-    keep = [c for c in ("estimator", "estimate", "se", "se_iid", "ci_low", "ci_high", "boot_ci_low", "boot_ci_high",
-                        "clip", "tau", "lambda") if c in frame.columns]
+    keep = [c for c in ("estimator", "target", "estimate", "se", "se_iid", "ci_low", "ci_high", "boot_ci_low",
+                        "boot_ci_high", "mc_se", "clip", "tau", "lambda") if c in frame.columns]
     frame = frame[keep]
     return frame.dropna(axis=1, how="all")
 
