@@ -166,6 +166,11 @@ class Lists:
         return out
 
 
+def show_key(value) -> str:
+    """A request key as the user wrote it (``7``, ``'r7'``), not numpy's ``np.int64(7)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarray, lists: Lists,
                 position_base: int, position_col: str = "position", request_col: str = "request_id") -> None:
     """Raise an :class:`InputError` unless each request's slots are exactly ``0..L-1``.
@@ -185,9 +190,9 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     all_first = pos[lists.starts]
     if position_base == 0 and (all_first == 1).all():
         hint = "; every list starts at 1, so the positions look 1-based: pass --position-base 1"
-    what = "repeats a slot" if dup else f"is not {position_base}..{position_base + ell - 1}"
+    what = "repeat a slot" if dup else f"are not {position_base}..{position_base + ell - 1}"
     raise InputError(
-        f"request {request_keys[g]!r} has slots {got[:12]}{' ...' if ell > 12 else ''}, which {what}; "
+        f"request {show_key(request_keys[g])} has slots {got[:12]}{' ...' if ell > 12 else ''}, which {what}; "
         f"{n_bad} request(s) have slots that are not {position_base}..L{'-1' if position_base == 0 else ''} "
         f"(L = the list's length){hint}",
         column=position_col,

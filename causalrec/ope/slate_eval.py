@@ -40,7 +40,7 @@ from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes
 from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
 from causalrec.ope.estimators import Moments, _dense, vdot
-from causalrec.ope.lists import Lists, check_slots, sort_by_list
+from causalrec.ope.lists import Lists, check_slots, show_key, sort_by_list
 from causalrec.ope.outcome import CellMeanOutcome, SklearnOutcome, make_outcome_model
 from causalrec.ope.slate import SlateArrays, is_slate
 from causalrec.ope.slate_policy import PAIR_LIMIT, SlateBlock, resolve_slate_target
@@ -279,7 +279,7 @@ class _Context:
                 g = int(np.flatnonzero(off)[0])
                 raise InputError(
                     f"'{self.pm_col}' disagrees with '{self.schema.propensity}' at the top slot of {int(off.sum())} "
-                    f"list(s) (e.g. request {keys[g]!r}: {p_marg[top][g]:.6g} vs {p[top][g]:.6g}); at the top slot the "
+                    f"list(s) (e.g. request {show_key(keys[g])}: {p_marg[top][g]:.6g} vs {p[top][g]:.6g}); at the top slot the "
                     "probability given the items above is the marginal", column=self.pm_col,
                     fix="check which column holds the conditional (--propensity) and which the marginal "
                     "(--propensity-marginal)")
@@ -295,22 +295,22 @@ class _Context:
     def _check_lengths(self, lists: Lists, keys: np.ndarray) -> None:
         if lists.n_lists == 0:
             return
-        lo, hi = int(lists.lengths.min()), int(lists.lengths.max())
-        self.max_len = max(self.max_len, hi)
-        first = self.length_seen if self.length_seen is not None else lo
-        if lo != hi or lo != first:
+        self.max_len = max(self.max_len, int(lists.lengths.max()))
+        usual = self.length_seen if self.length_seen is not None else int(np.bincount(lists.lengths).argmax())
+        odd = np.flatnonzero(lists.lengths != usual)
+        if odd.size:
             self.ragged = True
             if self.whole_list and not self.allow_unequal:
-                odd = np.flatnonzero(lists.lengths != first)
-                g = int(odd[0]) if odd.size else int(np.argmax(lists.lengths != lo))
+                g = int(odd[0])
                 raise InputError(
-                    f"lists have unequal lengths (e.g. request {keys[g]!r} has {int(lists.lengths[g])} slots, others "
-                    f"{first}); {', '.join(self.whole_list)} weight each list by all its slots, so a list that lost "
-                    "rows (e.g. logged only down to the last slot viewed) gets a wrong weight", column="position",
+                    f"lists have unequal lengths (e.g. request {show_key(keys[g])} has {int(lists.lengths[g])} slots, "
+                    f"most have {usual}); {', '.join(self.whole_list)} weight each list by all its slots, so a list "
+                    "that lost rows (e.g. logged only down to the last slot viewed) gets a wrong weight",
+                    column="position",
                     fix="keep only complete lists, use rips/iips/cascade_dr (their weights use only the slots at and "
                     "above each row, so truncated lists are fine), or pass --allow-unequal-lists if the lists really "
                     "differ in length")
-        self.length_seen = first
+        self.length_seen = usual
 
     def in_memory(self, df: pd.DataFrame, single: bool) -> Iterator[_Prepared]:
         canon = self._canon(df)

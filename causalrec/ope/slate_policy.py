@@ -38,7 +38,7 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import check_finite, check_numeric, validate_target_policy
 from causalrec.errors import InputError
 from causalrec.ope import plackett_luce as pl
-from causalrec.ope.lists import Lists
+from causalrec.ope.lists import Lists, show_key
 from causalrec.ope.policy import ItemVocab, Pairs, _canonical_policy_columns
 
 TARGET_KINDS = ("plackett-luce", "topk")
@@ -187,7 +187,7 @@ class SlateTableTarget:
         if (req < 0).any():
             miss = block.request_keys[req < 0]
             raise InputError(
-                f"the target table has no rows for {miss.size} logged request(s), e.g. {miss[0]!r}",
+                f"the target table has no rows for {miss.size} logged request(s), e.g. {show_key(miss[0])}",
                 column="request_id", fix="give the target's probabilities for every logged request and slot")
         group = req[lists.list_of_row] * self.n_pos + block.slot
         gi = np.searchsorted(self.g_unique, group)
@@ -196,7 +196,7 @@ class SlateTableTarget:
         if not found.all():
             i = int(np.flatnonzero(~found)[0])
             raise InputError(
-                f"the target table has no probabilities for request {block.request_keys[lists.list_of_row[i]]!r} "
+                f"the target table has no probabilities for request {show_key(block.request_keys[lists.list_of_row[i]])} "
                 f"at slot {int(block.slot[i])} (0-based); {int((~found).sum())} logged rows lack them",
                 column="position", fix="give the target's distribution at every logged slot of every request")
         items = np.where(block.items < self._n_items_at_build, block.items, -1)
@@ -305,7 +305,7 @@ class ScoreTarget:
         if (s < 0).any():
             miss = block.request_keys[s < 0]
             raise InputError(
-                f"the target score table has no scores for {miss.size} logged request(s), e.g. {miss[0]!r}",
+                f"the target score table has no scores for {miss.size} logged request(s), e.g. {show_key(miss[0])}",
                 column="request_id",
                 fix="score the candidates of every logged request, or drop request_id from the score table to "
                 "use the same scores for every request")

@@ -141,7 +141,7 @@ def test_closed_form_model_term_equals_the_pairs_average(keyed):
         scores = {f"r{j}": None for j in range(30)}
     tgt = ScoreTarget(table, schema=SCHEMA, kind="plackett-luce", temperature=0.7)
     lists = []
-    for j, r in enumerate(scores):
+    for j in range(len(scores)):
         ell = 3 + j % 2
         lst = list(rng.choice(items + ["unscored"], size=ell, replace=j % 5 == 0))  # some repeats
         lists.append(lst)

@@ -97,7 +97,7 @@ def test_pseudoinverse_weights_equal_the_brute_force_pseudoinverse():
     q_pi = np.zeros(ell * a)
     for lst in permutations(range(a), ell):
         p, rem = 1.0, e.sum()
-        for k, it in enumerate(lst):
+        for it in lst:
             p *= e[it] / rem
             rem -= e[it]
         for k, it in enumerate(lst):
