@@ -54,7 +54,7 @@ def ope_command(
         "ranked by 'plackett-luce' or 'topk'. Without it a slate target is a table request_id, position, "
         "item_id, prob and optionally prob_marginal."),
     temperature: float = typer.Option(1.0, "--temperature", help="Plackett-Luce temperature (exp(score / T))."),
-    mc_samples: int = typer.Option(2000, "--mc-samples", help="Monte Carlo draws for Plackett-Luce marginals "
+    mc_samples: int = typer.Option(1000, "--mc-samples", help="Monte Carlo draws for Plackett-Luce marginals "
                                    "(used when exact enumeration is too large; the error is reported)."),
     value_per: str = typer.Option("impression", "--value-per", help="Ranked lists: value per 'impression' "
                                   "(slot) or per 'list' (request)."),

@@ -72,7 +72,7 @@ def evaluate(
     propensity_marginal: str | None = None,
     target_kind: str | None = None,
     temperature: float = 1.0,
-    mc_samples: int = 2000,
+    mc_samples: int = 1000,
     value_per: str = "impression",
     allow_unequal_lists: bool = False,
 ) -> OPEResult:

@@ -172,11 +172,13 @@ def mc_marginals(e: np.ndarray, start: np.ndarray, count: np.ndarray, set_keys: 
                 onehot_b = np.zeros((sids.size, n_batches))
                 onehot_b[np.arange(sids.size), batch_of] = 1.0
                 inv_sum += np.einsum("nsk,sb->nbk", inv, onehot_b)
-                for k in range(1, ells):  # prefix members of slot k: top[..., :k]
-                    w = inv[:, :, k]  # (n, s)
-                    hit = np.zeros((g.size, sids.size, m))
-                    np.put_along_axis(hit, top[:, :, :k], 1.0, axis=2)
-                    member[:, :, k, :] += np.einsum("nsm,sb,ns->nbm", hit, onehot_b, w)
+                # prefix members: item top[n, s, j] is above every slot k > j of sample s
+                cell = (np.arange(g.size)[:, None] * n_batches + batch_of[None, :]) * ells  # (n, s)
+                for j in range(min(depth, ells - 1)):
+                    ks = np.arange(j + 1, ells)
+                    idx = ((cell[:, :, None] + ks[None, None, :]) * m + top[:, :, j:j + 1]).ravel()
+                    member += np.bincount(idx, weights=inv[:, :, ks].ravel(),
+                                          minlength=member.size).reshape(member.shape)
             # the queries of these sets, gathered at once
             lo, hi = bounds[g], bounds[g + 1]
             n_q = hi - lo

@@ -64,7 +64,7 @@ class _Prepared:
 def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, bootstrap: int, ci_level: float,
                     seed: int, batch_size: int | None, n_folds: int, progress, cluster: str | None,
                     config: dict, propensity_marginal: str | None = None, target_kind: str | None = None,
-                    temperature: float = 1.0, mc_samples: int = 2000, value_per: str = "impression",
+                    temperature: float = 1.0, mc_samples: int = 1000, value_per: str = "impression",
                     allow_unequal_lists: bool = False):
     """See :func:`causalrec.ope.evaluate` (the slate estimators' options are documented there)."""
     from causalrec.ope.evaluation import (

@@ -229,7 +229,7 @@ class ScoreTarget:
     """Target scores ``[request_id], item_id, score`` and a rule (``plackett-luce`` or ``topk``)."""
 
     def __init__(self, table: pd.DataFrame, *, schema: LogSchema, kind: str = "plackett-luce",
-                 temperature: float = 1.0, mc_samples: int = 2000, seed: int = 0, source: str = "table"):
+                 temperature: float = 1.0, mc_samples: int = 1000, seed: int = 0, source: str = "table"):
         kind = str(kind).strip().lower().replace("_", "-")
         if kind in ("pl", "plackett", "plackettluce"):
             kind = "plackett-luce"
@@ -240,7 +240,7 @@ class ScoreTarget:
             raise InputError(f"temperature must be > 0, got {temperature}", column="temperature",
                              fix="e.g. --temperature 1 (larger = closer to uniform; topk is the limit T -> 0)")
         if mc_samples < MC_BATCHES:
-            raise InputError(f"mc_samples must be >= {MC_BATCHES}", column="mc_samples", fix="e.g. --mc-samples 2000")
+            raise InputError(f"mc_samples must be >= {MC_BATCHES}", column="mc_samples", fix="e.g. --mc-samples 1000")
         self.kind, self.temperature, self.mc_samples, self.seed, self.source = kind, float(temperature), \
             int(mc_samples), int(seed), source
         table = _canonical_policy_columns(table, schema)
@@ -521,7 +521,7 @@ def _bincount_rows(out: np.ndarray, rows: np.ndarray, vals: np.ndarray) -> None:
 
 
 def resolve_slate_target(target, *, schema: LogSchema, kind: str | None = None, temperature: float = 1.0,
-                         mc_samples: int = 2000, seed: int = 0):
+                         mc_samples: int = 1000, seed: int = 0):
     """A slate target from a DataFrame or CSV/Parquet path (``kind`` set: a score table)."""
     if isinstance(target, (SlateTableTarget, ScoreTarget)):
         return target
