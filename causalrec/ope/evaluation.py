@@ -136,6 +136,9 @@ def evaluate(
                          fix="pass the number of replicates, e.g. --bootstrap 500")
     if n_folds < 1:
         raise InputError("n_folds must be >= 1", column="n_folds", fix="use 5 (or 1 for no cross-fitting)")
+    if target_kind is not None and tuple(estimators) == DEFAULT_ESTIMATORS:  # scores given: rank-aware defaults
+        ests = make_estimators(["rips", "snrips", "cascade_dr"] + (["iips", "sniips"] if propensity_marginal else []),
+                               clip=clip)
     cluster, cluster_choice = _resolve_cluster(cluster, logs, schema)
     # -- ranked lists: their own path (causalrec.ope.slate_eval) --------------------------
     if target_kind is not None or any(getattr(e, "slate", False) for e in ests):

@@ -212,6 +212,10 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             e.target = "policy_value_per_list"
     res.title = "Off-policy evaluation of a ranking policy: value of the target lists"
     res.diagnostics.update(acc.slate_diagnostics(mc_method))
+    res.diagnostics["weights_shown"] = "cascade weights W_k (rips): the ratio of the items at and above each slot"
+    if value_per == "list":
+        n_lists = acc.n_lists
+        res.diagnostics["logged_mean_outcome_per_list"] = acc.y_sum / n_lists if n_lists else float("nan")
     res.warnings.extend(acc.slate_warnings(ests, propensity_marginal))
     res.target_policy["slate"] = True
     return res
@@ -445,7 +449,7 @@ class _Accumulator:
         self.stream = ClusterStream(cluster) if unit == "other" and streaming else None
         self.wstats = WeightStats(clip)
         self.w_all: list[np.ndarray] = []
-        self.n = self.n_units = self.max_unit = 0
+        self.n = self.n_units = self.max_unit = self.n_lists = 0
         self.y_mom = Moments()
         self.fam = {name: np.zeros(4) for name in ("list", "marginal", "pi")}  # n, sum, sum2, zeros
         self.fam_max = {name: -np.inf for name in self.fam}
@@ -466,6 +470,7 @@ class _Accumulator:
     def add(self, prep: _Prepared, arrays: SlateArrays, bound) -> None:
         lists = prep.block.lists
         self.n += lists.n
+        self.n_lists += lists.n_lists
         self.wstats.update(arrays.w, prep.p)
         if not self.streaming:
             self.w_all.append(arrays.w)

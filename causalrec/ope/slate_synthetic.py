@@ -108,21 +108,24 @@ def _pl_conditional(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
     return ei / rem
 
 
-def _pl_marginal_table(scores: np.ndarray, n_slots: int) -> np.ndarray:
-    """``(S, A, L)`` PL marginals per segment: exact when enumerable, else 200k-sample Monte Carlo."""
+def _pl_marginal_table(scores: np.ndarray, n_slots: int, batches: bool = False) -> np.ndarray:
+    """``(S, A, L)`` PL marginals per segment: exact when enumerable, else 200k-sample Monte Carlo
+    (with ``batches``: ``(B, S, A, L)``, one estimate per Monte Carlo batch; ``B = 1`` when exact)."""
     s, a = scores.shape
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     count = np.full(s, a)
     start = np.arange(s) * a
     if prefix_counts(a, n_slots) * a <= 5_000_000:
-        return exact_marginals(e.ravel(), start, count, n_slots).reshape(s, a, n_slots)
+        ex = exact_marginals(e.ravel(), start, count, n_slots).reshape(s, a, n_slots)
+        return ex[None] if batches else ex
     from causalrec.ope.plackett_luce import mc_marginals
 
     qs = np.repeat(np.arange(s), a * n_slots)
     qc = np.tile(np.repeat(np.arange(a), n_slots), s)
     qk = np.tile(np.arange(n_slots), s * a)
     est = mc_marginals(e.ravel(), start, count, np.arange(s, dtype=np.uint64) + 991, n_slots, 200_000, 8, qs, qc, qk)
-    return est.mean(axis=0).reshape(s, a, n_slots)
+    est = est.reshape(-1, s, a, n_slots)
+    return est if batches else est.mean(axis=0)
 
 
 _MARG_CACHE: dict = {}
@@ -172,11 +175,14 @@ def true_value(world: SlateWorld, truth_samples: int = 200_000, seed: int = 1234
     """``(value per list, its standard error, method)`` of the Plackett-Luce target."""
     a, ell, s = world.n_items, world.list_length, world.n_segments
     if world.reward == "independent":  # sum over slots of marginal x click probability
-        marg = _pl_marginal_table(world.target_scores, ell)
+        marg = _pl_marginal_table(world.target_scores, ell, batches=True)  # (B, S, A, L)
         k = np.arange(ell)
         q = 1.0 / (1.0 + np.exp(-(world.base + world.z)))[:, :, None] * world.decay ** k[None, None, :]
-        exact = prefix_counts(a, ell) * a <= 5_000_000
-        return float((marg * q).sum(axis=(1, 2)).mean()), 0.0, "exact" if exact else "monte carlo marginals"
+        per_batch = (marg * q[None]).sum(axis=(2, 3)).mean(axis=1)
+        if per_batch.size == 1:
+            return float(per_batch[0]), 0.0, "exact"
+        se = float(per_batch.std(ddof=1) / np.sqrt(per_batch.size))
+        return float(per_batch.mean()), se, "monte carlo marginals"
     if perm(a, ell) <= EXACT_LISTS:
         from itertools import permutations
 

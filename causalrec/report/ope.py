@@ -123,7 +123,7 @@ def _forest(result):
     ax.errorbar(est, ypos, xerr=[est - lo, hi - est], fmt="o", color="#1f5fa8", capsize=3)
     ax.set_yticks(ypos)
     ax.set_yticklabels([e.estimator for e in ests])
-    lm = result.diagnostics.get("logged_mean_outcome")
+    lm = result.diagnostics.get("logged_mean_outcome_per_list", result.diagnostics.get("logged_mean_outcome"))
     if lm is not None and np.isfinite(lm):
         ax.axvline(lm, color="#999", ls="--", lw=1, label="logging policy's mean outcome")
         ax.legend(loc="best", fontsize=8)

@@ -37,6 +37,7 @@ def data_rows(result) -> dict:
     d, c = result.diagnostics, result.config
     rows = {
         "value per": c.get("value_per"),
+        "logging policy's mean outcome per list": d.get("logged_mean_outcome_per_list"),
         "target kind": (result.target_policy or {}).get("kind"),
         "target marginals": d.get("target_marginal_method"),
         "Monte Carlo draws": c.get("mc_samples"),

@@ -18,9 +18,9 @@ Run directly: ``python -m pytest -q -m slow tests/ope/test_bench_slates.py -s``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -56,16 +56,14 @@ def _pl_sample(rng, e: np.ndarray, n: int, ell: int) -> np.ndarray:
     todo = np.arange(n)
     while todo.size:
         draws = np.minimum(np.searchsorted(cdf, rng.random((todo.size, 4 * ell))), e.size - 1)
-        srt = np.sort(draws, axis=1)
-        first = np.ones_like(draws, dtype=bool)
         # a draw is new if no earlier draw in its row equals it
         order = np.argsort(draws, axis=1, kind="stable")
         ranked = np.take_along_axis(draws, order, axis=1)
         dup_sorted = np.zeros_like(ranked, dtype=bool)
         dup_sorted[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+        first = np.ones_like(draws, dtype=bool)
         np.put_along_axis(first, order, ~dup_sorted, axis=1)
         ok = first.sum(axis=1) >= ell
-        del srt
         idx = np.argsort(~first, axis=1, kind="stable")[:, :ell]
         out[todo[ok]] = np.take_along_axis(draws, idx, axis=1)[ok]
         todo = todo[~ok]
@@ -171,11 +169,11 @@ def _run_worker(mode: str, path: Path, target_path: Path, timeout: int) -> dict:
 
 
 def _machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "?"
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, numpy {np.__version__}"
+    """The machine line of the item-level OPE benchmark (one definition, in test_bench_ope.py)."""
+    spec = importlib.util.spec_from_file_location("bench_ope", Path(__file__).with_name("test_bench_ope.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod._machine()
 
 
 @pytest.mark.slow
