@@ -237,6 +237,7 @@ class _Context:
         self.ragged = False
         self.max_len = 0
         self.all_codes: np.ndarray | None = None
+        self.needs_folds = any(e.needs_outcome_model for e in ests)
 
     def _canon(self, raw: pd.DataFrame, roles=None) -> pd.DataFrame:
         canon = self.validate(raw, self.schema, roles or self.roles, self.keep)
@@ -288,8 +289,11 @@ class _Context:
                     fix="check which column holds the conditional (--propensity) and which the marginal "
                     "(--propensity-marginal)")
         unit_keys = canon[self.cluster].to_numpy() if self.unit == "other" and self.cluster in canon.columns else None
-        fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else canon[self.fold_key].to_numpy()
-        folds = cluster_folds(fold_src, self.n_folds, self.seed)
+        folds = None
+        if self.needs_folds:  # only an outcome model uses them; hashing every key costs a pass's tenth
+            fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else \
+                canon[self.fold_key].to_numpy()
+            folds = cluster_folds(fold_src, self.n_folds, self.seed)
         block = SlateBlock(canon, lists, keys, items, lists.slot)
         prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys)
         if codes is not None:
@@ -329,9 +333,8 @@ class _Context:
             cuts = [0, canon.shape[0]]
         else:  # cut at list starts about every BLOCK_ROWS rows
             want = np.arange(BLOCK_ROWS, canon.shape[0], BLOCK_ROWS)
-            cuts = [0, *np.unique(starts[np.searchsorted(starts, want)].tolist() if starts.size else []),
-                    canon.shape[0]]
-            cuts = sorted(set(cuts))
+            at = np.minimum(np.searchsorted(starts, want), starts.size - 1)  # the first list starting there
+            cuts = sorted({0, *starts[at].tolist(), canon.shape[0]})
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             if hi > lo:
                 yield self.prepare(canon.iloc[lo:hi].reset_index(drop=True),

@@ -80,7 +80,12 @@ class BoundSlateTarget:
         self._pairs_fn = pairs_fn
         self._cells_fn = cells_fn
         self._marginal = None
-        self.n_candidates = n_candidates  # candidates per row's slot distribution (for sizing)
+        self._n_candidates = n_candidates  # candidates per row's slot distribution (for sizing)
+
+    @property
+    def n_candidates(self) -> np.ndarray:
+        n = self._n_candidates
+        return n() if callable(n) else n
 
     def marginal(self) -> np.ndarray:
         if self._marginal is None:
@@ -350,16 +355,21 @@ class ScoreTarget:
     def _bind_pl(self, block, sets_list, sets_row, cand, new) -> BoundSlateTarget:
         lists = block.lists
         e_row = np.where(new, self.e[np.maximum(cand, 0)], 0.0)
-        big = self.big_e[sets_row]
-        rem = big - lists.cumsum(e_row, exclusive=True)
+        big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
+        rem = lists.cumsum(e_row, exclusive=True)
+        np.subtract(big, rem, out=rem)
         first_slot = None
         risky = np.flatnonzero(rem < 1e-8 * big)
         if risky.size:  # the prefix holds nearly all the mass: sum what remains instead
             first_slot = _first_logged_slot(block, len(self.vocab))
             rem[risky] = self._remaining_exact(block, sets_row, risky, first_slot)
         with np.errstate(divide="ignore", invalid="ignore"):
-            cond = np.where(rem > 0, e_row / np.where(rem > 0, rem, 1.0), 0.0)
-        n_cand = self.count[sets_row]
+            cond = e_row / rem
+        if risky.size:
+            cond[rem <= 0] = 0.0
+
+        def n_cand():
+            return self.count[sets_row]
 
         def marginal():
             return self._pl_marginal(block, sets_list, sets_row, cand, new)
@@ -402,14 +412,26 @@ class ScoreTarget:
         items_c = np.minimum(block.items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
         above = np.zeros(lists.n)
+        one = len(lists.groups) == 1
         for length, ix in lists.groups:
             # one small (folds x items) table per slot k, gathered at the items above it: cache friendly
-            base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
-            er = e_row[ix]
+            if one:  # a single list length: reshaped views, no gathers
+                f0 = folds.reshape(-1, length)[:, :1]
+                base = items_c.reshape(-1, length) + f0 * width
+                er, out = e_row.reshape(-1, length), above.reshape(-1, length)
+            else:
+                base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
+                er, out = e_row[ix], np.zeros(ix.shape)
             for k in range(1, length):
-                above[ix[:, k]] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
+                out[:, k] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
+            if not one:
+                above[ix] = out
+        above -= tot_row
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(rem > 0, (tot_row - above) / np.where(rem > 0, rem, 1.0), 0.0)
+            res = above / rem
+        np.negative(res, out=res)
+        res[rem <= 0] = 0.0
+        return res
 
     def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
         """The (fold, item code, slot) table in the target's item codes (unknown items, slots: the fill),
