@@ -319,8 +319,8 @@ def analyze(
             frame, _ = to_units(rows, variant=variant, unit=unit, sums=sums, means=means, firsts=firsts)
         frame = _prepare(frame, plan, indicator, capq, cupac, seed, warnings if last else None, extras if last else None)
         if key is not None:
-            present = set(frame[variant].astype(str))
-            absent = [v for v in sorted(set(final_frame[variant].astype(str))) if v not in present]
+            present = set(pd.unique(frame[variant].astype(str)))
+            absent = [v for v in sorted(pd.unique(final_frame[variant].astype(str))) if v not in present]
             if absent:
                 raise InputError(f"variant {absent[0]!r} has no rows by look {k + 1} ({look_labels[k]})",
                                  column=variant, fix="start the first look later (explicit --looks cut-offs) or "
@@ -501,14 +501,14 @@ def _quantiles(rows: pd.DataFrame, frame: pd.DataFrame, qspecs, extras: Extras, 
     from causalrec.experiments.quantile import compare_quantile, quantile_label
 
     per_unit = unit is not None and aggregate == "sum"
-    src = frame if (per_unit or unit is None) else rows
+    src = frame if per_unit else rows  # rows are the units when there is no unit column
     labels = src[variant].astype(str).to_numpy()
     groups = rows[unit].to_numpy() if (unit is not None and not per_unit) else None
     seg = None
     if last and segment:
         seg = (frame[segment] if src is frame else rows[segment]).astype("string").fillna("<missing>").astype(str)
         seg = seg.to_numpy()
-    treatments = [v for v in sorted(set(frame[variant].astype(str))) if v != control]
+    treatments = [v for v in sorted(pd.unique(frame[variant].astype(str))) if v != control]
     for col, p in qspecs:
         label = quantile_label(col, p)
         y = src[col].to_numpy(dtype=float)

@@ -396,6 +396,8 @@ def _sequential(plan: Plan, stats: ABStats, extras: Extras, control, treatments,
     names = [(s.name, s) for s in plan.specs] + [(q, None) for q in extras.quantiles]
     out: list[Estimate] = []
     frames = []
+    at_look = [stats.at_look(lk) for lk in looks]
+    look_arms = [sub.arms() for sub in at_look]
     for name, s in names:
         for t in treatments:
             rows = []
@@ -403,8 +405,7 @@ def _sequential(plan: Plan, stats: ABStats, extras: Extras, control, treatments,
                 if s is None:
                     comp = extras.by_look[(name, t)][k]
                 else:
-                    sub = stats.at_look(lk)
-                    arms = sub.arms()
+                    sub, arms = at_look[k], look_arms[k]
                     if control not in arms or t not in arms or arms[control].n < 2 or arms[t].n < 2:
                         comp = None
                     else:

@@ -157,6 +157,35 @@ class GroupSequentialDesign:
                 "sides": self.sides}
 
 
+def crossing_probabilities(t: Any, z: Any, sides: int = 2) -> np.ndarray:
+    """Exact ``P_H0(first crossing at look k)`` for given boundaries ``z`` at information ``t``.
+
+    The same recursion as :func:`boundaries`, run forwards for boundaries from anywhere
+    (another engine's, a published table's), so their actual alpha spending can be checked.
+    """
+    t = check_information(t)
+    z = np.asarray(z, dtype=float)
+    design = GroupSequentialDesign(t=t, alpha=float("nan"), kind="given", rho=float("nan"), sides=sides, z=z,
+                                   spent=np.empty(len(t)))
+    sd_next = np.sqrt(np.diff(t, append=np.nan))
+    out = np.empty(len(t))
+    for k in range(len(t)):
+        sq = math.sqrt(t[k])
+        out[k] = (1.0 - float(ndtr(z[k]))) * sides if k == 0 else design._cross(k, z[k] * sq)
+        hi = z[k] * sq
+        lo = -hi if sides == 2 else -8.0 * sq
+        d_here = sq if k == 0 else math.sqrt(t[k] - t[k - 1])
+        d_next = sd_next[k] if k + 1 < len(t) else d_here
+        x, w = _grid(lo, hi, min(d_here, d_next))
+        if k == 0:
+            f = _npdf(x / sq) / sq
+        else:
+            xp, wp, fp = design._regions[k - 1]
+            f = (_npdf((x[:, None] - xp[None, :]) / d_here) / d_here) @ (wp * fp)
+        design._regions.append((x, w, f))
+    return out
+
+
 def check_information(t: Any, column: str = "--looks") -> np.ndarray:
     """Information fractions as a float array: finite, in (0, 1] and strictly increasing."""
     t = np.atleast_1d(np.asarray(t, dtype=float))

@@ -216,7 +216,7 @@ class ABStats:
     def select(self, **where) -> ABStats:
         mask = np.ones(len(self.keys), dtype=bool)
         for col, val in where.items():
-            mask &= (self.keys[col] == val).to_numpy()
+            mask &= self.keys[col].to_numpy() == val
         idx = np.flatnonzero(mask)
         return ABStats(self.keys.iloc[idx].reset_index(drop=True), [self.groups[i] for i in idx],
                        variant=self.variant, look=self.look)
