@@ -24,7 +24,12 @@ def _gb_result(test) -> dict:
 
 
 def run_gbstats(inp: dict) -> dict:
-    from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+    from gbstats.frequentist.tests import (
+        FrequentistConfig,
+        SequentialConfig,
+        SequentialTwoSidedTTest,
+        TwoSidedTTest,
+    )
     from gbstats.models.statistics import (
         ProportionStatistic,
         QuantileStatistic,
@@ -130,7 +135,7 @@ def run_spotify(inp: dict) -> dict:
             "adjusted_alpha": d["adjusted_alpha"].astype(float).tolist(),
             "boundary_z": [float(norm.ppf(1 - a / 2)) for a in d["adjusted_alpha"].astype(float)],
             "is_significant": d["is_significant"].astype(bool).tolist(),
-            "adjusted_ci": [[float(a), float(b)] for a, b in zip(d["adjusted ci_lower"], d["adjusted ci_upper"])],
+            "adjusted_ci": [[float(a), float(b)] for a, b in zip(d["adjusted ci_lower"], d["adjusted ci_upper"], strict=True)],
             "information": (np.array([lk["control"]["n"] + lk["treatment"]["n"] for lk in spec["looks"]])
                             / spec["final_n"]).tolist(),
         }

@@ -389,7 +389,7 @@ def analyze_stats(
     unit (``M_sum``, ``M_sum_sq``); a ratio ``N/D`` needs ``N_x_D_sum``; a covariate ``C`` of
     ``M`` needs ``C_sum``, ``C_sum_sq`` and ``M_x_C_sum``. Key columns the analysis does not
     use are summed over. A ``look`` column (or ``look=COL``) holds cumulative looks: the
-    fixed-horizon analysis uses the last, the sequential one all of them.
+    fixed-horizon analysis uses the last, the sequential one (implied) all of them.
     """
     table = stats
     if not isinstance(stats, (pd.DataFrame, ABStats)):
@@ -407,6 +407,8 @@ def analyze_stats(
         raise InputError("no metric to analyse", column="--metric",
                          fix="name at least one --metric COL or --ratio NUM/DEN (quantiles need row-level logs)")
     ab = load_stats(table, plan, look)
+    if ab.look is not None and not plan.sequential:
+        plan.sequential = list(SEQUENTIAL_METHODS)  # looks imply a sequential analysis, as --timestamp does for logs
     n_rows = None
     final = ab.at_look(ab.looks()[-1])
     if "_n_rows" in final.names:

@@ -73,7 +73,7 @@ def spending(t: np.ndarray, alpha: float, kind: str = "obf", rho: float = 2.0) -
     if kind == "obf":
         with np.errstate(divide="ignore"):
             z = ndtri(1.0 - alpha / 2.0) / np.sqrt(t)
-        return np.where(t > 0, 2.0 - 2.0 * ndtr(z), 0.0)
+        return np.where(t > 0, 2.0 * ndtr(-z), 0.0)  # the lower tail, not 2 - 2 Phi: no cancellation
     if kind == "pocock":
         return alpha * np.log1p((math.e - 1.0) * t)
     if kind == "power":

@@ -36,20 +36,25 @@ def time_key(values: pd.Series, column: str) -> tuple[np.ndarray, str]:
         raise InputError(f"timestamp column '{column}' is boolean", column=column, fix="pass a time or a number")
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(dtype=float), "number"
+    import warnings
+
     try:
-        ts = pd.to_datetime(values, utc=True) if not pd.api.types.is_datetime64_any_dtype(values) else values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed element-wise
+            ts = pd.to_datetime(values, utc=True) if not pd.api.types.is_datetime64_any_dtype(values) else values
     except (ValueError, TypeError):
         raise InputError(f"timestamp column '{column}' is neither numeric nor a date/time "
                          f"(e.g. {values.iloc[0]!r})", column=column,
                          fix="give times as numbers (days since start) or ISO dates such as 2024-05-01") from None
     if getattr(ts.dt, "tz", None) is None:
         ts = ts.dt.tz_localize("UTC")
-    return (ts.dt.tz_convert("UTC").astype("int64").to_numpy() / 1e9), "datetime"
+    seconds = (ts.dt.tz_convert("UTC") - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(seconds=1)
+    return seconds.to_numpy(dtype=float), "datetime"
 
 
 def _label(v: float, kind: str) -> Any:
     if kind == "datetime":
-        return pd.Timestamp(v * 1e9, unit="ns", tz="UTC").isoformat()
+        return (pd.Timestamp("1970-01-01", tz="UTC") + pd.Timedelta(seconds=float(v))).isoformat()
     return float(v)
 
 

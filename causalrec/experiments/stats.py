@@ -117,9 +117,10 @@ class SuffStats:
         sub = C[np.ix_(ia, ib)]
         if np.isnan(sub).any():
             r, c = np.argwhere(np.isnan(sub))[0]
-            i, j = ia[r], ib[c]
+            i, j = sorted((int(ia[r]), int(ib[c])))  # metric variables come before their covariates
+            col, other = pair_column(self.names[i], self.names[j]), pair_column(self.names[j], self.names[i])
             raise InputError(f"the statistics lack the sum of products of '{_file(self.names[i])}' and "
-                             f"'{_file(self.names[j])}'", column=pair_column(self.names[i], self.names[j]),
+                             f"'{_file(self.names[j])}' (column {col}, or {other})", column=col,
                              fix="add that column to the stats file (the sum over units of the product)")
         return float(a[ia] @ sub @ b[ib])
 

@@ -133,8 +133,9 @@ def _sequential_section(rep: Report, result: Any, frame: pd.DataFrame) -> None:
 
 
 def _path_figure(g: pd.DataFrame, cfg: dict):
-    from causalrec.report.figures import pyplot
     from scipy.special import ndtri
+
+    from causalrec.report.figures import pyplot
 
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 3.2))
