@@ -178,9 +178,9 @@ class ABStats:
         values = frame[list(names)].to_numpy(dtype=float)
         codes, uniques = pd.MultiIndex.from_frame(frame[key_cols].astype(str)).factorize(sort=True) \
             if len(key_cols) > 1 else pd.factorize(frame[variant].astype(str), sort=True)
-        groups = []
-        for g in range(len(uniques)):
-            groups.append(SuffStats.of_values(values[codes == g], names))
+        order = np.argsort(codes, kind="stable")  # one pass: each group is a slice of the sorted rows
+        edges = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        groups = [SuffStats.of_values(values[order[edges[g]:edges[g + 1]]], names) for g in range(len(uniques))]
         if len(key_cols) > 1:
             keys = pd.DataFrame(list(uniques), columns=key_cols)
         else:
