@@ -41,9 +41,13 @@ bench: install
 	$(PY) analyses/bench_embeddings.py
 	$(PY) analyses/bench_nuisance.py
 	$(PY) analyses/bench_dml.py --append
+# A/B (issue 13): the slow tests above already ran analyses/ab_sequential.py and ab_engines.py and
+# wrote reports/ab_sequential.md and ab_engines.md; this re-checks the engines (fast; side virtualenvs
+# for gbstats 0.8.0 and spotify-confidence 4.1.0 are built once under .bench-venvs/ and reused).
+	$(PY) analyses/ab_engines.py > /dev/null
 
 lint: install
 	$(VENV)/bin/ruff check causalrec tests analyses
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info .bench-venvs

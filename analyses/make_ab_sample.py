@@ -5,9 +5,10 @@
 Files:
 - experiment.csv: one row per user (control / treatment, 50/50), revenue with a
   true +4% lift, click rate with a true +5% lift, pre-period covariates and a
-  text history (for CUPAC);
+  text history (for CUPAC), and ``day``, the user's arrival (days since the start);
 - sessions.csv: the same design at session level (one row per session, user_id
-  is the randomisation unit), for `causalrec ab --unit user_id`;
+  is the randomisation unit, ``day`` the session's time), for `causalrec ab --unit user_id`
+  and sequential looks (`--timestamp day --looks 14`);
 - srm_experiment.csv: an experiment whose logging lost 15% of the treatment arm
   (a sample-ratio mismatch that `causalrec ab` must flag).
 """

@@ -1,68 +1,54 @@
-"""``analyze``: the full A/B analysis of one experiment.
+"""``analyze`` (row-level logs) and ``analyze_stats`` (sufficient statistics): the A/B analysis.
 
 Steps, in the order a careful analyst takes them:
 
 1. Aggregate to the randomisation unit (``unit``), so that inference treats
-   independent units, never correlated impressions, as the sample.
-2. Sample-ratio-mismatch check against the designed split (``srm``), reported
-   first: with an SRM nothing below can be trusted.
-3. Per metric and per treatment arm versus the control: the unadjusted
-   estimate (Welch for means, Wald for 0/1 proportions, delta method for
-   ratios), then CUPED (pre-period covariates) and CUPAC (model prediction)
-   adjustments, each as a difference and a relative lift (``estimators``,
-   ``cuped``).
-4. Holm and Benjamini-Hochberg correction over the primary p-values of all
-   metrics x comparisons (``multiple``); the primary estimator is the most
-   adjusted one requested (cupac > cuped > unadjusted), fixed before looking
-   at the data.
-5. Segment effects (same estimator within each segment value), corrected
-   over segments x metrics x comparisons.
-6. Power: the minimum detectable effect at the achieved sample size, with
-   and without adjustment, and the units needed for a planned lift (``power``).
-7. Optionally, always-valid mSPRT p-values (``sequential``).
+   independent units, never correlated impressions, as the sample (a per-row
+   metric becomes the ratio ``sum / rows`` per unit, i.e. a cluster-robust
+   analysis; a row-level quantile gets a cluster-robust variance).
+2. At each look (``timestamp`` and ``looks``; one look without them) reduce the unit
+   frame to sufficient statistics per variant (and segment, stratum, look):
+   :class:`~causalrec.experiments.stats.ABStats`. Imputation means, capping
+   thresholds, CUPAC models and CUPED slopes at a look use only the rows seen by then.
+3. :func:`causalrec.experiments.finish.finish` turns the statistics into the result:
+   SRM check first, then per metric and treatment arm the unadjusted estimate
+   (Welch, Wald proportion, delta-method ratio) and each adjustment (CUPED, CUPAC,
+   Lin's interacted regression, post-stratification) as a difference and relative
+   lift, corrections (Holm, BH, ...) over the primary p-values, segments, power and
+   MDE, and the sequential analysis (confidence sequences, group-sequential
+   boundaries, mSPRT) over the looks. ``analyze_stats`` calls the same function on
+   statistics read from a file, so both give the same numbers.
 
-The control is ``control`` when given; otherwise the variant called
-``control`` (any case) if there is one, else the first variant in sorted
-order. Every other variant is compared with the control (Dunnett-style
-many-to-one), never with each other.
+The control is ``control`` when given; otherwise the variant called ``control``
+(any case) if there is one, else the first variant in sorted order. Every other
+variant is compared with the control, never with each other.
 
 Missing pre-period covariate values are imputed with the pooled mean and a
 missingness indicator is added as a further covariate (the count is in the
-warnings). Because covariates are pre-treatment, this keeps every unit and
-keeps the adjusted estimator unbiased; dropping units would not.
+warnings): pre-treatment data, so this keeps every unit and keeps the adjusted
+estimator unbiased; dropping units would not.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from causalrec.data.readers import read_table
+from causalrec.data.readers import column_names, read_table
 from causalrec.data.validation import check_numeric
 from causalrec.errors import InputError
-from causalrec.experiments import estimators as est
-from causalrec.experiments import power as pw
-from causalrec.experiments.cuped import Adjustment, cuped_mean, cuped_ratio
-from causalrec.experiments.multiple import adjust
+from causalrec.experiments.estimators import Metric
+from causalrec.experiments.finish import SEQUENTIAL_METHODS, Extras, Plan, finish, load_stats
 from causalrec.experiments.result import ABResult
-from causalrec.experiments.srm import parse_split, srm_test
+from causalrec.experiments.sequential import DEFAULT_CS_TUNING
+from causalrec.experiments.stats import ABStats, write_table
 from causalrec.experiments.units import N_ROWS, to_units
-from causalrec.results import Estimate
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric on the unit frame: a mean of ``num`` or a ratio ``num / den``."""
-
-    name: str
-    kind: str  # "mean" | "ratio"
-    num: str
-    den: str | None = None
+LOOK = "look"
 
 
 def parse_ratio(spec: str) -> tuple[str, str]:
@@ -74,16 +60,86 @@ def parse_ratio(spec: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+def _term(spec: str) -> Metric:
+    """A covariate: a column (mean) or ``NUM/DEN`` (a pre-period ratio, linearised)."""
+    if "/" in str(spec):
+        n, d = parse_ratio(spec)
+        return Metric(f"{n}/{d}", "ratio", n, d)
+    return Metric(str(spec), "mean", str(spec))
+
+
+def _sequential_methods(sequential: Any, methods: Any) -> list[str]:
+    if methods:
+        out = [m.strip().lower() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+        return out
+    return list(SEQUENTIAL_METHODS) if sequential else []
+
+
+def _plan(*, variant, metrics, ratios, covariates, cuped, lin, stratify, segment, columns, cupac=None,
+          aggregate_rows=False, **opts) -> tuple[Plan, dict[str, str], list[Metric]]:
+    """Parse the metric and adjustment options into a :class:`Plan` (shared by both paths)."""
+    metrics = list(dict.fromkeys(metrics))
+    ratio_pairs = [parse_ratio(r) for r in ratios]
+    specs: list[Metric] = []
+    for m in metrics:
+        specs.append(Metric(m, "ratio", m, N_ROWS) if aggregate_rows else Metric(m, "mean", m))
+    specs += [Metric(f"{n}/{d}", "ratio", n, d) for n, d in ratio_pairs]
+    terms = [_term(c) for c in dict.fromkeys(covariates)]
+    if terms:
+        cuped = True
+    auto: dict[str, str] = {}
+    adjusters: dict[str, dict[str, list[Metric]]] = {}
+    covmap: dict[str, list[Metric]] = {}
+    if cuped or lin:
+        for s in specs:
+            if terms:
+                covmap[s.name] = terms
+            elif s.kind == "ratio" and s.den != N_ROWS and f"pre_{s.num}" in columns and f"pre_{s.den}" in columns:
+                auto[s.name] = f"pre_{s.num}/pre_{s.den}"
+                covmap[s.name] = [_term(auto[s.name])]
+            else:
+                auto[s.name] = f"pre_{s.num}"
+                covmap[s.name] = [_term(auto[s.name])]
+    if cuped:
+        adjusters["cuped"] = covmap
+    if cupac is not None:
+        adjusters["cupac"] = {s.name: [Metric(_cupac_var(i), "mean", _cupac_var(i))] for i, s in enumerate(specs)}
+    if lin:
+        adjusters["lin"] = covmap
+    plan = Plan(variant=variant, specs=specs, adjusters=adjusters, stratify=stratify, segment=segment, **opts)
+    return plan, auto, terms
+
+
+def _cupac_var(i: int) -> str:
+    return f"cupac_prediction_{i}"
+
+
+def _plan_options(*, control, expected_split, alpha, ci_level, srm_alpha, power, planned_lift, planning, lift_ci,
+                  corrections, primary, max_segments, sequential, sequential_methods, spending, spending_rho, max_n,
+                  cs_tuning, sequential_tau, cap=None) -> dict[str, Any]:
+    ci_level = 1.0 - alpha if ci_level is None else ci_level
+    return dict(control=control, expected_split=expected_split, alpha=alpha, ci_level=ci_level, srm_alpha=srm_alpha,
+                power=power, planned_lift=planned_lift, planning=planning, lift_ci=lift_ci,
+                corrections=corrections, primary=primary, max_segments=max_segments,
+                sequential=_sequential_methods(sequential, sequential_methods), spending=spending,
+                spending_rho=spending_rho, max_n=max_n, cs_tuning=cs_tuning, tau=sequential_tau, cap=cap)
+
+
 def analyze(
     data: str | os.PathLike | pd.DataFrame,
     *,
     variant: str,
     metrics: Sequence[str] = (),
     ratios: Sequence[str] = (),
+    quantiles: Sequence[str] = (),
     unit: str | None = None,
     covariates: Sequence[str] = (),
     cuped: bool = False,
     cupac: Any = None,
+    lin: bool = False,
+    stratify: str | None = None,
+    cap: Any = None,
+    lift_ci: str = "delta",
     expected_split: Any = None,
     control: str | None = None,
     segment: str | None = None,
@@ -94,14 +150,24 @@ def analyze(
     planned_lift: float = 0.01,
     planning: bool = True,
     sequential: bool = False,
+    sequential_methods: Sequence[str] | str | None = None,
     sequential_tau: float | None = None,
+    timestamp: str | None = None,
+    looks: int | Sequence | str | None = None,
     order: str | None = None,
     n_looks: int = 20,
+    spending: str = "obf",
+    spending_rho: float = 2.0,
+    max_n: float | None = None,
+    cs_tuning: float = DEFAULT_CS_TUNING,
     aggregate: str = "mean",
     max_segments: int = 50,
+    corrections: Sequence[str] = ("holm", "bh"),
+    primary: str | None = None,
     seed: int = 0,
+    write_stats: str | os.PathLike | None = None,
 ) -> ABResult:
-    """Analyse an A/B experiment; see the module docstring for the steps.
+    """Analyse an A/B experiment from row-level logs; see the module docstring for the steps.
 
     Parameters
     ----------
@@ -109,220 +175,317 @@ def analyze(
     variant: column holding the arm label.
     metrics: columns analysed as means per unit (0/1 columns as proportions).
     ratios: ``"NUM/DEN"`` ratio metrics (delta method on unit-level sums).
-    unit: randomisation-unit column; rows are summed per unit first. Then a
-        ``metrics`` column is analysed per row (``aggregate="mean"``: the ratio
-        ``sum(col) / rows`` per unit, delta method) or per unit (``"sum"``).
-    covariates: pre-period covariate columns for CUPED (implies ``cuped``).
-    cuped: adjust with ``covariates``, or, when none are given, with the
-        column ``pre_<metric>`` for each metric (``pre_<numerator>`` for a ratio).
-    cupac: a :class:`causalrec.experiments.cupac.CUPAC` (or a dict of its
-        arguments): adjust with an out-of-fold model prediction.
+    quantiles: ``"COLUMN:LEVEL"`` quantile metrics (``revenue:0.5``, ``latency:p90``); with
+        ``unit``, quantiles of the row values with a variance clustered by unit (or of the
+        per-unit totals with ``aggregate="sum"``).
+    unit: randomisation-unit column; rows are summed per unit first. Then a ``metrics``
+        column is analysed per row (``aggregate="mean"``: the ratio ``sum(col) / rows`` per
+        unit, delta method) or per unit (``"sum"``).
+    covariates: pre-period covariate columns (or ``"NUM/DEN"`` pre-period ratios) for CUPED
+        (implies ``cuped``) and Lin's adjustment.
+    cuped: adjust with ``covariates``, or, when none are given, with ``pre_<metric>`` (for a
+        ratio ``N/D``: the pre-period ratio ``pre_N/pre_D`` when both columns exist, else ``pre_N``).
+    cupac: a :class:`causalrec.experiments.cupac.CUPAC` (or a dict of its arguments).
+    lin: add Lin's (2013) interacted regression adjustment on the same covariates.
+    stratify: pre-treatment column for post-stratification.
+    cap: winsorise metric values at a pooled quantile: ``0.99`` or ``(0.01, 0.99)``.
+    lift_ci: ``"delta"`` or ``"fieller"``: the interval of the relative lift (both are reported).
     expected_split: designed split (``"50/50"``, ``{"A": 1, "B": 1}``, ...); default equal.
     control: control arm label (default: see module docstring).
     segment: column whose values get their own (corrected) effects.
-    alpha: test level (Holm / BH at this level); ``ci_level`` defaults to ``1 - alpha``.
+    alpha: test level; ``ci_level`` defaults to ``1 - alpha``.
     srm_alpha: SRM threshold (default 0.001).
-    power, planned_lift, planning: planning figures (power of the MDE; relative lift to
-        plan for); ``planning=False`` skips them (faster, for simulation studies).
-    sequential, sequential_tau, order, n_looks: always-valid p-values; with
-        ``order`` (e.g. first-exposure time) over ``n_looks`` looks.
+    power, planned_lift, planning: planning figures; ``planning=False`` skips them.
+    sequential, sequential_methods: add sequential results (``"cs"``, ``"gst"``, ``"msprt"``;
+        default all three) over the looks.
+    timestamp, looks: row time column and the looks (a count of equal time spans, or the
+        cut-offs); either implies ``sequential``. ``order`` is an older name for ``timestamp``
+        (then ``n_looks`` looks).
+    spending, spending_rho, max_n: group-sequential spending function (``obf``, ``pocock``,
+        ``power``), the power family's exponent, and the planned total units (default: the
+        units at the last look, i.e. the analysis is at the planned end).
+    cs_tuning: units at which the confidence sequence is tightest (set to the planned size).
+    sequential_tau: mSPRT mixing standard deviation.
+    corrections: multiple-testing corrections (``holm``, ``bh``, ``bonferroni``, ...).
+    primary: estimator tested and corrected (default: the most adjusted one requested).
+    write_stats: also write the sufficient statistics to this CSV/Parquet file.
     """
     from causalrec.experiments.cupac import CUPAC
+    from causalrec.experiments.looks import cutoffs, parse_cap, parse_looks, time_key
+    from causalrec.experiments.quantile import parse_quantile, quantile_label
 
-    ci_level = 1.0 - alpha if ci_level is None else ci_level
-    if not 0 < alpha < 1 or not 0 < ci_level < 1:
-        raise InputError("alpha and ci_level must lie in (0, 1)", column="--alpha", fix="e.g. --alpha 0.05")
     if aggregate not in ("mean", "sum"):
         raise InputError(f"aggregate must be 'mean' or 'sum', got {aggregate!r}", column="aggregate",
                          fix="'mean' analyses a per-row rate, 'sum' the per-unit total")
-    metrics = list(dict.fromkeys(metrics))
-    ratio_pairs = [parse_ratio(r) for r in ratios]
-    if not metrics and not ratio_pairs:
-        raise InputError("no metric to analyse", column="--metric",
-                         fix="name at least one --metric COL or --ratio NUM/DEN")
     if isinstance(cupac, dict):
         cupac = CUPAC(**cupac)
-    covariates = list(dict.fromkeys(covariates))
-    if covariates:
-        cuped = True
-    if cuped and not covariates:
-        auto = {m: f"pre_{m}" for m in metrics}
-        auto.update({f"{n}/{d}": f"pre_{n}" for n, d in ratio_pairs})
-    else:
-        auto = {}
-    cupac_cols = list(cupac.columns()) if cupac is not None else []
-
-    wanted = [variant, *metrics, *[c for p in ratio_pairs for c in p], *covariates, *auto.values(),
-              *cupac_cols, *([segment] if segment else []), *([unit] if unit else []), *([order] if order else [])]
-    if isinstance(data, pd.DataFrame):
-        source = data
-    else:
-        try:  # read only what the analysis needs
-            source = read_table(data, columns=list(dict.fromkeys(wanted)))
-        except InputError:  # re-read whole, to name the missing column and list what is there
-            source = read_table(data)
-    missing = [c for c in dict.fromkeys(wanted) if c not in source.columns]
+    qspecs = [parse_quantile(q) for q in quantiles]
+    capq = parse_cap(cap)
+    timestamp = timestamp or order
+    if looks is None and order and not timestamp:
+        looks = n_looks
+    if timestamp is not None and looks is None:
+        looks = n_looks
+    if timestamp is None and looks is not None:
+        raise InputError("--looks needs a timestamp column to place the looks in time", column="--timestamp",
+                         fix="pass --timestamp COL (the row's exposure / event time)")
+    seq_on = bool(sequential or sequential_methods or timestamp)
+    columns = column_names(data)
+    opts = _plan_options(control=control, expected_split=expected_split, alpha=alpha, ci_level=ci_level,
+                         srm_alpha=srm_alpha, power=power, planned_lift=planned_lift, planning=planning,
+                         lift_ci=lift_ci, corrections=corrections, primary=primary, max_segments=max_segments,
+                         sequential=seq_on, sequential_methods=sequential_methods, spending=spending,
+                         spending_rho=spending_rho, max_n=max_n, cs_tuning=cs_tuning,
+                         sequential_tau=sequential_tau, cap=capq)
+    plan, auto, terms = _plan(variant=variant, metrics=metrics, ratios=ratios, covariates=covariates, cuped=cuped,
+                              lin=lin, stratify=stratify, segment=segment, columns=columns, cupac=cupac,
+                              aggregate_rows=unit is not None and aggregate == "mean", **opts)
+    if not plan.specs and not qspecs:
+        raise InputError("no metric to analyse", column="--metric",
+                         fix="name at least one --metric COL, --ratio NUM/DEN or --quantile COL:LEVEL")
+    cov_terms = {c.name: c for covmap in plan.adjusters.values() for covs in covmap.values() for c in covs
+                 if not c.num.startswith("cupac_prediction_")}
+    plain_covs = [c.num for c in cov_terms.values() if c.kind == "mean"]
+    ratio_cov_parts = [v for c in cov_terms.values() if c.kind == "ratio" for v in c.variables]
+    metric_vars = list(dict.fromkeys([v for s in plan.specs for v in s.variables if v != N_ROWS]))
+    qcols = list(dict.fromkeys(c for c, _ in qspecs))
+    firsts = [c for c in [segment, stratify, *(cupac.text_columns if cupac else [])] if c]
+    wanted = list(dict.fromkeys([variant, *metric_vars, *qcols, *plain_covs, *ratio_cov_parts,
+                                 *(cupac.numeric if cupac else []), *firsts, *([unit] if unit else []),
+                                 *([timestamp] if timestamp else [])]))
+    source = data if isinstance(data, pd.DataFrame) else _read(data, wanted)
+    missing = [c for c in wanted if c not in source.columns]
     if missing:
-        role = "pre-period covariate for --cuped (or pass --covariate COL)" if missing[0] in auto.values() else "column"
+        role = "pre-period covariate for --cuped (or pass --covariate COL)" if any(
+            missing[0] in a.split("/") for a in auto.values()) else "column"
         raise InputError(f"{role} '{missing[0]}' is missing; columns present: {list(source.columns)[:15]}",
                          column=missing[0], fix="check the column names passed on the command line")
-    n_rows = len(source)
-    if n_rows == 0:
+    if len(source) == 0:
         raise InputError("the log has no rows", fix="check the file")
+    warnings: list[str] = []
+    if unit is None and "user_id" in source.columns and source["user_id"].duplicated().any():
+        warnings.append("rows repeat 'user_id' but no --unit was given, so every row is treated as an independent "
+                        "unit; if users were randomised, pass --unit user_id for unit-level (cluster-robust) "
+                        "inference")
     cats = source[variant].cat.categories if isinstance(source[variant].dtype, pd.CategoricalDtype) else None
+    for c in qcols:
+        v = check_numeric(source, c)
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"quantile metric column '{c}' has missing or infinite values", column=c,
+                             fix="fill or drop those rows")
 
-    sums = list(dict.fromkeys([*metrics, *[c for p in ratio_pairs for c in p]]))
-    means = list(dict.fromkeys([*covariates, *auto.values(), *(cupac.numeric if cupac else [])]))
-    firsts = [c for c in [segment, *(cupac.text_columns if cupac else [])] if c]
-    frame, warnings = to_units(source, variant=variant, unit=unit, sums=sums, means=means, firsts=firsts, order=order)
+    # looks
+    if timestamp is not None:
+        key, kind = time_key(source[timestamp], timestamp)
+        cuts, look_labels = cutoffs(key, kind, parse_looks(looks))
+    else:
+        key, cuts, look_labels = None, np.array([np.inf]), ["all"]
+    n_looks_used = len(cuts)
+    if key is not None and cuts[-1] < key.max():
+        inside = key <= cuts[-1]
+        warnings.append(f"{int((~inside).sum()):,} rows after the last look ({look_labels[-1]}) are left out")
+        source, key = source[inside], key[inside]
 
-    # metrics on the unit frame
-    specs: list[Metric] = []
-    for m in metrics:
-        if unit is not None and aggregate == "mean":
-            specs.append(Metric(m, "ratio", m, N_ROWS))
+    # the final look first: it fixes which covariates get a missingness indicator
+    sums = list(dict.fromkeys([*metric_vars, *(qcols if unit is not None and aggregate == "sum" else [])]))
+    means = list(dict.fromkeys([*plain_covs, *ratio_cov_parts, *(cupac.numeric if cupac else [])]))
+    final_frame, w = to_units(source, variant=variant, unit=unit, sums=sums, means=means, firsts=firsts)
+    warnings += w
+    indicator = {c: bool(final_frame[c].isna().any()) for c in plain_covs}
+    for c in plain_covs:
+        if final_frame[c].isna().all():
+            raise InputError(f"covariate '{c}' has no finite values", column=c, fix="drop it from --covariate or fill it")
+    for c in ratio_cov_parts:
+        if final_frame[c].isna().any():
+            raise InputError(f"pre-period ratio covariate column '{c}' has missing values", column=c,
+                             fix="fill them (0 when missing means 'none') or use a plain covariate")
+    if any(indicator.values()):
+        plan = _with_indicators(plan, indicator)
+    names = plan.variables()
+    if unit is not None and N_ROWS not in names:
+        names.append(N_ROWS)  # rows per unit, carried into the statistics (and a stats file)
+    by = list(dict.fromkeys(c for c in (segment, stratify) if c))
+    control_name = _resolve_control(final_frame[variant].astype(str), plan.control)
+    extras = Extras(quantiles=[quantile_label(c, p) for c, p in qspecs], look_labels=look_labels,
+                    declared_variants=[str(c) for c in cats] if cats is not None else None)
+    keep_units = set(final_frame[unit]) if unit is not None else None
+    parts = []
+    for k, cut in enumerate(cuts):
+        last = k == n_looks_used - 1
+        rows = source if (key is None or last) else source[key <= cut]
+        if last:
+            frame = final_frame.copy()
         else:
-            specs.append(Metric(m, "mean", m))
-    specs += [Metric(f"{n}/{d}", "ratio", n, d) for n, d in ratio_pairs]
-
-    # variants, control, SRM
-    labels = frame[variant].to_numpy()
-    variants = sorted(pd.unique(labels).tolist())
-    if cats is not None:
-        empty = [str(c) for c in cats if str(c) not in variants]
-        if empty:
-            raise InputError(f"variant {empty[0]!r} has zero units in '{variant}'", column=variant,
-                             fix="check the assignment and logging of that arm, or drop the unused category")
-    if len(variants) < 2:
-        raise InputError(f"column '{variant}' has only one variant ({variants[0]!r}); an experiment needs a "
-                         "control and at least one treatment", column=variant,
-                         fix="check the --variant column and any filtering of the log")
-    if control is None:
-        named = [v for v in variants if v.lower() == "control"]
-        control = named[0] if named else variants[0]
-    control = str(control)
-    if control not in variants:
-        raise InputError(f"control variant {control!r} has zero units (variants in the data: {variants})",
-                         column="--control", fix="pass one of the variants in the data to --control")
-    split = parse_split(expected_split, variants)
-    counts = {v: int((labels == v).sum()) for v in variants}
-    small = [v for v, c in counts.items() if c < 2]
-    if small:
-        raise InputError(f"variant {small[0]!r} has only {counts[small[0]]} unit(s)", column=variant,
-                         fix="each arm needs at least two units for a variance")
-    srm = srm_test(counts, split, alpha=srm_alpha)
-    if srm.mismatch:
-        warnings.insert(0, srm.message())
-    treatments = [v for v in variants if v != control]
-
-    # adjustment covariates per metric
-    adjusters: list[tuple[str, dict[str, np.ndarray], dict[str, list[str]]]] = []
-    if cuped:
-        X_shared, names_shared = _covariate_matrix(frame, covariates, warnings) if covariates else (None, [])
-        Xs, names = {}, {}
-        for s in specs:
-            if covariates:
-                Xs[s.name], names[s.name] = X_shared, names_shared
-            else:
-                Xs[s.name], names[s.name] = _covariate_matrix(frame, [auto[s.name]], warnings)
-        adjusters.append(("cuped", Xs, names))
-    if cupac is not None:
-        preds = {s.name: cupac.predict_oof(frame, _target(frame, s), seed=seed) for s in specs}
-        adjusters.append(("cupac", {k: v[:, None] for k, v in preds.items()},
-                          {s.name: [f"oof_prediction({cupac.describe()})"] for s in specs}))
-    primary_name = adjusters[-1][0] if adjusters else None
-    adj_names = {a[0]: a[2] for a in adjusters}
-
-    estimates: list[Estimate] = []
-    vr_rows: list[dict[str, Any]] = []
-    power_rows: list[dict[str, Any]] = []
-    for s in specs:
-        for t in treatments:
-            mc, mt = labels == control, labels == t
-            comps = _comparisons(frame, s, mc, mt, adjusters)
-            base = comps[0][0]
-            for name, (comp, adj) in zip(["unadjusted", *[a[0] for a in adjusters]], comps, strict=True):
-                is_primary = (name == primary_name) if primary_name else (name == "unadjusted")
-                lab = _labels(s, t, control, comp)
-                estimates += _estimates(comp, ci_level, lab, is_primary)
-                if adj is not None:
-                    ratio_se = comp.se / base.se if base.se > 0 else float("nan")
-                    vr_rows.append({
-                        "metric": s.name, "variant": t, "estimator": name,
-                        "covariates": ", ".join(adj_names[name][s.name]),
-                        "rho": adj.rho, "r2": adj.r2, "se_unadjusted": base.se, "se_adjusted": comp.se,
-                        "se_ratio": ratio_se, "var_reduction": 1.0 - ratio_se**2,
-                        "expected_se_ratio": float(np.sqrt(max(0.0, 1.0 - adj.r2))),
-                    })
-            if planning:
-                power_rows.append(_power_row(s, t, base, comps[-1][0], alpha, power, planned_lift))
-
-    # multiple testing over the primary differences
-    prim = [i for i, e in enumerate(estimates) if e.extra["primary"] and e.target == "diff"]
-    adj_p = adjust([estimates[i].p_value for i in prim], alpha)
-    for j, i in enumerate(prim):
-        estimates[i].extra["p_holm"] = float(adj_p["holm"][j])
-        estimates[i].extra["p_bh"] = float(adj_p["bh"][j])
-        estimates[i].extra["significant_holm"] = bool(adj_p["holm"][j] < alpha)
-
-    if sequential:
-        estimates += _sequential(frame, specs, control, treatments, labels, adjusters, alpha, sequential_tau,
-                                 order, n_looks)
-
-    seg_frame = _segments(frame, segment, specs, control, treatments, labels, adjusters, alpha, ci_level,
-                          max_segments, warnings) if segment else pd.DataFrame()
-
-    arms = pd.DataFrame({
-        "variant": variants,
-        "role": ["control" if v == control else "treatment" for v in variants],
-        "n_units": [counts[v] for v in variants],
-        "share": [counts[v] / len(frame) for v in variants],
-        "expected_share": [split[v] for v in variants],
-        "n_rows": [float(frame.loc[labels == v, N_ROWS].sum()) for v in variants],
-    })
+            frame, _ = to_units(rows, variant=variant, unit=unit, sums=sums, means=means, firsts=firsts)
+        frame = _prepare(frame, plan, indicator, capq, cupac, seed, warnings if last else None, extras if last else None)
+        if key is not None:
+            present = set(pd.unique(frame[variant].astype(str)))
+            absent = [v for v in sorted(pd.unique(final_frame[variant].astype(str))) if v not in present]
+            if absent:
+                raise InputError(f"variant {absent[0]!r} has no rows by look {k + 1} ({look_labels[k]})",
+                                 column=variant, fix="start the first look later (explicit --looks cut-offs) or "
+                                 "use fewer looks")
+        for c in by:
+            frame[c] = frame[c].astype("string").fillna("<missing>").astype(str)
+        parts.append(ABStats.from_units(frame, variant=variant, names=names, by=by,
+                                        look=LOOK if key is not None else None, look_value=k + 1))
+        if qspecs:
+            if keep_units is not None:
+                rows = rows[rows[unit].isin(keep_units)]
+            _quantiles(rows, frame, qspecs, extras, variant, unit, aggregate, control_name, segment, k, last,
+                       n_looks_used)
+    stats = ABStats.concat(parts)
+    extras.warnings = warnings
     config = {
-        "variant": variant, "metrics": metrics, "ratios": list(ratios), "unit": unit, "covariates": covariates,
-        "cuped": bool(cuped), "cuped_auto_covariates": auto, "cupac": cupac.describe() if cupac else None,
-        "expected_split": split, "control": control, "segment": segment, "alpha": alpha, "ci_level": ci_level,
-        "srm_alpha": srm_alpha, "power": power, "planned_lift": planned_lift, "planning": planning, "sequential": sequential,
-        "sequential_tau": sequential_tau, "order": order, "n_looks": n_looks, "aggregate": aggregate,
-        "primary_estimator": primary_name or "unadjusted", "seed": seed,
-        "source": str(data) if not isinstance(data, pd.DataFrame) else "DataFrame",
+        "metrics": list(dict.fromkeys(metrics)), "ratios": list(ratios), "quantiles": list(extras.quantiles),
+        "unit": unit, "aggregate": aggregate, "covariates": [t.name for t in terms], "cuped": "cuped" in plan.adjusters,
+        "cuped_auto_covariates": auto, "lin": bool(lin), "cupac": cupac.describe() if cupac else None,
+        "timestamp": timestamp, "looks": look_labels if key is not None else None, "order": order, "n_looks": n_looks,
+        "sequential": bool(plan.sequential), "seed": seed,
     }
-    diagnostics = {"n_units": len(frame), "srm_p_value": srm.p_value, "srm_mismatch": srm.mismatch,
-                   "n_variants": len(variants), "n_comparisons": len(prim)}
-    return ABResult(
-        command="ab", n_rows=n_rows, estimates=estimates, diagnostics=diagnostics, warnings=warnings,
-        config=config, control=control, variants=variants, srm=srm, arms=arms,
-        variance_reduction=pd.DataFrame(vr_rows), segments=seg_frame, power=pd.DataFrame(power_rows),
-        n_units=len(frame),
-    )
+    result = finish(plan, stats, extras, n_rows=len(source),
+                    source=str(data) if not isinstance(data, pd.DataFrame) else "DataFrame", config=config)
+    if write_stats is not None:
+        write_table(result.stats_table(), write_stats)
+    return result
 
 
-# -- pieces ----------------------------------------------------------------------
+def analyze_stats(
+    stats: str | os.PathLike | pd.DataFrame | ABStats,
+    *,
+    variant: str = "variant",
+    metrics: Sequence[str] = (),
+    ratios: Sequence[str] = (),
+    covariates: Sequence[str] = (),
+    cuped: bool = False,
+    lin: bool = False,
+    stratify: str | None = None,
+    segment: str | None = None,
+    look: str | None = None,
+    lift_ci: str = "delta",
+    expected_split: Any = None,
+    control: str | None = None,
+    alpha: float = 0.05,
+    ci_level: float | None = None,
+    srm_alpha: float = 0.001,
+    power: float = 0.8,
+    planned_lift: float = 0.01,
+    planning: bool = True,
+    sequential: bool = False,
+    sequential_methods: Sequence[str] | str | None = None,
+    sequential_tau: float | None = None,
+    spending: str = "obf",
+    spending_rho: float = 2.0,
+    max_n: float | None = None,
+    cs_tuning: float = DEFAULT_CS_TUNING,
+    max_segments: int = 50,
+    corrections: Sequence[str] = ("holm", "bh"),
+    primary: str | None = None,
+) -> ABResult:
+    """Analyse an experiment from sufficient statistics (a stats file, table or :class:`ABStats`).
 
-def _covariate_matrix(frame: pd.DataFrame, cols: Sequence[str], warnings: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Covariates as floats; missing values -> pooled mean plus a missingness indicator."""
-    blocks, names = [], []
-    for c in cols:
-        v = check_numeric(frame, c).copy()
+    The table has one row per variant (and segment / stratum / look); see
+    :mod:`causalrec.experiments.stats` for its columns. A ``--metric M`` is a mean per
+    unit (``M_sum``, ``M_sum_sq``); a ratio ``N/D`` needs ``N_x_D_sum``; a covariate ``C`` of
+    ``M`` needs ``C_sum``, ``C_sum_sq`` and ``M_x_C_sum``. Key columns the analysis does not
+    use are summed over. A ``look`` column (or ``look=COL``) holds cumulative looks: the
+    fixed-horizon analysis uses the last, the sequential one (implied) all of them.
+    """
+    table = stats
+    if not isinstance(stats, (pd.DataFrame, ABStats)):
+        table = read_table(stats)
+    columns = list(table.columns) if isinstance(table, pd.DataFrame) else [f"{v}_sum" for v in table.names]
+    colnames = {c[:-4] for c in columns if str(c).endswith("_sum")}
+    opts = _plan_options(control=control, expected_split=expected_split, alpha=alpha, ci_level=ci_level,
+                         srm_alpha=srm_alpha, power=power, planned_lift=planned_lift, planning=planning,
+                         lift_ci=lift_ci, corrections=corrections, primary=primary, max_segments=max_segments,
+                         sequential=sequential, sequential_methods=sequential_methods, spending=spending,
+                         spending_rho=spending_rho, max_n=max_n, cs_tuning=cs_tuning, sequential_tau=sequential_tau)
+    plan, auto, terms = _plan(variant=variant, metrics=metrics, ratios=ratios, covariates=covariates, cuped=cuped,
+                              lin=lin, stratify=stratify, segment=segment, columns=colnames, **opts)
+    if not plan.specs:
+        raise InputError("no metric to analyse", column="--metric",
+                         fix="name at least one --metric COL or --ratio NUM/DEN (quantiles need row-level logs)")
+    ab = load_stats(table, plan, look)
+    if ab.look is not None and not plan.sequential:
+        plan.sequential = list(SEQUENTIAL_METHODS)  # looks imply a sequential analysis, as --timestamp does for logs
+    n_rows = None
+    final = ab.at_look(ab.looks()[-1])
+    if "_n_rows" in final.names:
+        n_rows = int(sum(st.sums[final.names.index("_n_rows")] for st in final.groups))
+    config = {"metrics": list(dict.fromkeys(metrics)), "ratios": list(ratios), "covariates": [t.name for t in terms],
+              "cuped": "cuped" in plan.adjusters, "cuped_auto_covariates": auto, "lin": bool(lin),
+              "look": ab.look, "sequential": bool(plan.sequential)}
+    src = "ABStats" if isinstance(stats, ABStats) else ("DataFrame" if isinstance(stats, pd.DataFrame) else str(stats))
+    return finish(plan, ab, Extras(), n_rows=n_rows, source=f"stats: {src}", config=config)
+
+
+# -- row-path pieces ---------------------------------------------------------------
+
+def _read(path, wanted: list[str]) -> pd.DataFrame:
+    try:  # read only what the analysis needs
+        return read_table(path, columns=wanted)
+    except InputError:  # re-read whole, to name the missing column and list what is there
+        return read_table(path)
+
+
+def _resolve_control(labels: pd.Series, control: str | None) -> str:
+    variants = sorted(pd.unique(labels).tolist())
+    if control is not None:
+        return str(control)
+    named = [v for v in variants if v.lower() == "control"]
+    return named[0] if named else (variants[0] if variants else "")
+
+
+def _with_indicators(plan: Plan, indicator: dict[str, bool]) -> Plan:
+    """Add ``<c>_missing`` after each covariate ``c`` that has missing values."""
+    adjusters = {}
+    for name, covmap in plan.adjusters.items():
+        new = {}
+        for m, covs in covmap.items():
+            out = []
+            for c in covs:
+                out.append(c)
+                if c.kind == "mean" and indicator.get(c.num):
+                    out.append(Metric(f"{c.num}_missing", "mean", f"{c.num}_missing"))
+            new[m] = out
+        adjusters[name] = new
+    plan.adjusters = adjusters
+    return plan
+
+
+def _prepare(frame: pd.DataFrame, plan: Plan, indicator: dict[str, bool], capq, cupac, seed: int,
+             warnings: list[str] | None, extras: Extras | None) -> pd.DataFrame:
+    """Imputation, capping and CUPAC predictions on one look's unit frame (its own data only)."""
+    from causalrec.experiments.looks import cap_values
+
+    for c, has in indicator.items():
+        if not has:
+            frame[c] = frame[c].astype(float)
+            continue
+        v = frame[c].to_numpy(dtype=float).copy()
         bad = ~np.isfinite(v)
-        if bad.all():
-            raise InputError(f"covariate '{c}' has no finite values", column=c,
-                             fix="drop it from --covariate or fill it")
-        if bad.any():
-            v[bad] = v[~bad].mean()
-            blocks += [v, bad.astype(float)]
-            names += [c, f"{c}_missing"]
-            msg = (f"covariate '{c}': {int(bad.sum()):,} units with missing values were imputed with the pooled "
-                   "mean and a missingness indicator was added (pre-period data, so this keeps every unit "
-                   "and the adjusted estimate unbiased)")
-            if msg not in warnings:
-                warnings.append(msg)
-        else:
-            blocks.append(v)
-            names.append(c)
-    return np.column_stack(blocks), names
+        v[bad] = v[~bad].mean() if (~bad).any() else 0.0
+        frame[c] = v
+        frame[f"{c}_missing"] = bad.astype(float)
+        if warnings is not None and bad.any():
+            warnings.append(f"covariate '{c}': {int(bad.sum()):,} units with missing values were imputed with the "
+                            "pooled mean and a missingness indicator was added (pre-period data, so this keeps every "
+                            "unit and the adjusted estimate unbiased)")
+    if capq is not None:
+        capped = list(dict.fromkeys(s.num for s in plan.specs))
+        for c in capped:
+            raw = frame[c].to_numpy(dtype=float)
+            if np.isin(raw, (0.0, 1.0)).all():
+                continue  # a 0/1 metric has no outliers to cap (and a rare event would be capped to all zeros)
+            values, thr = cap_values(raw, capq)
+            frame[c] = values
+            if extras is not None:
+                extras.cap_thresholds[c] = {"low": thr[0], "high": thr[1], "quantiles": list(capq)}
+    if cupac is not None:
+        for i, s in enumerate(plan.specs):
+            frame[_cupac_var(i)] = cupac.predict_oof(frame, _target(frame, s), seed=seed)
+    return frame
 
 
 def _target(frame: pd.DataFrame, s: Metric) -> np.ndarray:
@@ -334,140 +497,42 @@ def _target(frame: pd.DataFrame, s: Metric) -> np.ndarray:
     return num - num.sum() / den.sum() * den
 
 
-def _comparisons(frame, s: Metric, mc, mt, adjusters) -> list[tuple[est.Comparison, Adjustment | None]]:
-    num = frame[s.num].to_numpy(dtype=float)
-    den = frame[s.den].to_numpy(dtype=float) if s.kind == "ratio" else None
-    if den is not None:
-        for m, lab in ((mc, "control"), (mt, "treatment")):
-            if den[m].sum() == 0:
-                raise InputError(f"ratio '{s.name}': the denominator sums to 0 in the {lab} arm", column=s.den,
-                                 fix="choose a denominator that is positive for the units of every arm")
-        out = [(est.ratio(num[mc], den[mc], num[mt], den[mt]), None)]
-        for name, Xs, _ in adjusters:
-            X = Xs[s.name]
-            out.append(cuped_ratio(num[mc], den[mc], num[mt], den[mt], X[mc], X[mt], estimator=name))
-        return out
-    if est.is_binary(num):
-        first = est.proportion(num[mc], num[mt])
-    else:
-        first = est.welch(num[mc], num[mt])
-    out = [(first, None)]
-    for name, Xs, _ in adjusters:
-        X = Xs[s.name]
-        out.append(cuped_mean(num[mc], num[mt], X[mc], X[mt], estimator=name))
-    return out
+def _quantiles(rows: pd.DataFrame, frame: pd.DataFrame, qspecs, extras: Extras, variant: str, unit: str | None,
+               aggregate: str, control: str, segment: str | None, k: int, last: bool, n_looks: int) -> None:
+    """Quantile comparisons at one look (and, at the last, per segment)."""
+    from causalrec.experiments.quantile import compare_quantile, quantile_label
 
-
-def _labels(s: Metric, t: str, control: str, comp: est.Comparison) -> dict[str, Any]:
-    return {"metric": s.name, "variant": t, "control": control, "kind": s.kind,
-            "n_control": comp.n_c, "n_treatment": comp.n_t,
-            "value_control": comp.m_c, "value_treatment": comp.m_t,
-            "se_control": float(np.sqrt(comp.v_c)), "se_treatment": float(np.sqrt(comp.v_t))}
-
-
-def _estimates(comp: est.Comparison, ci_level: float, labels: dict, primary: bool) -> list[Estimate]:
-    d, se, lo, hi, p = comp.diff_test(ci_level)
-    extra = dict(labels, primary=primary)
-    if np.isfinite(comp.df):
-        extra["df"] = comp.df
-    out = [Estimate(comp.estimator, "diff", d, se, lo, hi, ci_level, p, extra)]
-    lift, lse, llo, lhi, lp = comp.lift_test(ci_level)
-    out.append(Estimate(comp.estimator, "lift", lift, lse, llo, lhi, ci_level, lp, dict(labels, primary=primary)))
-    return out
-
-
-def _sigma(comp: est.Comparison) -> float:
-    s2 = (comp.v_c * comp.n_c**2 + comp.v_t * comp.n_t**2) / (comp.n_c + comp.n_t)
-    return float(np.sqrt(s2))
-
-
-def _power_row(s, t, base, best, alpha, power, planned_lift) -> dict[str, Any]:
-    row: dict[str, Any] = {"metric": s.name, "variant": t, "n_control": base.n_c, "n_treatment": base.n_t,
-                           "value_control": base.m_c}
-    for tag, comp in (("unadjusted", base), ("adjusted", best)):
-        sig = _sigma(comp)
-        m = pw.mde(sig, comp.n_c, comp.n_t, alpha, power)
-        row[f"sd_{tag}"] = sig
-        row[f"mde_{tag}"] = m
-        row[f"mde_rel_{tag}"] = m / abs(comp.m_c) if comp.m_c else float("nan")
-        effect = planned_lift * abs(comp.m_c)
-        row[f"power_at_planned_{tag}"] = pw.achieved_power(sig, effect, comp.n_c, comp.n_t, alpha)
-        row[f"n_control_needed_{tag}"] = pw.sample_size(sig, effect, alpha, power, comp.n_t / comp.n_c)
-        if best is base:
-            break
-    row["planned_lift"] = planned_lift
-    return row
-
-
-def _sequential(frame, specs, control, treatments, labels, adjusters, alpha, tau, order, n_looks) -> list[Estimate]:
-    from causalrec.experiments.sequential import msprt
-
-    n = len(frame)
-    if order:
-        idx = np.argsort(frame[order].to_numpy(), kind="stable")
-        looks = np.unique(np.ceil(np.linspace(1, n_looks, n_looks) / n_looks * n).astype(int))
-    else:
-        idx = np.arange(n)
-        looks = np.array([n])
-    out = []
-    for s in specs:
+    per_unit = unit is not None and aggregate == "sum"
+    src = frame if per_unit else rows  # rows are the units when there is no unit column
+    labels = src[variant].astype(str).to_numpy()
+    groups = rows[unit].to_numpy() if (unit is not None and not per_unit) else None
+    seg = None
+    if last and segment:
+        seg = (frame[segment] if src is frame else rows[segment]).astype("string").fillna("<missing>").astype(str)
+        seg = seg.to_numpy()
+    treatments = [v for v in sorted(pd.unique(frame[variant].astype(str))) if v != control]
+    for col, p in qspecs:
+        label = quantile_label(col, p)
+        y = src[col].to_numpy(dtype=float)
         for t in treatments:
-            diffs, vars_ = [], []
-            last = None
-            for k in looks:
-                inc = np.zeros(n, dtype=bool)
-                inc[idx[:k]] = True
-                mc, mt = inc & (labels == control), inc & (labels == t)
-                if mc.sum() < 2 or mt.sum() < 2:
-                    continue
-                comp = _comparisons(frame, s, mc, mt, adjusters)[-1][0]
-                diffs.append(comp.diff)
-                vars_.append(comp.se**2)
-                last = comp
-            if last is None:
-                continue
-            tau_s = tau if tau is not None else 0.1 * _sigma(last)
-            p, lo, hi = msprt(np.array(diffs), np.array(vars_), tau_s, alpha)
-            extra = _labels(s, t, control, last)
-            extra.update(primary=False, tau=tau_s, n_looks=len(diffs), adjusted_by=last.estimator)
-            out.append(Estimate("msprt", "diff", last.diff, last.se, float(lo[-1]), float(hi[-1]),
-                                1.0 - alpha, float(p[-1]), extra))
-    return out
-
-
-def _segments(frame, segment, specs, control, treatments, labels, adjusters, alpha, ci_level, max_segments,
-              warnings) -> pd.DataFrame:
-    seg = frame[segment].astype("string").fillna("<missing>").to_numpy()
-    values, sizes = np.unique(seg, return_counts=True)
-    order = np.argsort(-sizes, kind="stable")
-    if len(values) > max_segments:
-        warnings.append(f"segment '{segment}' has {len(values)} values; only the {max_segments} largest are analysed")
-        order = order[:max_segments]
-    rows = []
-    for vi in order:
-        val = values[vi]
-        inside = seg == val
-        for s in specs:
-            for t in treatments:
-                mc, mt = inside & (labels == control), inside & (labels == t)
-                if mc.sum() < 2 or mt.sum() < 2:
-                    rows.append({"segment": segment, "value": str(val), "metric": s.name, "variant": t,
-                                 "n_control": int(mc.sum()), "n_treatment": int(mt.sum())})
-                    continue
-                comp = _comparisons(frame, s, mc, mt, adjusters)[-1][0]
-                d, se, lo, hi, p = comp.diff_test(ci_level)
-                lift, _, llo, lhi, _ = comp.lift_test(ci_level)
-                rows.append({"segment": segment, "value": str(val), "metric": s.name, "variant": t,
-                             "estimator": comp.estimator, "n_control": comp.n_c, "n_treatment": comp.n_t,
-                             "value_control": comp.m_c, "value_treatment": comp.m_t, "diff": d, "se": se,
-                             "ci_low": lo, "ci_high": hi, "lift": lift, "lift_ci_low": llo, "lift_ci_high": lhi,
-                             "p_value": p})
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    if "p_value" not in out.columns:
-        out["p_value"] = np.nan
-    adj_p = adjust(out["p_value"].to_numpy(dtype=float), alpha)
-    out["p_holm"] = adj_p["holm"]
-    out["p_bh"] = adj_p["bh"]
-    return out
+            mc, mt = labels == control, labels == t
+            ok = mc.sum() >= 2 and mt.sum() >= 2
+            comp = info = None
+            if ok:
+                comp, info = compare_quantile(y[mc], y[mt], p, groups[mc] if groups is not None else None,
+                                              groups[mt] if groups is not None else None)
+                info["clustered"] = groups is not None
+            extras.by_look.setdefault((label, t), [None] * n_looks)[k] = comp
+            if last:
+                if comp is None:
+                    raise InputError(f"quantile metric '{col}': an arm has fewer than 2 rows", column=variant,
+                                     fix="each arm needs data")
+                extras.fixed.setdefault(label, {})[t] = (comp, info)
+                if seg is not None:
+                    for val in np.unique(seg):
+                        inside = seg == val
+                        a, b = mc & inside, mt & inside
+                        if a.sum() >= 2 and b.sum() >= 2:
+                            extras.by_segment[(label, str(val), t)] = compare_quantile(
+                                y[a], y[b], p, groups[a] if groups is not None else None,
+                                groups[b] if groups is not None else None)[0]

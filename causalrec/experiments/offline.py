@@ -15,6 +15,14 @@ the logs of the current (control) policy. The experiment then measures it.
   intervals overlap. ``agree`` is True when the test does not reject at
   ``alpha``. The lift error is the value error divided by ``ybar_c``.
 
+Both sides are clustered by the experiment's unit. The A/B side is analysed per
+unit (impressions summed per user), so the OPE side must be too: with ``unit``
+(or the ``unit`` the :class:`ABResult` was analysed with) the OPE standard errors
+are cluster-robust by that column (``causalrec.ope.evaluate(cluster=unit)``).
+Per-impression OPE errors beside per-unit A/B errors understate the OPE
+uncertainty when a user's impressions are correlated, and the agreement test then
+rejects more often than ``alpha`` even when OPE is right.
+
 The predicted lift's SE. ``V_hat^OPE`` and ``ybar_c`` come from the same
 logs. By default the delta method treats them as independent; for IPS-type
 estimators of a 0/1 outcome their covariance is ``V_t (1 - ybar_c) / n >= 0``,
@@ -161,6 +169,7 @@ def compare_with_ope(
         ab = measured
         metric = metric or _only(ab, "metric")
         variant = variant or _only(ab, "variant")
+        unit = unit or ab.config.get("unit")
     else:
         treat = read_table(measured) if not isinstance(measured, pd.DataFrame) else measured
         if outcome not in treat.columns:
@@ -187,6 +196,12 @@ def compare_with_ope(
     m_c, m_t = base.extra["value_control"], base.extra["value_treatment"]
     se_c, se_t = base.extra["se_control"], base.extra["se_treatment"]
 
+    if unit is not None and "cluster" not in ope_kwargs:
+        if unit not in ctrl.columns:
+            raise InputError(f"the control logs have no unit column '{unit}' to cluster the OPE errors by",
+                             column=unit, fix="keep the randomisation unit in the control logs (or pass unit=None "
+                             "when the experiment was randomised per impression)")
+        ope_kwargs["cluster"] = unit
     ope = evaluate(ctrl, treatment_policy, schema=schema, estimators=tuple(estimators), ci_level=ci_level,
                    seed=seed, **ope_kwargs)
     boot = _bootstrap_lift(ctrl, treatment_policy, schema, estimators, outcome, unit, lift_bootstrap, seed,
@@ -229,7 +244,8 @@ def compare_with_ope(
                      "agree": bool(err_e.p_value >= alpha)})
     diag = {"control_value": m_c, "control_se": se_c, "treatment_value": m_t, "treatment_se": se_t,
             "ope_ess": ope.diagnostics.get("ess"), "ope_weight_max": ope.diagnostics.get("weight_max")}
-    config = {"estimators": list(estimators), "metric": metric, "variant": variant, "unit": unit, "alpha": alpha,
+    config = {"estimators": list(estimators), "metric": metric, "variant": variant, "unit": unit,
+              "ope_cluster": ope_kwargs.get("cluster"), "alpha": alpha,
               "lift_bootstrap": lift_bootstrap, "seed": seed, "schema": schema.to_dict(),
               "ope_kwargs": {k: str(v) for k, v in ope_kwargs.items()}}
     return OPEComparison(n_rows=len(ctrl) + (ab.n_rows if ab is not None else 0), estimates=estimates,

@@ -3,9 +3,12 @@
 A plain dataclass over :class:`causalrec.results.CausalResult`: one
 ``Estimate`` per metric x comparison x estimator x target in ``estimates``
 (labels ``metric``, ``variant``, ``control`` and the arm sizes and means in
-``extra``), plus the SRM check, variance reduction, segment effects, power
-and the arm table. ``summary()``, ``to_frame()``, ``to_dict()`` and
-``_repr_html_()`` render it; nothing is computed here.
+``extra``), plus the SRM check, variance reduction, segment effects, power,
+the arm table, the sequential path (one row per metric x comparison x look) and
+the sufficient statistics the estimates were computed from (``stats``, an
+:class:`~causalrec.experiments.stats.ABStats`; ``stats_table()`` is the stats-file
+form). ``summary()``, ``to_frame()``, ``to_dict()`` and ``_repr_html_()`` render
+it; nothing is computed here.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ class ABResult(CausalResult):
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
     n_units: int = 0
+    sequential: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stats: Any = field(default=None, repr=False)
+    stats_pairs: list = field(default_factory=list, repr=False)
     title: str = "A/B experiment"
+
+    def stats_table(self) -> pd.DataFrame:
+        """The sufficient statistics in the stats-file format (``causalrec ab --stats``)."""
+        if self.stats is None:
+            return pd.DataFrame()
+        return self.stats.to_table(self.stats_pairs)
 
     # -- access -------------------------------------------------------------
     def primary(self, target: str = "diff") -> pd.DataFrame:
@@ -53,6 +65,7 @@ class ABResult(CausalResult):
             "variance_reduction": self.variance_reduction.to_dict(orient="records"),
             "segments": self.segments.to_dict(orient="records"),
             "power": self.power.to_dict(orient="records"),
+            "sequential": self.sequential.to_dict(orient="records"),
         }
 
     def _table(self) -> pd.DataFrame:
@@ -60,7 +73,7 @@ class ABResult(CausalResult):
         if f.empty:
             return f
         keep = ["metric", "variant", "estimator", "target", "estimate", "ci_low", "ci_high", "p_value",
-                "p_holm", "p_bh"]
+                *[f"p_{m}" for m in self.config.get("corrections", ["holm", "bh"])]]
         return f[[c for c in keep if c in f.columns]]
 
     def summary(self) -> str:
@@ -78,10 +91,15 @@ class ABResult(CausalResult):
             vr = self.variance_reduction[["metric", "variant", "estimator", "se_ratio", "var_reduction"]]
             lines.append("variance reduction:")
             lines.append(vr.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if not self.sequential.empty:
+            lines.append(f"sequential: {self.sequential['look'].max()} look(s); methods "
+                         f"{', '.join(self.config.get('sequential_methods', []))} (see the cs / gst / msprt rows)")
         if not self.segments.empty:
+            first = self.config.get("corrections", ["holm"])[0]
+            col = f"p_{first}"
+            n_sig = int((self.segments[col] < self.config.get("alpha", 0.05)).sum()) if col in self.segments else 0
             lines.append(f"segments: {len(self.segments)} segment x metric x variant effects "
-                         f"({int((self.segments['p_holm'] < self.config.get('alpha', 0.05)).sum())} "
-                         "significant after Holm)")
+                         f"({n_sig} significant after {first})")
         for w in self.warnings:
             lines.append(f"WARNING: {w}")
         return "\n".join(lines)

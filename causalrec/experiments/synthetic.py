@@ -7,7 +7,11 @@ revenue) and ``pre_sessions``; during the experiment it produces ``sessions``
 (0/1). Treatment arms multiply revenue by ``1 + lift`` and the click
 probability by ``1 + click_lift``, so the true relative lifts are known.
 A short text ``history`` of the user's pre-period interests is generated
-from the latent taste so that CUPAC can use text.
+from the latent taste so that CUPAC can use text. Users arrive uniformly over
+``days`` days (``day``: days since the start, a float); with ``impressions=True``
+each session's ``day`` falls between the user's arrival and the end, so looks at
+day cut-offs see each user's sessions so far. The times are drawn from their own
+random stream: the other columns do not depend on them.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ def simulate_experiment(
     click_lift: Sequence[float] | float = 0.0,
     seed: int = 0,
     impressions: bool = False,
+    days: float = 14.0,
 ) -> pd.DataFrame:
     """One row per user (or per session with ``impressions=True``).
 
     ``lift`` / ``click_lift``: relative lifts per variant (first = control,
     so usually 0). Columns: user_id, variant, platform, revenue, converted,
-    sessions, clicks, pre_revenue, pre_sessions, history.
+    sessions, clicks, pre_revenue, pre_sessions, history, day.
     """
     rng = np.random.default_rng(seed)
     k = len(variants)
@@ -61,6 +66,9 @@ def simulate_experiment(
         "revenue": revenue, "converted": converted, "sessions": sessions, "clicks": clicks,
         "pre_revenue": pre_revenue, "pre_sessions": pre_sessions, "history": history,
     })
+    clock = np.random.default_rng([seed, 7919])  # its own stream: adding times changed no other column
+    arrival = clock.uniform(0.0, days, n_users)
+    users["day"] = np.round(arrival, 4)
     if not impressions:
         return users
     # one row per session: clicks spread over the user's sessions
@@ -69,5 +77,6 @@ def simulate_experiment(
     sess["clicks"] = rng.binomial(1, ctr[rep]).astype(np.int64)
     sess["revenue"] = np.round(revenue[rep] / sessions[rep], 4)
     sess = sess.drop(columns=["sessions", "converted"])
+    sess["day"] = np.round(arrival[rep] + clock.random(len(rep)) * (days - arrival[rep]), 4)
     sess.insert(1, "session_id", np.arange(len(sess)))
     return sess

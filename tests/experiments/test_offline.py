@@ -72,3 +72,36 @@ def test_from_ab_result_with_units_and_bootstrap(arms):
     assert "bootstrap" in cmp.get("snips", "lift", source="ope").extra["ci_method"]
     with pytest.raises(InputError, match="no estimate"):
         compare_with_ope(control, table, ab, schema=schema, metric="revenue")
+
+
+def test_ope_side_is_clustered_by_the_experiment_unit():
+    from causalrec.ope import evaluate
+
+    rng = np.random.default_rng(9)
+    n_users, per = 1000, 20
+    user = np.repeat(np.arange(n_users), per)
+    lift = np.repeat(rng.normal(0, 0.15, n_users), per)  # a user's impressions share a click propensity
+
+    def logs(probs, offset, seed):
+        r = np.random.default_rng(seed)
+        item = r.choice(3, size=len(user), p=probs)
+        p_click = np.clip(CTR[item] + lift, 0.0, 1.0)
+        return pd.DataFrame({"item_id": item, "outcome": (r.random(len(user)) < p_click).astype(int),
+                             "propensity": np.asarray(probs)[item], "user": user + offset})
+
+    control = logs([1 / 3, 1 / 3, 1 / 3], 0, 1)
+    treatment = logs([0.1, 0.2, 0.7], 10**6, 2)
+    table = pd.DataFrame({"item_id": [0, 1, 2], "prob": [0.1, 0.2, 0.7]})
+    schema = LogSchema(position=None, user_id=None)
+    both = pd.concat([control.assign(arm="control"), treatment.assign(arm="new")], ignore_index=True)
+    ab = analyze(both, variant="arm", metrics=["outcome"], unit="user", planning=False)
+    cmp = compare_with_ope(control, table, ab, schema=schema, estimators=("snips",))
+    assert cmp.config["unit"] == "user" and cmp.config["ope_cluster"] == "user"
+    clustered = evaluate(control, table, schema=schema, estimators=("snips",), cluster="user").get("snips")
+    iid = evaluate(control, table, schema=schema, estimators=("snips",)).get("snips")
+    e = cmp.get("snips", "value", source="ope")
+    assert e.se == pytest.approx(clustered.se) and e.se > 1.3 * iid.se
+    err = cmp.get("snips", "prediction_error")
+    assert err.se == pytest.approx(np.hypot(clustered.se, cmp.diagnostics["treatment_se"]))
+    with pytest.raises(InputError, match="unit column"):
+        compare_with_ope(control.drop(columns=["user"]), table, ab, schema=schema, estimators=("snips",))
