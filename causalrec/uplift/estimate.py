@@ -179,10 +179,11 @@ def build_features(
             pca = item_components(np.vstack(basis), int(text_components), seed)
             hist_vecs = pca.transform(hist_vecs).astype(np.float32) if hist_vecs is not None else None
             v = pca.transform(v).astype(np.float32) if v is not None else None
+            joined = pca.transform(joined).astype(np.float32) if joined is not None else None
             if hist is not None:
                 u = mean_pool(hist, hist_vecs)
-            elif u is not None:
-                u = pca.transform(u).astype(np.float32)
+            else:
+                u = joined
             info["text_components"] = int(pca.n_components_)
             info["text_components_variance"] = float(pca.explained_variance_ratio_.sum())
         if text_clusters is not None:
@@ -193,10 +194,11 @@ def build_features(
             if hist is not None:
                 hist_vecs = tc.memberships(hist_vecs)
             v = tc.memberships(v) if v is not None else None
+            joined = tc.memberships(joined) if joined is not None else None
             if hist is not None:
                 u = mean_pool(hist, hist_vecs)
-            elif u is not None:
-                u = tc.memberships(u)
+            else:
+                u = joined
             info["text_clusters_k"] = int(tc.centers.shape[0])
         if hist is not None and history_pooling == "attention":
             from causalrec.features.history import attention_pool
@@ -211,6 +213,7 @@ def build_features(
         if hist is not None and joined is not None:  # the joined string's embedding as extra columns
             X = np.hstack([X, joined.astype(np.float32)])
             names = names + [f"ut{j}" for j in range(joined.shape[1])]
+            info["joined_user_text"] = True
         info["interaction_block"] = bool(u is not None and v is not None)
         return X, names, info
     if kind == "ids":
@@ -498,6 +501,9 @@ def estimate(
         schema = LogSchema()
     schema = schema.with_(treatment=treatment, outcome=outcome, user_id=user_id, item_id=item_id,
                           user_text=user_text, item_text=item_text if items is None else None)
+    if user_history is not None and schema.user_text == user_history:
+        # the history column is the user's text: pool it, do not also embed it joined
+        schema = LogSchema(**{**schema.to_dict(), "user_text": None, "covariates": tuple(schema.covariates)})
     if items is not None:
         # item text comes from the catalogue: ignore any same-named log column
         schema = LogSchema(**{**schema.to_dict(), "item_text": None, "covariates": tuple(schema.covariates)})
