@@ -248,7 +248,12 @@ class CataloguePolicy:
                              f"(e.g. {', '.join(repr(v) for v in list(miss)[:5])}, rows from {row_offset} on)",
                              column="item_id", fix="the logging table must give the logging policy's full "
                              "distribution, including every item it logged")
-        p0 = lp.bind(batch, codes, pos, row_offset).logged
+        try:
+            p0 = lp.bind(batch, codes, pos, row_offset).logged
+        except InputError as exc:  # the table's own check words it for a target: say which table it is
+            msg = str(exc).split("\n")[0].split("': ", 1)[-1].replace("the target policy", "the logging policy table")
+            raise InputError(msg, column=exc.column, fix="--logging-policy must give the logging policy's "
+                             "distribution for every logged request/row (and position)") from None
         zero = p0 <= 0
         if zero.any():
             i = int(np.flatnonzero(zero)[0])
