@@ -192,6 +192,25 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
             "mu1": np.asarray(mu1, dtype=float).ravel(), "folds": folds}
 
 
+def bound_outcome_predictions(mu0: np.ndarray, mu1: np.ndarray,
+                              y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clip ``mu0``/``mu1`` to ``[min(y), max(y)]``; also return the rows where either moved.
+
+    Any outcome model (a user's included) predicts a conditional mean of ``Y``, which
+    lies in the convex hull of the observed outcomes (binary: [0, 1]); a prediction
+    outside it is extrapolation, and in an AIPW mean one such row can dominate.
+    """
+    lo, hi = float(np.min(y)), float(np.max(y))
+    b0, b1 = np.clip(mu0, lo, hi), np.clip(mu1, lo, hi)
+    return b0, b1, (b0 != mu0) | (b1 != mu1)
+
+
+def _row_list(rows: np.ndarray, k: int = 5) -> str:
+    """``"3, 17, 42 and 12 more"``: the first ``k`` row positions of a set."""
+    head = ", ".join(str(int(r)) for r in rows[:k])
+    return head + (f" and {len(rows) - k} more" if len(rows) > k else "")
+
+
 def _pca(X: np.ndarray, k: int, seed: int) -> np.ndarray | None:
     if k <= 0:
         return None
@@ -361,6 +380,13 @@ def estimate(
         nu = cross_fit_nuisances(X, t_all, y_all, propensity_model=propensity_model,
                                  outcome_model=outcome_model, n_folds=int(n_folds), groups=groups_all, seed=seed)
         e_raw = nu["e_raw"]
+        nu["mu0"], nu["mu1"], bounded = bound_outcome_predictions(nu["mu0"], nu["mu1"], y_all)
+        diagnostics["outcome_range"] = [float(y_all.min()), float(y_all.max())]
+        diagnostics["share_outcome_predictions_bounded"] = float(bounded.mean())
+        if bounded.any():
+            warnings.append(f"{int(bounded.sum())} rows had outcome-model predictions outside the observed outcome "
+                            f"range [{y_all.min():.4g}, {y_all.max():.4g}] and were bounded to it (rows "
+                            f"{_row_list(np.flatnonzero(bounded))}): the outcome model extrapolates there")
         if trim is not None:
             keep = (e_raw >= trim) & (e_raw <= 1.0 - trim)
             share = float(1.0 - keep.mean())
