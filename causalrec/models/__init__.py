@@ -20,6 +20,7 @@ Public API::
     clip_propensity(p, clip) -> (clipped, share_clipped)
     AdaptedTextModel(...).fit(texts, t, y).predict(texts) -> AdaptedPredictions(e_hat, mu0, mu1)
     PrecomputedRegressor(m_oof), PrecomputedClassifier(e_oof)   # econml on stored nuisances (W = row numbers)
+    PrecomputedArmRegressor(mu0, mu1)                            # econml DR learners ([X, W, T] layout)
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _EXPORTS = {
     "cross_fit_adapted": "causalrec.models.adapted",
     "PrecomputedClassifier": "causalrec.models.precomputed",
     "PrecomputedRegressor": "causalrec.models.precomputed",
+    "PrecomputedArmRegressor": "causalrec.models.precomputed",
+    "AdaptedSpec": "causalrec.models.adapted",
 }
 
 __all__ = sorted(_EXPORTS)
