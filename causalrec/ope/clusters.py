@@ -31,7 +31,6 @@ import pandas as pd
 
 from causalrec.errors import InputError
 from causalrec.inference import check_clusters
-from causalrec.models.folds import cluster_hash_folds as cluster_folds  # the one fold spec; name kept
 from causalrec.ope.estimators import Moments
 
 

@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from causalrec.errors import InputError
-from causalrec.models.folds import row_hash_folds as fold_ids  # the one fold spec; name kept for callers
 
 
 class CellMeanOutcome:

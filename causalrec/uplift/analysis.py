@@ -210,7 +210,11 @@ def _shared_models(nu: dict[str, Any], method: str) -> tuple[Any, Any]:
     """``(model_y, model_t)`` that return the run's out-of-fold nuisances (econml's final
     stage on them): ``E[Y|X] = e mu1 + (1 - e) mu0`` for DML-type learners, the arm means
     for the DR learner."""
-    from causalrec.models import PrecomputedArmRegressor, PrecomputedClassifier, PrecomputedRegressor
+    from causalrec.models import (
+        PrecomputedArmRegressor,
+        PrecomputedClassifier,
+        PrecomputedRegressor,
+    )
 
     e, mu0, mu1 = (np.asarray(nu[k], dtype=float) for k in ("e_hat", "mu0", "mu1"))
     m = nu.get("m_hat")

@@ -7,8 +7,16 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from causalrec.errors import InputError
-from causalrec.models import (CrossFit, FoldSpec, SingleModel, TreatmentOutcome, cluster_hash_folds, cross_fit,
-                              make_folds, row_hash_folds)
+from causalrec.models import (
+    CrossFit,
+    FoldSpec,
+    SingleModel,
+    TreatmentOutcome,
+    cluster_hash_folds,
+    cross_fit,
+    make_folds,
+    row_hash_folds,
+)
 
 
 class SeenRows(RegressorMixin, BaseEstimator):
