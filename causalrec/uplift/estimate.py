@@ -13,11 +13,12 @@ Pipeline (one call, every step seeded):
      analyst without text would adjust for;
    * ``"covariates"``: tabular covariates only;
    * an array: used as is (+ covariates), e.g. precomputed embeddings;
-3. cross-fit the nuisances with :func:`causalrec.models.cross_fit_predict`
-   (``n_folds`` folds, grouped by user when a user column exists, so a user's
+3. cross-fit the nuisances ONCE with the engine (:func:`causalrec.models.cross_fit`,
+   ``n_folds`` folds, grouped by user when a user column exists, so a user's
    rows never sit on both sides of a split): ``e(X)`` from the propensity model
-   and ``mu_t(X)`` from the outcome model trained on arm ``t`` only (``fit_mask``:
-   the other arm's rows are left out of the fit);
+   and ``mu_t(X)`` from the outcome model trained on arm ``t`` only; candidate
+   models (lists) are chosen by cross-fitted loss (``diagnostics["nuisance_models"]``).
+   AIPW, IPW and DML (econml's final stage through ``Precomputed*``) share them;
 4. clip ``e`` to ``[clip, 1 - clip]`` (the estimand stays the ATE over all rows;
    the share of clipped rows is reported) and optionally trim rows with
    ``e`` outside ``[trim, 1 - trim]`` (Crump et al. 2009; the estimand becomes
@@ -174,22 +175,20 @@ def _default_models(device: str, seed: int, y: np.ndarray) -> tuple[Any, Any]:
 
 def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensity_model: Any,
                         outcome_model: Any, n_folds: int, groups: np.ndarray | None,
-                        seed: int) -> dict[str, np.ndarray]:
-    """Out-of-fold ``e(X)``, ``mu0(X)``, ``mu1(X)`` on one shared set of folds.
+                        seed: int) -> dict[str, Any]:
+    """Out-of-fold ``e(X)``, ``mu0(X)``, ``mu1(X)`` on one shared set of folds, from the
+    cross-fitting engine (:class:`causalrec.models.TreatmentOutcome`).
 
     ``mu_t`` is a T-learner: the outcome model is fitted on the arm-``t`` rows of
-    the training folds and predicts every held-out row.
+    the training folds and predicts every held-out row. Either model may be a list (or
+    dict) of candidates; the smallest cross-fitted loss wins (``"crossfit"``'s selection).
     """
-    from causalrec.models import cross_fit_predict, make_folds
+    from causalrec.models import TreatmentOutcome, cross_fit, make_folds
 
     folds = make_folds(len(t), n_folds, groups=groups, stratify=t, random_state=seed)
-    proba = cross_fit_predict(propensity_model, X, t, method="predict_proba", folds=folds)
-    e = np.asarray(proba)[:, 1] if np.ndim(proba) == 2 else np.asarray(proba)
-    tb = t.astype(bool)
-    mu1 = cross_fit_predict(outcome_model, X, y, method="predict", folds=folds, fit_mask=tb)
-    mu0 = cross_fit_predict(outcome_model, X, y, method="predict", folds=folds, fit_mask=~tb)
-    return {"e_raw": np.asarray(e, dtype=float), "mu0": np.asarray(mu0, dtype=float).ravel(),
-            "mu1": np.asarray(mu1, dtype=float).ravel(), "folds": folds}
+    cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model), {"X": X, "t": t, "y": y}, folds)
+    return {"e_raw": cf["e"], "mu0": cf["mu0"].ravel(), "mu1": cf["mu1"].ravel(), "folds": folds,
+            "crossfit": cf}
 
 
 def bound_outcome_predictions(mu0: np.ndarray, mu1: np.ndarray,
@@ -422,7 +421,10 @@ def estimate(
         if diagnostics["ess_share"] < 0.1:
             warnings.append(f"effective sample size of the weights is {ess:.0f} ({ess / len(t):.1%} of rows): "
                             "estimates rest on a few heavily weighted rows")
+        diagnostics["nuisance_models"] = nu["crossfit"].selection_report()
         nuisance.update({"e_hat": e, "e_raw": e_raw[keep], "mu0": mu0, "mu1": mu1, "X": Xk, "t": t, "y": y,
+                         # E[Y | X] for DML's partialling out, from the same fits
+                         "m_hat": e * mu1 + (1.0 - e) * mu0, "crossfit": nu["crossfit"],
                          "groups": groups, "keep": keep, "folds": nu["folds"][keep], "feature_names": names})
     else:
         t, y, groups = t_all, y_all, groups_all
@@ -436,12 +438,15 @@ def estimate(
             estimates += ate_mod.aipw(t, y, nuisance["e_hat"], nuisance["mu0"], nuisance["mu1"],
                                       groups=groups, ci_level=ci_level)
         elif m == "dml":
-            from sklearn.base import clone
+            # econml's final stage on the nuisances fitted above (one fit per run): the
+            # controls W are row numbers that Precomputed* look the out-of-fold e, m up by.
+            from causalrec.models import PrecomputedClassifier, PrecomputedRegressor
 
+            e_k, m_k = nuisance["e_hat"], nuisance["m_hat"]
             mods = _pca(nuisance["X"], int(dml_effect_modifiers), seed)
-            est, _ = ate_mod.dml(nuisance["X"], t, y, model_y=clone(outcome_model), model_t=clone(propensity_model),
-                                 effect_modifiers=mods, n_folds=int(n_folds), groups=groups, seed=seed,
-                                 ci_level=ci_level)
+            est, _ = ate_mod.dml(np.arange(len(t), dtype=float)[:, None], t, y, model_y=PrecomputedRegressor(m_k),
+                                 model_t=PrecomputedClassifier(e_k), effect_modifiers=mods, n_folds=int(n_folds),
+                                 groups=groups, seed=seed, ci_level=ci_level)
             estimates += est
     if "naive" in methods and needs_nuisance:
         warnings_note = ("naive is the unadjusted difference in means: it is biased whenever exposure "
@@ -465,15 +470,12 @@ def _attach_analysis(result: UpliftResult, *, needs_nuisance: bool, per_item: bo
                      cate: str | None, curves: bool, refute: bool, options: dict[str, Any] | None,
                      models: tuple[Any, Any], seed: int, progress: bool | None) -> None:
     """Run :func:`causalrec.uplift.analysis.analyze` and attach it (``result.analysis``)."""
-    from sklearn.base import clone
-
     from causalrec.uplift.analysis import analyze
 
     if not needs_nuisance:
         raise InputError("per-item/segment effects, CATE, curves and refutations need fitted nuisances",
                          column="method", fix="include ipw, aipw or dml in the methods")
-    opts = dict(options or {})
-    opts.setdefault("cate_models", (clone(models[0]), clone(models[1])))
+    opts = dict(options or {})  # CATE reuses the run's nuisances unless cate_models is given
     result.analysis = analyze(result, per_item=per_item, segments=segments, cate=cate, curves=curves,
                               refute=refute, seed=seed, progress=progress, **opts)
     result.config["analysis"] = {"per_item": per_item, "segments": segments, "cate": cate, "curves": curves,
