@@ -167,6 +167,8 @@ def _evaluate(
     mc_samples: int = 1000,
     value_per: str = "impression",
     allow_unequal_lists: bool = False,
+    engine: str = "auto",
+    spark_master: str | None = None,
 ) -> OPEResult:
     """Estimate the target policy's value per impression from logged data.
 
@@ -213,6 +215,12 @@ def _evaluate(
         ``[request_id,] item_id, score``; Monte Carlo marginals use ``mc_samples`` draws.
         ``value_per="list"`` estimates the value per list instead of per impression;
         ``allow_unequal_lists`` lets sips/pi run on lists of different lengths.
+    engine, spark_master:
+        ``"auto"`` runs in process, or on Spark when ``logs`` is a Spark DataFrame;
+        ``"spark"`` also reads a path or table name with Spark (on ``spark_master``, e.g.
+        ``local[*]``). On Spark the per-row terms are computed on the executors and only
+        moments are collected (:mod:`causalrec.engines.spark_ope`); the numbers equal the
+        in-process streaming path's.
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -231,9 +239,14 @@ def _evaluate(
     if target_kind is not None and tuple(estimators) == DEFAULT_ESTIMATORS:  # scores given: rank-aware defaults
         ests = make_estimators(["rips", "snrips", "cascade_dr"] + (["iips", "sniips"] if propensity_marginal else []),
                                clip=clip)
-    cluster, cluster_choice = _resolve_cluster(cluster, logs, schema)
+    logs, spark = _engine(logs, engine, spark_master)
+    probe = _spark_probe(logs) if spark else logs
+    cluster, cluster_choice = _resolve_cluster(cluster, probe, schema)
     # -- ranked lists: their own path (causalrec.ope.slate_eval) --------------------------
     if target_kind is not None or any(getattr(e, "slate", False) for e in ests):
+        if spark:
+            raise InputError("the slate estimators do not run on Spark yet", column="--engine",
+                             fix="evaluate ranked lists in process (drop --engine spark; a Parquet file streams)")
         return _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_level, seed, batch_size,
                                 n_folds, progress, cluster, cluster_choice, clip, dict(
                                     propensity_marginal=propensity_marginal, target_kind=target_kind,
@@ -248,7 +261,7 @@ def _evaluate(
     # no automatic streaming with a cluster the user chose: streaming needs the file sorted by
     # the cluster column, while in memory any order works (an automatic request cluster is
     # checked while streaming, and the error says how to opt out)
-    if not streaming and cluster_choice != "user" and not isinstance(logs, pd.DataFrame):
+    if not streaming and not spark and cluster_choice != "user" and not isinstance(logs, pd.DataFrame):
         nrows = parquet_num_rows(logs) if Path(logs).exists() else None
         if nrows is not None and nrows > AUTO_STREAM_ROWS and (model is None or model.supports_streaming):
             streaming, batch_size = True, 1_000_000
@@ -260,8 +273,20 @@ def _evaluate(
         "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
         "ci_level": ci_level, "seed": seed, "batch_size": batch_size if streaming else None, "n_folds": n_folds,
         "schema": schema.to_dict(),
-        "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
+        "logs": "<Spark DataFrame>" if spark else str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",
     }
+    if spark:
+        if bootstrap:
+            raise InputError("the bootstrap does not run on Spark", column="bootstrap",
+                             fix="drop --bootstrap (the influence-function interval is always reported)")
+        if model is not None and not model.supports_streaming:
+            raise InputError(f"the outcome model {model.name} needs the whole log in memory; it cannot run on Spark",
+                             column="outcome_model", fix="use the default cell-mean outcome model with --engine spark")
+        from causalrec.engines.spark_ope import evaluate_spark
+
+        config["batch_size"] = None
+        return evaluate_spark(logs, target, schema=schema, ests=ests, model=model, ci_level=ci_level, seed=seed,
+                              n_folds=n_folds, config=config, cluster=cluster)
     if streaming:
         if model is not None and not model.supports_streaming:
             raise InputError(
@@ -274,6 +299,29 @@ def _evaluate(
 
 
 # -- shared pieces ------------------------------------------------------------
+
+def _engine(logs, engine: str, spark_master: str | None):
+    """``(logs, on_spark)``: a path becomes a Spark DataFrame with ``engine="spark"``."""
+    from causalrec.engines import is_spark_dataframe
+
+    if engine not in ("auto", "spark", "local"):
+        raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
+    if is_spark_dataframe(logs):
+        return logs, True
+    if engine == "spark":
+        from causalrec.engines.spark import read_source, spark_session
+
+        if isinstance(logs, pd.DataFrame):
+            return spark_session(spark_master).createDataFrame(logs), True
+        return read_source(spark_session(spark_master), logs), True
+    return logs, False
+
+
+def _spark_probe(sdf) -> pd.DataFrame:
+    from causalrec.engines.spark import empty_frame
+
+    return empty_frame(sdf)
+
 
 def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model) -> tuple[list[str], list[str]]:
     """(columns to read, roles to require) for this source."""
