@@ -29,7 +29,9 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes, cluster_se, z_value
-from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
+from causalrec.models.folds import cluster_hash_folds as cluster_folds
+from causalrec.models.folds import row_hash_folds as fold_ids
+from causalrec.ope.clusters import ClusterMoments, ClusterStream
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -39,7 +41,7 @@ from causalrec.ope.estimators import (
     make_estimators,
     summarise,
 )
-from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
+from causalrec.ope.outcome import CellMeanOutcome, make_outcome_model
 from causalrec.ope.policy import resolve_target
 from causalrec.ope.result import OPEResult
 from causalrec.ope.weights import WeightStats
