@@ -81,6 +81,14 @@ class CellMeanOutcome:
         self._s += np.bincount(flat, weights=y, minlength=k * a * p).reshape(k, a, p)
         self._n += np.bincount(flat, minlength=k * a * p).reshape(k, a, p)
 
+    def merge_sums(self, s: np.ndarray, n: np.ndarray) -> None:
+        """Add outcome sums and counts per (fold, item, position) accumulated elsewhere (a Spark
+        partition's ``partial_fit``): fitting is additive, so partitions fit like batches."""
+        self._grow(s.shape[1], s.shape[2])
+        _, a, p = s.shape
+        self._s[:, :a, :p] += s
+        self._n[:, :a, :p] += n
+
     def finalize(self) -> None:
         s_tot, n_tot = self._s.sum(0), self._n.sum(0)
         n_all = n_tot.sum()
