@@ -283,16 +283,18 @@ class TreatmentOutcome:
     outcome model fitted on the arm-``t`` rows of the training folds, predicting every
     held-out row). ``data``: ``X``, ``t`` (0/1), ``y``, optional ``sample_weight``.
 
-    ``propensity`` / ``outcome``: a model, a list or a dict of candidates. Losses: log-loss
-    of ``e`` on all rows, MSE of ``mu_t`` on the arm-``t`` rows (where it is observed).
+    ``propensity`` / ``outcome``: a model, a list or a dict of candidates; ``propensity=None``
+    fits no propensity (e.g. the log holds the exposure probabilities): only ``mu0``, ``mu1``.
+    Losses: log-loss of ``e`` on all rows, MSE of ``mu_t`` on the arm-``t`` rows (where it is
+    observed).
     """
 
-    names = ("e", "mu0", "mu1")
     loss_names = {"e": "log_loss", "mu0": "mse (control rows)", "mu1": "mse (treated rows)"}
 
     def __init__(self, propensity, outcome):
-        self.propensity = candidates(propensity)
+        self.propensity = None if propensity is None else candidates(propensity)
         self.outcome = candidates(outcome)
+        self.names = ("mu0", "mu1") if propensity is None else ("e", "mu0", "mu1")
 
     def fit(self, data, train):
         d = take({"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}, train)
@@ -300,7 +302,9 @@ class TreatmentOutcome:
         if len(np.unique(t)) < 2:
             raise InputError("a training fold has only one treatment arm", column="treatment",
                              fix="use fewer folds, or check that both arms have enough rows")
-        fitted: dict[str, dict[str, Any]] = {"e": {c: _fit(m, d["X"], t, d["w"]) for c, m in self.propensity.items()}}
+        fitted: dict[str, dict[str, Any]] = {}
+        if self.propensity is not None:
+            fitted["e"] = {c: _fit(m, d["X"], t, d["w"]) for c, m in self.propensity.items()}
         for arm in (0, 1):
             r = np.flatnonzero(t == arm)
             sub = take(d, r)
@@ -309,10 +313,12 @@ class TreatmentOutcome:
 
     def predict(self, fitted, data, rows):
         X = take({"X": data["X"]}, rows)["X"]
-        out: dict[str, dict[str, np.ndarray]] = {"e": {}}
-        for c, m in fitted["e"].items():
-            p = np.asarray(m.predict_proba(X))
-            out["e"][c] = p[:, list(m.classes_).index(1)] if p.ndim == 2 else p
+        out: dict[str, dict[str, np.ndarray]] = {}
+        if "e" in fitted:
+            out["e"] = {}
+            for c, m in fitted["e"].items():
+                p = np.asarray(m.predict_proba(X))
+                out["e"][c] = p[:, list(m.classes_).index(1)] if p.ndim == 2 else p
         for arm in ("mu0", "mu1"):
             out[arm] = {c: np.asarray(m.predict(X), dtype=float).ravel() for c, m in fitted[arm].items()}
         return out
