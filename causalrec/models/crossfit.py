@@ -285,16 +285,22 @@ class TreatmentOutcome:
 
     ``propensity`` / ``outcome``: a model, a list or a dict of candidates; ``propensity=None``
     fits no propensity (e.g. the log holds the exposure probabilities): only ``mu0``, ``mu1``.
-    Losses: log-loss of ``e`` on all rows, MSE of ``mu_t`` on the arm-``t`` rows (where it is
-    observed).
+    ``joint``: optional candidates that model all three at once (a shared representation,
+    DragonNet-style): ``fit(X, np.column_stack([t, y]))``, ``predict(X) -> [e, mu0, mu1]``
+    (n, 3); each competes, per nuisance, with the separate models under the name
+    ``"joint:<name>"`` (``outcome=None``: the joint models alone, ``e`` included). Losses: log-loss of ``e`` on all rows, MSE of ``mu_t`` on the
+    arm-``t`` rows (where it is observed).
     """
 
     loss_names = {"e": "log_loss", "mu0": "mse (control rows)", "mu1": "mse (treated rows)"}
 
-    def __init__(self, propensity, outcome):
+    def __init__(self, propensity, outcome, joint=None):
+        joint_only = outcome is None and joint is not None
         self.propensity = None if propensity is None else candidates(propensity)
-        self.outcome = candidates(outcome)
-        self.names = ("mu0", "mu1") if propensity is None else ("e", "mu0", "mu1")
+        self.outcome = {} if joint_only else candidates(outcome)
+        self.joint = {} if joint is None else {f"joint:{k}": v for k, v in candidates(joint).items()}
+        # e is a nuisance unless the propensities are known (propensity=None beside an outcome model)
+        self.names = ("e", "mu0", "mu1") if propensity is not None or joint_only else ("mu0", "mu1")
 
     def fit(self, data, train):
         d = take({"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}, train)
@@ -309,6 +315,9 @@ class TreatmentOutcome:
             r = np.flatnonzero(t == arm)
             sub = take(d, r)
             fitted[f"mu{arm}"] = {c: _fit(m, sub["X"], sub["y"], sub["w"]) for c, m in self.outcome.items()}
+        if self.joint:
+            ty = np.column_stack([t, np.asarray(d["y"], dtype=float)])
+            fitted["joint"] = {c: _fit(m, d["X"], ty, d["w"]) for c, m in self.joint.items()}
         return fitted
 
     def predict(self, fitted, data, rows):
@@ -321,6 +330,14 @@ class TreatmentOutcome:
                 out["e"][c] = p[:, list(m.classes_).index(1)] if p.ndim == 2 else p
         for arm in ("mu0", "mu1"):
             out[arm] = {c: np.asarray(m.predict(X), dtype=float).ravel() for c, m in fitted[arm].items()}
+        for c, m in fitted.get("joint", {}).items():
+            p = np.asarray(m.predict(X), dtype=float)
+            if p.ndim != 2 or p.shape[1] != 3:
+                raise InputError(f"the joint nuisance model {c} must predict [e, mu0, mu1] (n, 3), got shape "
+                                 f"{p.shape}", column="joint", fix="return np.column_stack([e, mu0, mu1])")
+            if "e" in self.names:
+                out.setdefault("e", {})[c] = p[:, 0]
+            out["mu0"][c], out["mu1"][c] = p[:, 1], p[:, 2]
         return out
 
     def loss(self, name, pred, data):
