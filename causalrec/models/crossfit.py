@@ -303,17 +303,19 @@ class TreatmentOutcome:
         self.names = ("e", "mu0", "mu1") if propensity is not None or joint_only else ("mu0", "mu1")
 
     def fit(self, data, train):
-        d = take({"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}, train)
-        t = np.asarray(d["t"]).astype(int)
+        cols = {"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}
+        t_all = np.asarray(data["t"]).astype(int)
+        t = t_all[train]
         if len(np.unique(t)) < 2:
             raise InputError("a training fold has only one treatment arm", column="treatment",
                              fix="use fewer folds, or check that both arms have enough rows")
         fitted: dict[str, dict[str, Any]] = {}
+        need_all = self.propensity is not None or self.joint
+        d = take(cols, train) if need_all else None
         if self.propensity is not None:
             fitted["e"] = {c: _fit(m, d["X"], t, d["w"]) for c, m in self.propensity.items()}
         for arm in (0, 1):
-            r = np.flatnonzero(t == arm)
-            sub = take(d, r)
+            sub = take(cols, train[t == arm])  # index the original rows once (no copy of a copy)
             fitted[f"mu{arm}"] = {c: _fit(m, sub["X"], sub["y"], sub["w"]) for c, m in self.outcome.items()}
         if self.joint:
             ty = np.column_stack([t, np.asarray(d["y"], dtype=float)])
