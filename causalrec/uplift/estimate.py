@@ -257,36 +257,28 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
 def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np.ndarray, y: np.ndarray, *,
                     n_folds: int, groups: np.ndarray | None, seed: int,
                     logged_e: np.ndarray | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-fit every candidate on one set of folds; keep, per nuisance, the lowest out-of-fold loss.
-
-    Propensity: log loss of ``e``; outcome: log loss (outcomes in [0, 1]) or squared
-    error of ``mu_t`` on the arm-``t`` rows. One candidate: no selection is reported.
+    """Cross-fit every candidate in ONE engine call (one set of folds); per nuisance the
+    lowest out-of-fold loss wins (the engine's selection: log loss of ``e``, squared error
+    of ``mu_t`` on the arm-``t`` rows). One candidate: no selection is reported here
+    (``diagnostics["nuisance_models"]`` always holds the engine's losses).
     """
-    from causalrec.models.text_models import cross_fitted_loss
-
-    fits = {name: cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds,
-                                      groups=groups, seed=seed, propensity=logged_e)
-            for name, p, o in candidates}
-    models = {name: (p, o) for name, p, o in candidates}
-    if len(candidates) == 1:
-        name = candidates[0][0]
-        return {**fits[name], "models": models[name]}, {}
-    kind = "log" if (y.min() >= 0.0 and y.max() <= 1.0) else "mse"
-    tb = t.astype(bool)
-    loss_e = {k: cross_fitted_loss("log", t, f["e_raw"]) for k, f in fits.items()}
-    loss_mu = {k: 0.5 * (cross_fitted_loss(kind, y, f["mu1"], tb) + cross_fitted_loss(kind, y, f["mu0"], ~tb))
-               for k, f in fits.items()}
-    best_e = min(loss_e, key=loss_e.get) if logged_e is None else None
-    best_mu = min(loss_mu, key=loss_mu.get)
-    nu = dict(fits[best_mu])
-    if best_e is not None:
-        nu["e_raw"] = fits[best_e]["e_raw"]
-    selection = {"criterion": f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: "
-                              f"{'log loss' if kind == 'log' else 'squared error'} on each arm's rows)",
-                 "outcome": {"chosen": best_mu, "losses": loss_mu}}
-    if best_e is not None:
-        selection["propensity"] = {"chosen": best_e, "losses": loss_e}
-    nu["models"] = (models[best_e or best_mu][0], models[best_mu][1])
+    if len(candidates) == 1:  # the user's own models (each may itself be a list of candidates)
+        _, p, o = candidates[0]
+        nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
+                                 seed=seed, propensity=logged_e)
+        return {**nu, "models": (p, o)}, {}
+    props = {name: p for name, p, _ in candidates}
+    outs = {name: o for name, _, o in candidates}
+    nu = cross_fit_nuisances(X, t, y, propensity_model=props, outcome_model=outs, n_folds=n_folds,
+                             groups=groups, seed=seed, propensity=logged_e)
+    sel = nu["crossfit"].selection_report()
+    selection: dict[str, Any] = {"criterion": f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: "
+                                              "squared error on each arm's rows)",
+                                 "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+    if "e" in sel:
+        selection["propensity"] = sel["e"]
+    best_e = sel["e"]["chosen"] if "e" in sel else sel["mu1"]["chosen"]
+    nu["models"] = (props[best_e], outs[sel["mu1"]["chosen"]])
     return nu, selection
 
 
@@ -309,16 +301,14 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
     ``mu_t`` is a T-learner: the outcome model is fitted on the arm-``t`` rows of
     the training folds and predicts every held-out row. Either model may be a list (or
     dict) of candidates; the smallest cross-fitted loss wins (``"crossfit"``'s selection).
-    ``propensity`` (logged exposure probabilities) replaces the propensity model: a
-    constant classifier stands in for it inside the engine and its output is discarded.
+    ``propensity`` (logged exposure probabilities) replaces the propensity model: the
+    engine then fits the outcome models only.
     """
     from causalrec.models import TreatmentOutcome, cross_fit, make_folds
 
     folds = make_folds(len(t), n_folds, groups=groups, stratify=t, random_state=seed)
     if propensity is not None:
-        from sklearn.dummy import DummyClassifier
-
-        propensity_model = DummyClassifier(strategy="prior")
+        propensity_model = None
     cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model), {"X": X, "t": t, "y": y}, folds)
     e = np.asarray(propensity, dtype=float) if propensity is not None else cf["e"]
     return {"e_raw": e, "mu0": cf["mu0"].ravel(), "mu1": cf["mu1"].ravel(), "folds": folds,
