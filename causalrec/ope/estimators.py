@@ -51,6 +51,9 @@ class OPEArrays:
     w: np.ndarray
     q_logged: np.ndarray | None = None
     q_target: np.ndarray | None = None
+    #: cluster-level weights ``p(e_i | x_i, pi_e) / p(e_i | x_i, pi_0)`` per cluster count K (large
+    #: catalogues, :mod:`causalrec.ope.mips`); ``None`` without an item catalogue
+    w_emb: dict | None = None
 
     @property
     def n(self) -> int:
