@@ -19,10 +19,11 @@ Assumptions for every adjusted estimator: no unmeasured confounding given ``X``
   cross-fitted nuisances it is root-n normal (Chernozhukov et al. 2018).
 * ``dml``: econml's ``LinearDML`` (partialling out with cross-fitted ``E[Y|W]`` and
   ``e(W)``, then a linear final stage ``theta(x) = b' [1, x]`` on low-dimensional
-  effect modifiers ``x``); ATE is the mean of ``theta(x_i)``, ATT its mean over
-  exposed rows. With no effect modifiers it estimates the overlap-weighted
+  effect modifiers ``x``; :mod:`causalrec.uplift.estimate` passes the out-of-fold
+  ``mu1 - mu0`` and leading principal components); ATE is the mean of ``theta(x_i)``, ATT
+  its mean over exposed rows. With no effect modifiers it estimates the overlap-weighted
   effect ``E[e(1-e) tau] / E[e(1-e)]``, which differs from the ATE when effects
-  are heterogeneous.
+  are heterogeneous. Its standard errors come from the final stage's scores (see ``dml``).
 
 Standard errors of ipw/aipw are influence-function (sandwich) ones,
 ``sd(psi_i) / sqrt(n)`` (:func:`causalrec.inference.influence_se`), treating the
