@@ -197,3 +197,137 @@ def test_validate_log_one_based_positions_api():
     # a 0-based log whose top slot is present is untouched
     ok = validate_log(df.assign(slot=[0, 1, 2]), LogSchema(position="slot"), require=("item_id", "outcome", "position"))
     assert ok["position"].tolist() == [0, 1, 2]
+
+
+# --- 3. plausible bad input on every command: an error naming the file/column, never a traceback ----
+
+def _no_traceback(rc: int, text: str) -> None:
+    assert rc == 2, text
+    assert "Traceback" not in text and "internal error" not in text
+    assert "causalrec: error:" in text and "fix:" in text
+
+
+def _commands(log: str, tmp_path: Path) -> dict[str, list[str]]:
+    target = str(SAMPLES / "ope" / "target_greedy_mix.csv")
+    return {
+        "ope": ["ope", log, "--target", target, "--outcome", "click", "--quiet"],
+        "uplift": ["uplift", log, "--treatment", "treatment", "--outcome", "click", "--method", "naive"],
+        "debias": ["debias", log, "--outcome", "click", "--method", "ips", "--out", str(tmp_path / "o.parquet")],
+        "rank-train": ["rank", "train", log, "--label", "click", "--out", str(tmp_path / "m")],
+        "ab": ["ab", log, "--variant", "variant", "--metric", "click"],
+    }
+
+
+@pytest.mark.parametrize("command", ["ope", "uplift", "debias", "rank-train", "ab"])
+@pytest.mark.parametrize("kind", ["missing", "empty", "header-only", "not-parquet"])
+def test_unreadable_log_files(capsys, tmp_path, command, kind):
+    path = {"missing": tmp_path / "nope.csv", "empty": tmp_path / "empty.csv",
+            "header-only": tmp_path / "header.csv", "not-parquet": tmp_path / "bad.parquet"}[kind]
+    if kind == "empty":
+        path.write_text("")
+    elif kind == "header-only":
+        path.write_text("request_id,item_id,position,click,propensity,treatment,variant\n")
+    elif kind == "not-parquet":
+        path.write_bytes(b"this is not parquet")
+    rc, text = _run(capsys, _commands(str(path), tmp_path)[command])
+    _no_traceback(rc, text)
+    needle = {"missing": "does not exist", "empty": "is empty", "header-only": "no rows",
+              "not-parquet": "cannot read"}[kind]
+    assert needle in text and (kind == "header-only" or str(path) in text)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_with_another_separator_is_read(capsys, small_log, tmp_path, sep):
+    d, df = small_log
+    df.to_csv(tmp_path / "semi.csv", sep=sep, index=False)
+    rc_ref, ref = _run(capsys, ["ope", str(d / "logs.csv"), "--target", str(d / "target.csv"), "--outcome", "click",
+                                "--estimators", "ips"])
+    rc, text = _run(capsys, ["ope", str(tmp_path / "semi.csv"), "--target", str(d / "target.csv"), "--outcome",
+                             "click", "--estimators", "ips"])
+    assert rc == rc_ref == 0, text
+    assert text == ref.replace(str(d / "logs.csv"), str(tmp_path / "semi.csv"))
+
+
+def test_read_table_separator_sniffing(tmp_path):
+    from causalrec.data.readers import column_names, iter_batches, read_table
+
+    (tmp_path / "a.csv").write_text("x;y\n1;2\n3;4\n")
+    (tmp_path / "b.csv").write_text("x,y\n1;5,2\n")  # a comma in the header wins: ';' is data here
+    assert read_table(tmp_path / "a.csv").to_dict("list") == {"x": [1, 3], "y": [2, 4]}
+    assert column_names(tmp_path / "a.csv") == ["x", "y"]
+    assert next(iter_batches(tmp_path / "a.csv", batch_size=1)).to_dict("list") == {"x": [1], "y": [2]}
+    assert read_table(tmp_path / "b.csv").columns.tolist() == ["x", "y"]
+
+
+@pytest.fixture(scope="module")
+def text_log_csv(tmp_path_factory):
+    import pandas as pd
+
+    df = pd.read_parquet(TEXT_LOG, columns=["user_id", "item_id", "treatment", "outcome", "click", "item_price"])
+    return df.head(400)
+
+
+@pytest.mark.parametrize("mutate,column,needle", [
+    (lambda df: df.assign(outcome=df["outcome"].astype(str).where(df.index != 3, "n/a?")), "outcome",
+     "must be numeric"),
+    (lambda df: df.assign(treatment=df["treatment"].astype(float).where(df.index != 5)), "treatment",
+     "missing values"),
+    (lambda df: df.assign(treatment=df["treatment"].map({0: "no", 1: "yes"})), "treatment", "binary"),
+    (lambda df: df.assign(item_price=df["item_price"].where(df.index != 2)), "item_price", "missing"),
+])
+def test_uplift_bad_columns(capsys, tmp_path, text_log_csv, mutate, column, needle):
+    mutate(text_log_csv).to_csv(tmp_path / "bad.csv", index=False)
+    rc, text = _run(capsys, ["uplift", str(tmp_path / "bad.csv"), "--treatment", "treatment", "--outcome", "outcome",
+                             "--covariates", "item_price", "--method", "naive,ipw", "--folds", "2"])
+    _no_traceback(rc, text)
+    assert f"'{column}'" in text and needle in text
+
+
+def test_ab_bad_columns(capsys, tmp_path):
+    import pandas as pd
+
+    ab = pd.read_csv(SAMPLES / "ab" / "experiment.csv")
+    ab.assign(revenue=ab["revenue"].astype(str).where(ab.index != 1, "$3")).to_csv(tmp_path / "s.csv", index=False)
+    rc, text = _run(capsys, ["ab", str(tmp_path / "s.csv"), "--variant", "variant", "--metric", "revenue"])
+    _no_traceback(rc, text)
+    assert "'revenue'" in text and "numeric" in text
+
+
+@pytest.mark.parametrize("option,value,example", [
+    ("--power", "1.5", "--power 0.8"), ("--srm-alpha", "2", "--srm-alpha 0.001"), ("--alpha", "0", "--alpha 0.05"),
+])
+def test_ab_levels_checked_while_parsing(capsys, option, value, example):
+    # --power 1.5 used to crash the sample-size root finder ("f(a) and f(b) must have different signs")
+    rc, text = _run(capsys, ["ab", "absent.csv", "--variant", "variant", "--metric", "revenue", option, value])
+    _no_traceback(rc, text)
+    assert option in text and example in text and "does not exist" not in text
+
+
+def test_ab_api_rejects_power_outside_unit_interval():
+    from causalrec.errors import InputError
+    from causalrec.experiments import analyze
+
+    with pytest.raises(InputError, match="--power"):
+        analyze(SAMPLES / "ab" / "experiment.csv", variant="variant", metrics=["revenue"], power=1.5)
+
+
+def test_debias_position_column_that_does_not_exist(capsys, small_log, tmp_path):
+    d, _ = small_log
+    rc, text = _run(capsys, ["debias", str(d / "logs.csv"), "--outcome", "click", "--method", "ips", "--position",
+                             "slot", "--out", str(tmp_path / "o.parquet")])
+    _no_traceback(rc, text)  # it used to run without the position correction
+    assert "--position names column 'slot'" in text
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_output_paths_that_cannot_be_written(capsys, small_log, tmp_path):
+    d, _ = small_log
+    base = ["ope", str(d / "logs.csv"), "--target", str(d / "target.csv"), "--outcome", "click", "--estimators",
+            "ips", "--quiet"]
+    rc, text = _run(capsys, [*base, "--out", str(tmp_path)])  # a folder
+    _no_traceback(rc, text)
+    assert "is a folder" in text
+    (tmp_path / "file").write_text("")
+    rc, text = _run(capsys, [*base, "--out", str(tmp_path / "file" / "r.json")])  # parent is a file
+    _no_traceback(rc, text)
+    assert str(tmp_path / "file") in text

@@ -21,7 +21,8 @@ def unit_interval(param: typer.CallbackParam, value: float | None) -> float | No
     if value is None:
         return None
     name = max(param.opts, key=len) if param.opts else f"--{param.name}"
-    return check_level(value, name)
+    default = param.default if isinstance(param.default, float) and 0 < param.default < 1 else 0.95
+    return check_level(value, name, example=default)
 
 
 def named_columns(source: Path | str, named: Mapping[str, str | None], what: str = "log") -> None:

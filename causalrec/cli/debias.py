@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
-from causalrec.cli.checks import unit_interval
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -61,6 +61,7 @@ def debias_command(
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise InputError(f"--out '{out}' must be a .parquet file", column=str(out),
                          fix="e.g. --out corrected.parquet")
+    named_columns(logs, {"--position": position, "--exposure": exposure})  # never dropped silently
     schema = LogSchema(item_id=item, outcome=outcome, propensity=propensity or "propensity",
                        position=position, position_base=position_base, n_positions=n_positions,
                        covariates=tuple(parse_list(covariates)))

@@ -127,7 +127,7 @@ def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str
     return pos
 
 
-def check_level(value: float, name: str = "ci_level") -> float:
+def check_level(value: float, name: str = "ci_level", example: float = 0.95) -> float:
     """A confidence level (or test size, power) must lie strictly in (0, 1); returns it.
 
     Checked when options are parsed, before any data is read or model fitted.
@@ -139,7 +139,7 @@ def check_level(value: float, name: str = "ci_level") -> float:
     if not 0.0 < v < 1.0:  # also rejects NaN
         hint = f" ({v / 100:g} for {v:g}%?)" if 50.0 <= v < 100.0 else ""
         raise InputError(f"{name} must lie strictly between 0 and 1, got {value!r}{hint}", column=name,
-                         fix=f"e.g. {name} 0.95" if name.startswith("--") else "e.g. 0.95")
+                         fix=f"e.g. {name} {example:g}" if name.startswith("--") else f"e.g. {example:g}")
     return v
 
 
