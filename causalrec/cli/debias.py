@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -42,7 +43,7 @@ def debias_command(
     position_clip: float = typer.Option(0.05, "--position-clip", help="Floor on relative examination."),
     n_folds: int = typer.Option(5, "--n-folds", help="Cross-fitting folds (DR outcome model, estimated propensity)."),
     bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates for the examination CIs."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Write the summary JSON here."),
@@ -60,6 +61,7 @@ def debias_command(
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise InputError(f"--out '{out}' must be a .parquet file", column=str(out),
                          fix="e.g. --out corrected.parquet")
+    named_columns(logs, {"--position": position, "--exposure": exposure})  # never dropped silently
     schema = LogSchema(item_id=item, outcome=outcome, propensity=propensity or "propensity",
                        position=position, position_base=position_base, n_positions=n_positions,
                        covariates=tuple(parse_list(covariates)))
