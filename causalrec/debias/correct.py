@@ -484,6 +484,17 @@ def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevan
             f"which biases examination downwards at deep slots{pair_txt}. Prefer a randomised slice "
             "(--examination randomized), harvesting when pairs repeat (--examination harvest), or EM with a "
             "relevance model on the ranker's features (--relevance-features text).")
+    if relevance_features is not None and not randomised:
+        # the features' assumption cannot be checked from clicks; what can be shown is how much the
+        # relevance model moves the curve away from the per-item EM that a personalised ranking biases
+        item_em = regression_em(clicks, pos[on], groups=items, n_positions=k, bootstrap=0, seed=seed)
+        gap = np.abs(pb.examination - item_em.examination)
+        pb.extra["item_em_examination"] = item_em.examination.tolist()
+        warnings.append(
+            "regression-EM with a relevance model on features: the slots are not randomised here "
+            f"(ANOVA p={p:.2g}), so the curve is right only if the features explain the relevance the ranking "
+            f"used; it differs from per-item EM by up to {gap.max():.3f} (slot {int(gap.argmax())}), a measure of "
+            "how much the ranking is confounded with relevance. Check it against a randomised slice when one exists.")
     share = pb.extra.get("share_rows_multi_position")
     if pb.extra.get("at_upper_bound") or (share is not None and share < 0.5):
         warnings.append(
