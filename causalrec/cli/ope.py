@@ -63,6 +63,10 @@ def ope_command(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name, and the rows are reduced on Spark."),
+    spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: the master, e.g. "
+                                            "local[*] (default: the active session or spark-submit's)."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.ope import evaluate
@@ -77,6 +81,7 @@ def ope_command(
         n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda, cluster=cluster,
         propensity_marginal=propensity_marginal, target_kind=target_kind, temperature=temperature,
         mc_samples=mc_samples, value_per=value_per, allow_unequal_lists=allow_unequal_lists,
+        engine=engine, spark_master=spark_master,
     )
     emit(result, out, report, build_ope_report, quiet=quiet)
 
