@@ -58,6 +58,9 @@ def debias_command(
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Write the summary JSON here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the summary."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name and --out a Parquet folder written by Spark."),
+    spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: e.g. local[*]."),
 ) -> None:
     from causalrec.data.atomic import atomic_write_with
     from causalrec.data.schema import LogSchema
@@ -90,6 +93,12 @@ def debias_command(
     schema = LogSchema(item_id=item, outcome=outcome, propensity=propensity or "propensity",
                        position=position, position_base=position_base, n_positions=n_positions,
                        covariates=tuple(parse_list(covariates)))
+    if engine == "spark":
+        from causalrec.engines.spark import read_source, spark_session
+
+        logs = read_source(spark_session(spark_master), logs)
+    elif engine not in ("auto", "local"):
+        raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
     result = debias(
         logs, schema=schema, method=method, estimate_propensity=estimate_propensity,
         examination=examination if position is not None else "none", exposure=exposure,
@@ -98,6 +107,11 @@ def debias_command(
         ci_level=ci_level, seed=seed,
     )
     frame = result.frame
-    atomic_write_with(out, lambda p: frame.to_parquet(p, index=False))
-    typer.echo(f"wrote {out} ({len(frame):,} rows)", err=True)
+    if engine == "spark":
+        from causalrec.engines.spark import write_parquet
+
+        write_parquet(frame, out)
+    else:
+        atomic_write_with(out, lambda p: frame.to_parquet(p, index=False))
+    typer.echo(f"wrote {out} ({result.n_rows:,} rows)", err=True)
     emit(result, summary_json, report, build_debias_report, quiet=quiet)
