@@ -93,6 +93,9 @@ def build_features(
     history: Any = None,
     history_sep: str | None = None,
     history_pooling: str = "mean",
+    text_components: int | None = None,
+    text_clusters: int | str | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The adjustment matrix ``X`` for a canonical log (see module docstring).
 
@@ -100,6 +103,10 @@ def build_features(
     strings split on ``history_sep``); the user vector ``u`` is then the pooled
     item embeddings (:mod:`causalrec.features.history`, ``history_pooling`` mean
     or attention) and a user-text embedding, when given too, joins the covariates.
+    ``text_components``: project ``u`` and ``v`` on the leading principal components
+    of the unique item vectors (:func:`causalrec.features.history.item_components`).
+    ``text_clusters`` (an int or ``"auto"``): replace ``u`` and ``v`` by soft topic
+    memberships (:func:`causalrec.features.history.topic_clusters`).
     """
     from causalrec.features import design_matrix
 
@@ -163,6 +170,37 @@ def build_features(
         else:
             it = _text_column(canon, "item_text") if has_item_text else None
         v = embedder.encode_column(it) if it is not None else None
+        if text_components:
+            from causalrec.features.history import item_components
+
+            basis = [b for b in (hist_vecs, None if v is None else np.unique(v, axis=0)) if b is not None]
+            if not basis:
+                raise InputError("text_components needs item vectors (a history or item text)",
+                                 column="text_components", fix="give --user-history or --item-text")
+            pca = item_components(np.vstack(basis), int(text_components), seed)
+            hist_vecs = pca.transform(hist_vecs).astype(np.float32) if hist_vecs is not None else None
+            v = pca.transform(v).astype(np.float32) if v is not None else None
+            joined = pca.transform(joined).astype(np.float32) if joined is not None else None
+            if hist is not None:
+                u = mean_pool(hist, hist_vecs)
+            else:
+                u = joined
+            info["text_components"] = int(pca.n_components_)
+            info["text_components_variance"] = float(pca.explained_variance_ratio_.sum())
+        if text_clusters is not None:
+            from causalrec.features.history import topic_clusters
+
+            basis = [b for b in (hist_vecs, v) if b is not None] or [u]
+            tc = topic_clusters(np.vstack(basis), text_clusters, seed=seed)
+            if hist is not None:
+                hist_vecs = tc.memberships(hist_vecs)
+            v = tc.memberships(v) if v is not None else None
+            joined = tc.memberships(joined) if joined is not None else None
+            if hist is not None:
+                u = mean_pool(hist, hist_vecs)
+            else:
+                u = joined
+            info["text_clusters_k"] = int(tc.centers.shape[0])
         if hist is not None and history_pooling == "attention":
             from causalrec.features.history import attention_pool
 
@@ -176,6 +214,7 @@ def build_features(
         if hist is not None and joined is not None:  # the joined string's embedding as extra columns
             X = np.hstack([X, joined.astype(np.float32)])
             names = names + [f"ut{j}" for j in range(joined.shape[1])]
+            info["joined_user_text"] = True
         info["interaction_block"] = bool(u is not None and v is not None)
         return X, names, info
     if kind == "ids":
@@ -401,6 +440,8 @@ def estimate(
     history_pooling: str = "mean",
     propensity: str | None = None,
     heads: str = "mlp",
+    text_components: int | None = None,
+    text_clusters: int | str | None = None,
     covariates: Sequence[str] = (),
     features: str | np.ndarray = "auto",
     methods: Sequence[str] = ("naive", "ipw", "aipw", "dml"),
@@ -453,6 +494,13 @@ def estimate(
         same folds and, per nuisance, the one with the lower out-of-fold loss kept
         (the choice and every candidate's loss are in ``diagnostics["nuisance_selection"]``).
         Ignored when models are passed.
+    text_components:
+        Project the user and item vectors on this many principal components of the
+        unique item vectors before building ``[u, v, u*v]`` (fewer weights to learn).
+    text_clusters:
+        ``k`` or ``"auto"`` (silhouette): replace the user and item vectors by soft
+        memberships of ``k`` KMeans clusters of the unique item vectors (for a history,
+        the mean membership of its items: a topic profile).
     covariates:
         Tabular columns added to every adjustment set (numeric standardised,
         categorical one-hot).
@@ -490,6 +538,9 @@ def estimate(
         schema = LogSchema()
     schema = schema.with_(treatment=treatment, outcome=outcome, user_id=user_id, item_id=item_id,
                           user_text=user_text, item_text=item_text if items is None else None)
+    if user_history is not None and schema.user_text == user_history:
+        # the history column is the user's text: pool it, do not also embed it joined
+        schema = LogSchema(**{**schema.to_dict(), "user_text": None, "covariates": tuple(schema.covariates)})
     if items is not None:
         # item text comes from the catalogue: ignore any same-named log column
         schema = LogSchema(**{**schema.to_dict(), "item_text": None, "covariates": tuple(schema.covariates)})
@@ -547,11 +598,13 @@ def estimate(
                                         items=items, item_key=item_key, item_text=item_text,
                                         embedder=embedder, model=model, device=device, progress=progress,
                                         history=hist_values, history_sep=history_sep,
-                                        history_pooling=history_pooling)
+                                        history_pooling=history_pooling, text_components=text_components,
+                                        text_clusters=text_clusters, seed=seed)
         config.update(info)
         config["n_features"] = int(X.shape[1])
         config.update({"user_history": user_history, "history_sep": history_sep, "history_pooling": history_pooling,
-                       "propensity": propensity, "heads": heads})
+                       "propensity": propensity, "heads": heads,
+                       "text_components": text_components, "text_clusters": text_clusters})
         candidates = _candidate_models(heads, device, seed, y_all, info, propensity_model, outcome_model)
         nu, selection = _fit_candidates(candidates, X, t_all, y_all, n_folds=int(n_folds), groups=groups_all,
                                         seed=seed, logged_e=logged_e)
