@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -48,7 +49,7 @@ def uplift_command(
     clip: float = typer.Option(0.01, "--clip", help="Clip estimated propensities to [clip, 1 - clip]."),
     trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
     dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed of folds and models."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
@@ -71,6 +72,9 @@ def uplift_command(
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
 
+    named_columns(logs, {"--user-text": user_text, "--item-text": item_text if items is None else None})
+    if items is not None:
+        named_columns(items, {"--item-text": item_text, "--item-key": item_key}, what="item catalogue")
     build = None
     if report is not None:
         from causalrec.report.uplift import build_uplift_report as build

@@ -145,15 +145,16 @@ def cross_fitted_loss(kind: str, y: np.ndarray, pred: np.ndarray, mask: np.ndarr
     (propensities; binary outcomes); ``kind="mse"``: ``mean((y - pred)^2)``.
     ``mask`` restricts the mean (e.g. to the arm an outcome model was fitted on).
     """
+    from causalrec.models.crossfit import log_loss, mse
+
     y = np.asarray(y, dtype=float)
     p = np.asarray(pred, dtype=float)
     if mask is not None:
         y, p = y[mask], p[mask]
-    if kind == "log":
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if kind == "log":  # the engine's losses (causalrec.models.crossfit), one definition each
+        return log_loss(y, np.clip(p, 1e-6, 1 - 1e-6))
     if kind == "mse":
-        return float(np.mean((y - p) ** 2))
+        return mse(y, p)
     raise InputError(f"unknown loss kind {kind!r}", column="kind", fix="use 'log' or 'mse'")
 
 
