@@ -75,10 +75,10 @@ def test_heads_auto_reports_choice_and_losses(logs, embedder):
                  item_text="item_text", heads="auto", text_clusters=4, methods=("aipw",), n_folds=2,
                  embedder=embedder, device="cpu")
     sel = r.diagnostics["nuisance_selection"]
-    for part in ("propensity", "outcome"):
-        losses = sel[part]["losses"]
+    for part in (sel["propensity"], sel["outcome"]["mu0"], sel["outcome"]["mu1"]):
+        losses = part["losses"]
         assert set(losses) == {"mlp", "bilinear"}
-        assert sel[part]["chosen"] == min(losses, key=losses.get)
+        assert part["chosen"] == min(losses, key=losses.get)
 
 
 @pytest.mark.parametrize("kwargs, column", [
