@@ -197,6 +197,20 @@ def write_report(df: pd.DataFrame) -> None:
                      + ("" if b.runs >= 20 else f" (only {int(b.runs)} of 20 seeds ran)"))
         lines.append(line + ".")
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
+    # the same table as a section of reports/text_confounding.md (replaced on every run)
+    main_report = ROOT / "reports" / "text_confounding.md"
+    if main_report.exists():
+        start, end = "<!-- text-history:start -->", "<!-- text-history:end -->"
+        body = main_report.read_text()
+        if start in body:
+            body = body[: body.index(start)].rstrip() + "\n" + body[body.index(end) + len(end):].lstrip("\n")
+        section = [start, "", "## New representations: user history, text clusters, heads, text oracle (issue 14)", "",
+                   "From `analyses/text_confounding_history.py` (full report: `reports/text_confounding_history.md`). "
+                   "`oracle_text_aipw` is the text oracle: the confounder recomputed from the text with the "
+                   "simulator's vocabulary, i.e. the share of the bias the text can remove.", "",
+                   *lines[lines.index("| hidden | rows | method | runs | bias | RMSE | coverage | mean CI width | "
+                                      "bias removed | per-run | s/run |"):], "", end]
+        atomic_write_text(main_report, body.rstrip() + "\n\n" + "\n".join(section) + "\n")
 
 
 def main() -> None:
