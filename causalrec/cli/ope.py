@@ -76,6 +76,10 @@ def ope_command(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name, and the rows are reduced on Spark."),
+    spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: the master, e.g. "
+                                            "local[*] (default: the active session or spark-submit's)."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.ope import evaluate
@@ -92,6 +96,7 @@ def ope_command(
         mc_samples=mc_samples, value_per=value_per, allow_unequal_lists=allow_unequal_lists,
         logging_policy=logging_policy, items=items, item_key=item_key, item_text=item_text,
         embedding_clusters=embedding_clusters,
+        engine=engine, spark_master=spark_master,
     )
     emit(result, out, report, build_ope_report, quiet=quiet)
 
