@@ -103,13 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("causalrec: interrupted", err=True)
         return 130
-    except Exception as exc:
-        import traceback
-
-        traceback.print_exc()
-        typer.echo(f"causalrec: internal error: {type(exc).__name__}: {exc}", err=True)
+    except BrokenPipeError:  # `causalrec ... | head`: the reader left; nothing to report
         return 1
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal(exc)
+        # a path the user gave that cannot be read or written (no such folder, no permission, a folder)
+        where = exc.filename2 if getattr(exc, "filename2", None) else exc.filename  # os.replace: the target
+        typer.echo(f"causalrec: error: cannot use '{where}': {exc.strerror or exc}\n"
+                   "  fix: check the path and its permissions (an output path must be a file in a "
+                   "folder you can write)", err=True)
+        return 2
+    except Exception as exc:
+        return _internal(exc)
     return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug, not bad input: the traceback for the report, and exit code 1."""
+    import traceback
+
+    traceback.print_exception(exc)
+    typer.echo(f"causalrec: internal error: {type(exc).__name__}: {exc}", err=True)
+    return 1
 
 
 def _entry() -> None:  # pragma: no cover - the console script

@@ -238,7 +238,10 @@ def debias(
     if isinstance(examination, str) and examination not in EXAMINATION:
         raise InputError(f"unknown examination source {examination!r}", column="examination",
                          fix=f"use one of {', '.join(EXAMINATION)}, or pass a curve")
-    df = read_table(logs)
+    from causalrec.engines import is_spark_dataframe
+
+    spark = is_spark_dataframe(logs)
+    df = pd.DataFrame(columns=list(logs.columns)) if spark else read_table(logs)
     schema = schema.with_(propensity=propensity, position=position)
     use_position = (
         schema.position is not None and schema.position in df.columns
@@ -255,6 +258,20 @@ def debias(
         )
     if exposure is not None:
         schema = schema.with_(treatment=exposure)
+    if spark:  # the same checks so far; the rows are reduced on the executors
+        if estimate_propensity or exposure is not None:
+            raise InputError("estimated propensities and candidate (exposure) mode do not run on Spark",
+                             column="--estimate-propensity" if estimate_propensity else "--exposure",
+                             fix="pass the logged propensity column, or run in process")
+        from causalrec.engines.spark_debias import debias_spark
+
+        return debias_spark(logs, schema=schema, method=method, examination=examination, clip=clip, cap=cap,
+                            position_clip=position_clip, config={
+                                "method": method, "schema": schema.to_dict(), "estimate_propensity": False,
+                                "examination": examination if isinstance(examination, str) else "given",
+                                "clip": clip, "cap": cap, "position_clip": position_clip,
+                                "relevance_groups": relevance_groups, "n_folds": n_folds, "bootstrap": bootstrap,
+                                "ci_level": ci_level, "seed": seed})
     require = ["item_id", "outcome"] + (["treatment"] if exposure is not None else []) + (["propensity"] if needs_prop else []) + (["position"] if use_position else [])
     canon = validate_log(df, schema, require=require, binary=(["treatment"] if exposure is not None else []), command="debias")
     names = schema.present(df)
@@ -484,6 +501,17 @@ def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevan
             f"which biases examination downwards at deep slots{pair_txt}. Prefer a randomised slice "
             "(--examination randomized), harvesting when pairs repeat (--examination harvest), or EM with a "
             "relevance model on the ranker's features (--relevance-features text).")
+    if relevance_features is not None and not randomised:
+        # the features' assumption cannot be checked from clicks; what can be shown is how much the
+        # relevance model moves the curve away from the per-item EM that a personalised ranking biases
+        item_em = regression_em(clicks, pos[on], groups=items, n_positions=k, bootstrap=0, seed=seed)
+        gap = np.abs(pb.examination - item_em.examination)
+        pb.extra["item_em_examination"] = item_em.examination.tolist()
+        warnings.append(
+            "regression-EM with a relevance model on features: the slots are not randomised here "
+            f"(ANOVA p={p:.2g}), so the curve is right only if the features explain the relevance the ranking "
+            f"used; it differs from per-item EM by up to {gap.max():.3f} (slot {int(gap.argmax())}), a measure of "
+            "how much the ranking is confounded with relevance. Check it against a randomised slice when one exists.")
     share = pb.extra.get("share_rows_multi_position")
     if pb.extra.get("at_upper_bound") or (share is not None and share < 0.5):
         warnings.append(

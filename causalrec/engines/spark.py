@@ -138,10 +138,31 @@ def partition_offsets(sdf) -> tuple[dict[int, int], int, int]:
     return {i: int(s) for i, s in enumerate(starts)}, int(counts.sum()), res.nbytes
 
 
+def write_parquet(sdf, path: str | os.PathLike) -> Path:
+    """Write a Spark DataFrame as a Parquet folder: into a temporary sibling, then renamed into place,
+    so a failed job never leaves a half-written ``path``."""
+    import shutil
+    import uuid
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        sdf.write.parquet(str(tmp))
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 def spark_type(sdf, column: str) -> str:
     """The DDL type of one column (e.g. ``bigint``, ``string``)."""
     return sdf.schema[column].dataType.simpleString()
 
 
 __all__ = ["spark_session", "read_source", "run_partitions", "partition_offsets", "PartitionResults",
-           "empty_frame", "spark_type"]
+           "empty_frame", "spark_type", "write_parquet"]

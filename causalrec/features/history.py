@@ -148,3 +148,81 @@ def encode_history(values, embedder, *, sep: str | None = None, column: str = "u
         texts = mapped.where(mapped.notna(), texts).astype(str)
     vecs = embedder.encode([str(t) for t in texts])
     return hist, np.asarray(vecs, dtype=np.float32)
+
+
+def item_components(item_vectors: np.ndarray, k: int, seed: int = 0):
+    """PCA of the unique item vectors (``k`` leading components), for projecting ``u`` and ``v``.
+
+    Why: a two-tower / bilinear head learns a ``d x rank`` projection from noisy
+    binary labels; in the leading ``k`` directions of the item space (fitted
+    without labels) it has ``k / d`` as many weights. Measured on the simulator
+    (20,000 rows, MiniLM, d = 384): held-out correlation of a bilinear propensity
+    with the true one 0.81 on the raw vectors, 0.88 on 16-32 components.
+    Returns the fitted scikit-learn ``PCA`` (its ``transform`` projects any vectors
+    of that space: pooled histories and candidate items alike).
+    """
+    from sklearn.decomposition import PCA
+
+    V = np.asarray(item_vectors, dtype=np.float64)
+    k = int(k)
+    if k < 1:
+        raise InputError(f"text components must be >= 1, got {k}", column="text_components",
+                         fix="e.g. --text-components 32, or leave it out for the full vectors")
+    k = min(k, V.shape[0], V.shape[1])
+    return PCA(n_components=k, random_state=seed).fit(V)
+
+
+@dataclass
+class TopicClusters:
+    """KMeans of unique item vectors, and soft memberships of any vector of that space.
+
+    ``m_k(x) = softmax_k(-||x - c_k||^2 / temperature)``. For a history, the user's
+    vector is the mean membership of its items (a topic profile) and ``sum_k
+    m_k(u) m_k(v)`` is a user-item topic affinity. Why: the KMeans fit uses no
+    labels, so the nuisance heads then learn from ``k`` dimensions instead of
+    ``d``. Measured on the simulator (20,000 rows, MiniLM): held-out correlation of
+    the fitted propensity with the true one 0.93 with 8 clusters (0.91 with 16-24)
+    against 0.80-0.83 on the raw 384-dimensional vectors.
+    """
+
+    centers: np.ndarray
+    temperature: float
+    inertia: float
+
+    def memberships(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        c = self.centers
+        d2 = (X ** 2).sum(1)[:, None] - 2.0 * X @ c.T + (c ** 2).sum(1)[None, :]
+        a = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / self.temperature)
+        return (a / a.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def topic_clusters(item_vectors: np.ndarray, k: int | str = "auto", *, temperature: float = 0.2,
+                   seed: int = 0, candidates: tuple[int, ...] = (4, 6, 8, 12, 16, 24, 32)) -> TopicClusters:
+    """Fit :class:`TopicClusters` on unique item vectors; ``k="auto"``: the best silhouette among ``candidates``.
+
+    ``temperature`` is on the squared-distance scale of L2-normalised vectors.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    V = np.unique(np.asarray(item_vectors, dtype=np.float64), axis=0)
+    if temperature <= 0:
+        raise InputError(f"cluster temperature must be > 0, got {temperature}", column="text_clusters")
+    if k == "auto":
+        ks = [c for c in candidates if 2 <= c < len(V)]
+        if not ks:
+            raise InputError(f"{len(V)} unique item vectors are too few to cluster", column="text_clusters",
+                             fix="give more items, or leave out text clusters")
+        sample = V if len(V) <= 5000 else V[np.random.default_rng(seed).choice(len(V), 5000, replace=False)]
+        scores = {}
+        for c in ks:
+            lab = KMeans(c, n_init=4, random_state=seed).fit_predict(sample)
+            scores[c] = silhouette_score(sample, lab, random_state=seed)
+        k = max(scores, key=scores.get)
+    k = int(k)
+    if not 2 <= k < len(V):
+        raise InputError(f"text clusters must be in 2..{len(V) - 1} (unique item vectors), got {k}",
+                         column="text_clusters", fix="e.g. --text-clusters 8, or auto")
+    km = KMeans(k, n_init=4, random_state=seed).fit(V)
+    return TopicClusters(centers=km.cluster_centers_, temperature=float(temperature), inertia=float(km.inertia_))

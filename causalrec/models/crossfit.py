@@ -283,38 +283,63 @@ class TreatmentOutcome:
     outcome model fitted on the arm-``t`` rows of the training folds, predicting every
     held-out row). ``data``: ``X``, ``t`` (0/1), ``y``, optional ``sample_weight``.
 
-    ``propensity`` / ``outcome``: a model, a list or a dict of candidates. Losses: log-loss
-    of ``e`` on all rows, MSE of ``mu_t`` on the arm-``t`` rows (where it is observed).
+    ``propensity`` / ``outcome``: a model, a list or a dict of candidates; ``propensity=None``
+    fits no propensity (e.g. the log holds the exposure probabilities): only ``mu0``, ``mu1``.
+    ``joint``: optional candidates that model all three at once (a shared representation,
+    DragonNet-style): ``fit(X, np.column_stack([t, y]))``, ``predict(X) -> [e, mu0, mu1]``
+    (n, 3); each competes, per nuisance, with the separate models under the name
+    ``"joint:<name>"`` (``outcome=None``: the joint models alone, ``e`` included). Losses: log-loss of ``e`` on all rows, MSE of ``mu_t`` on the
+    arm-``t`` rows (where it is observed).
     """
 
-    names = ("e", "mu0", "mu1")
     loss_names = {"e": "log_loss", "mu0": "mse (control rows)", "mu1": "mse (treated rows)"}
 
-    def __init__(self, propensity, outcome):
-        self.propensity = candidates(propensity)
-        self.outcome = candidates(outcome)
+    def __init__(self, propensity, outcome, joint=None):
+        joint_only = outcome is None and joint is not None
+        self.propensity = None if propensity is None else candidates(propensity)
+        self.outcome = {} if joint_only else candidates(outcome)
+        self.joint = {} if joint is None else {f"joint:{k}": v for k, v in candidates(joint).items()}
+        # e is a nuisance unless the propensities are known (propensity=None beside an outcome model)
+        self.names = ("e", "mu0", "mu1") if propensity is not None or joint_only else ("mu0", "mu1")
 
     def fit(self, data, train):
-        d = take({"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}, train)
-        t = np.asarray(d["t"]).astype(int)
+        cols = {"X": data["X"], "t": data["t"], "y": data["y"], "w": data.get("sample_weight")}
+        t_all = np.asarray(data["t"]).astype(int)
+        t = t_all[train]
         if len(np.unique(t)) < 2:
             raise InputError("a training fold has only one treatment arm", column="treatment",
                              fix="use fewer folds, or check that both arms have enough rows")
-        fitted: dict[str, dict[str, Any]] = {"e": {c: _fit(m, d["X"], t, d["w"]) for c, m in self.propensity.items()}}
+        fitted: dict[str, dict[str, Any]] = {}
+        need_all = self.propensity is not None or self.joint
+        d = take(cols, train) if need_all else None
+        if self.propensity is not None:
+            fitted["e"] = {c: _fit(m, d["X"], t, d["w"]) for c, m in self.propensity.items()}
         for arm in (0, 1):
-            r = np.flatnonzero(t == arm)
-            sub = take(d, r)
+            sub = take(cols, train[t == arm])  # index the original rows once (no copy of a copy)
             fitted[f"mu{arm}"] = {c: _fit(m, sub["X"], sub["y"], sub["w"]) for c, m in self.outcome.items()}
+        if self.joint:
+            ty = np.column_stack([t, np.asarray(d["y"], dtype=float)])
+            fitted["joint"] = {c: _fit(m, d["X"], ty, d["w"]) for c, m in self.joint.items()}
         return fitted
 
     def predict(self, fitted, data, rows):
         X = take({"X": data["X"]}, rows)["X"]
-        out: dict[str, dict[str, np.ndarray]] = {"e": {}}
-        for c, m in fitted["e"].items():
-            p = np.asarray(m.predict_proba(X))
-            out["e"][c] = p[:, list(m.classes_).index(1)] if p.ndim == 2 else p
+        out: dict[str, dict[str, np.ndarray]] = {}
+        if "e" in fitted:
+            out["e"] = {}
+            for c, m in fitted["e"].items():
+                p = np.asarray(m.predict_proba(X))
+                out["e"][c] = p[:, list(m.classes_).index(1)] if p.ndim == 2 else p
         for arm in ("mu0", "mu1"):
             out[arm] = {c: np.asarray(m.predict(X), dtype=float).ravel() for c, m in fitted[arm].items()}
+        for c, m in fitted.get("joint", {}).items():
+            p = np.asarray(m.predict(X), dtype=float)
+            if p.ndim != 2 or p.shape[1] != 3:
+                raise InputError(f"the joint nuisance model {c} must predict [e, mu0, mu1] (n, 3), got shape "
+                                 f"{p.shape}", column="joint", fix="return np.column_stack([e, mu0, mu1])")
+            if "e" in self.names:
+                out.setdefault("e", {})[c] = p[:, 0]
+            out["mu0"][c], out["mu1"][c] = p[:, 1], p[:, 2]
         return out
 
     def loss(self, name, pred, data):

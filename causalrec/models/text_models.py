@@ -92,12 +92,12 @@ class BilinearPropensityModel(PropensityModel):
     ``shared_towers`` (``B = A``: ``W = A diag(w) A^T``, for ``u`` and ``v`` in one space).
     """
 
-    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-4, batch_size: int = 256, max_epochs: int = 60,
+    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-3, batch_size: int = 128, max_epochs: int = 60,
                  patience: int = 5, validation_fraction: float = 0.15, tol: float = 1e-4,
                  device: str = "auto", random_state: int | None = 0, verbose: bool = False,
                  num_threads: int | None = None, calibration: str | None = "auto", clip: float | None = 0.01,
-                 embedding_dim: int | None = None, rank: int = 16, shared_towers: bool = True):
+                 embedding_dim: int | None = None, rank: int = 8, shared_towers: bool = True):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, learning_rate=learning_rate,
                          weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
                          patience=patience, validation_fraction=validation_fraction, tol=tol, device=device,
@@ -119,12 +119,12 @@ class BilinearOutcomeModel(OutcomeModel):
     ``embedding_dim``, ``rank`` and ``shared_towers``. No ``predict_proba`` (econml treats it as a regressor).
     """
 
-    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-4, batch_size: int = 256, max_epochs: int = 60,
+    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-3, batch_size: int = 128, max_epochs: int = 60,
                  patience: int = 5, validation_fraction: float = 0.1, tol: float = 1e-4,
                  device: str = "auto", random_state: int | None = 0, verbose: bool = False,
                  num_threads: int | None = None, loss: str = "mse",
-                 embedding_dim: int | None = None, rank: int = 16, shared_towers: bool = True):
+                 embedding_dim: int | None = None, rank: int = 8, shared_towers: bool = True):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, dropout=dropout, learning_rate=learning_rate,
                          weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
                          patience=patience, validation_fraction=validation_fraction, tol=tol, device=device,
@@ -145,15 +145,16 @@ def cross_fitted_loss(kind: str, y: np.ndarray, pred: np.ndarray, mask: np.ndarr
     (propensities; binary outcomes); ``kind="mse"``: ``mean((y - pred)^2)``.
     ``mask`` restricts the mean (e.g. to the arm an outcome model was fitted on).
     """
+    from causalrec.models.crossfit import log_loss, mse
+
     y = np.asarray(y, dtype=float)
     p = np.asarray(pred, dtype=float)
     if mask is not None:
         y, p = y[mask], p[mask]
-    if kind == "log":
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    if kind == "log":  # the engine's losses (causalrec.models.crossfit), one definition each
+        return log_loss(y, np.clip(p, 1e-6, 1 - 1e-6))
     if kind == "mse":
-        return float(np.mean((y - p) ** 2))
+        return mse(y, p)
     raise InputError(f"unknown loss kind {kind!r}", column="kind", fix="use 'log' or 'mse'")
 
 
@@ -179,8 +180,8 @@ class SharedTextNuisance(BaseEstimator):
     :class:`~causalrec.models.PrecomputedClassifier` / ``PrecomputedRegressor``.
     """
 
-    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 3e-3,
-                 weight_decay: float = 1e-4, batch_size: int = 256, max_epochs: int = 60,
+    def __init__(self, hidden_layer_sizes=(64,), dropout: float = 0.1, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-3, batch_size: int = 128, max_epochs: int = 60,
                  patience: int = 5, validation_fraction: float = 0.1, tol: float = 1e-4,
                  device: str = "auto", random_state: int | None = 0, verbose: bool = False,
                  num_threads: int | None = None, loss: str = "bce", embedding_dim: int | None = None,

@@ -31,6 +31,7 @@ import pandas as pd
 
 from causalrec.errors import InputError
 from causalrec.inference import check_clusters
+from causalrec.models.folds import cluster_hash_folds as cluster_folds  # noqa: F401  (the one fold spec)
 from causalrec.ope.estimators import Moments
 
 

@@ -29,7 +29,9 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes, cluster_se, z_value
-from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
+from causalrec.models.folds import cluster_hash_folds as cluster_folds
+from causalrec.models.folds import row_hash_folds as fold_ids
+from causalrec.ope.clusters import ClusterMoments, ClusterStream
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -37,9 +39,10 @@ from causalrec.ope.estimators import (
     _dense,
     influence_se_fast,
     make_estimators,
+    run_names,
     summarise,
 )
-from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
+from causalrec.ope.outcome import CellMeanOutcome, make_outcome_model
 from causalrec.ope.policy import resolve_target
 from causalrec.ope.result import OPEResult
 from causalrec.ope.weights import WeightStats
@@ -268,8 +271,8 @@ def _evaluate(
     if streaming and batch_size is not None and batch_size < 1:
         raise InputError("batch_size must be >= 1", column="batch_size", fix="e.g. --batch-size 1000000")
     config = {
-        "estimators": [e.name for e in ests],
-        "estimator_params": {e.name: e.params() for e in ests},
+        "estimators": run_names(ests),
+        "estimator_params": {n: e.params() for n, e in zip(run_names(ests), ests, strict=True)},
         "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
         "ci_level": ci_level, "seed": seed, "batch_size": batch_size if streaming else None, "n_folds": n_folds,
         "schema": schema.to_dict(),
@@ -440,13 +443,14 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
             wstats: WeightStats, y_sum: float, y_ss: float, ci_level: float, policy, model, config,
             extras: list[dict] | None = None, clusters: dict | None = None) -> OPEResult:
     estimates = []
+    names = run_names(ests)
     for i, (e, (est, se), b) in enumerate(zip(ests, values, boot, strict=True)):
         extra: dict[str, Any] = {k: v for k, v in e.params().items() if v is not None}
         if extras is not None:
             extra.update(extras[i])
         if b is not None:
             extra.update(boot_ci_low=b[0], boot_ci_high=b[1], boot_se=b[2])
-        estimates.append(Estimate.normal(e.name, TARGET, est, se, ci_level, **extra))
+        estimates.append(Estimate.normal(names[i], TARGET, est, se, ci_level, **extra))
     diag = wstats.diagnostics()
     if clusters:
         diag.update(clusters)
@@ -456,9 +460,9 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
     if model is not None and isinstance(model, CellMeanOutcome):
         diag["outcome_cells_observed"] = int((model.cell_counts_ > 0).sum())
     warnings = wstats.warnings()
-    for e, (est, _se) in zip(ests, values, strict=True):
+    for nm, (est, _se) in zip(names, values, strict=True):
         if not np.isfinite(est):
-            warnings.append(f"estimator '{e.name}' is undefined on these data (all weights zero?)")
+            warnings.append(f"estimator '{nm}' is undefined on these data (all weights zero?)")
     if any(e.name == "dm" for e in ests):
         # DM's influence values vary only with the context, so its interval ignores the
         # outcome model's own estimation error; say so where the number is read.
@@ -731,7 +735,8 @@ def _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_le
         raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
                          fix="name an existing column (e.g. the request id) with --cluster COL, or --cluster none")
     config = {
-        "estimators": [e.name for e in ests], "estimator_params": {e.name: e.params() for e in ests},
+        "estimators": run_names(ests),
+        "estimator_params": {n: e.params() for n, e in zip(run_names(ests), ests, strict=True)},
         "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
         "ci_level": ci_level, "seed": seed, "batch_size": batch_size, "n_folds": n_folds,
         "schema": schema.to_dict(), "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from causalrec.errors import InputError
+from causalrec.models.folds import row_hash_folds as fold_ids  # noqa: F401  (the one fold spec)
 
 
 class CellMeanOutcome:

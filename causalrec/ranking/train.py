@@ -46,7 +46,10 @@ sample weight; gains ``g = w y``; ``s`` the logit; ``q`` a request list):
   examination tower per slot, ``P(C = 1 | u, a, k) = sigma(s(u, a)) sigma(e_k)``,
   fitted by weighted BCE on the clicks of shown rows (``positions`` needed).
   No propensity of the slot is needed; it assumes the examination
-  hypothesis (examination depends on the slot only). The fitted
+  hypothesis (examination depends on the slot only). ``examination=`` fixes
+  the examination tower to a known curve (``log sigma(e_k)`` replaced by
+  ``log rho_k``): needed under a personalised ranking, where a learned
+  tower is confounded with relevance (the slot follows it). The fitted
   ``sigma(e_k) / sigma(e_0)`` is stored in ``model.meta["examination"]``.
 
 Model selection without bias. A share ``val_share`` of the request lists
@@ -206,6 +209,7 @@ def train_ranker(
     positions: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
     val_weights: np.ndarray | None = None,
+    examination: np.ndarray | list[float] | None = None,
     model: Any = None,
     encoder: str | os.PathLike | None = None,
     config: TrainConfig | None = None,
@@ -217,7 +221,10 @@ def train_ranker(
     built from ``encoder`` (a local model folder; default all-MiniLM-L6-v2).
     ``groups`` (request ids) are required for the pairwise and list objectives
     and for the validation split; ``positions`` (0-based slots) for
-    ``click_model``. ``val_labels`` / ``val_weights`` (one per row; only the
+    ``click_model``; ``examination`` (relative examination per slot, e.g. a
+    randomised-slice estimate) fixes its examination tower instead of
+    learning it -- under a personalised ranking the slot and the relevance
+    are confounded and a learned tower is not identified. ``val_labels`` / ``val_weights`` (one per row; only the
     held-out rows are read) give the validation gains, default the training
     ones. ``bottom_cache``: a dict reused across trainings from the same
     encoder (see :meth:`TwoTowerRanker.bottom`).
@@ -321,16 +328,24 @@ def train_ranker(
     yt = torch.tensor(y, dtype=torch.float32, device=device)
     wt = torch.tensor(w, dtype=torch.float32, device=device)
     gain_t = yt * wt
-    exam = None
+    exam = log_exam = None
     if cfg.objective == "click_model":
         n_slots = int(pos.max()) + 1
         # logit 2 ~ examination 0.88 everywhere: the data, not the start, orders the slots
-        exam = torch.nn.Parameter(torch.full((n_slots,), 2.0, device=device))
         pos_t = torch.from_numpy(pos).to(device)
+        if examination is None:
+            exam = torch.nn.Parameter(torch.full((n_slots,), 2.0, device=device))
+            log_exam = None
+        else:
+            ex = np.asarray(examination, dtype=np.float64)
+            if ex.ndim != 1 or ex.shape[0] < n_slots or not np.all((ex > 0) & np.isfinite(ex)):
+                raise InputError(f"examination must be {n_slots} positive values (one per slot)",
+                                 column="examination", fix="pass the curve of `causalrec debias` (rho_k)")
+            log_exam = torch.tensor(np.log(np.minimum(ex / ex[0], 1.0)), dtype=torch.float32, device=device)
     head = [model.proj.weight, model.proj.bias, model.log_scale, model.bias]
     if cfg.item_prior:
         head.append(model.item_bias.weight)
-    if exam is not None:
+    if cfg.objective == "click_model" and log_exam is None:
         head.append(exam)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     param_groups = [{"params": head, "lr": cfg.head_lr}]
@@ -394,10 +409,11 @@ def train_ranker(
             denom = bw.sum()
             if float(denom) <= 0:
                 return None
-            if exam is None:
+            if cfg.objective != "click_model":
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt[rd], reduction="none")
             else:
-                logp = torch.nn.functional.logsigmoid(logit) + torch.nn.functional.logsigmoid(exam[pos_t[rd]])
+                le = log_exam[pos_t[rd]] if log_exam is not None else torch.nn.functional.logsigmoid(exam[pos_t[rd]])
+                logp = torch.nn.functional.logsigmoid(logit) + le
                 log1mp = torch.log1p(-torch.exp(logp).clamp(max=1 - 1e-6))
                 bce = -(yt[rd] * logp + (1.0 - yt[rd]) * log1mp)
             return (bw * bce).sum() / denom
@@ -471,5 +487,8 @@ def train_ranker(
     if exam is not None:
         e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
         meta["examination"] = (e / e[0]).tolist()
+    elif log_exam is not None:
+        meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
+        meta["examination_fixed"] = True
     model.meta.update(meta)
     return model.to("cpu"), hist

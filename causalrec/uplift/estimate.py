@@ -93,6 +93,9 @@ def build_features(
     history: Any = None,
     history_sep: str | None = None,
     history_pooling: str = "mean",
+    text_components: int | None = None,
+    text_clusters: int | str | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The adjustment matrix ``X`` for a canonical log (see module docstring).
 
@@ -100,6 +103,10 @@ def build_features(
     strings split on ``history_sep``); the user vector ``u`` is then the pooled
     item embeddings (:mod:`causalrec.features.history`, ``history_pooling`` mean
     or attention) and a user-text embedding, when given too, joins the covariates.
+    ``text_components``: project ``u`` and ``v`` on the leading principal components
+    of the unique item vectors (:func:`causalrec.features.history.item_components`).
+    ``text_clusters`` (an int or ``"auto"``): replace ``u`` and ``v`` by soft topic
+    memberships (:func:`causalrec.features.history.topic_clusters`).
     """
     from causalrec.features import design_matrix
 
@@ -163,6 +170,37 @@ def build_features(
         else:
             it = _text_column(canon, "item_text") if has_item_text else None
         v = embedder.encode_column(it) if it is not None else None
+        if text_components:
+            from causalrec.features.history import item_components
+
+            basis = [b for b in (hist_vecs, None if v is None else np.unique(v, axis=0)) if b is not None]
+            if not basis:
+                raise InputError("text_components needs item vectors (a history or item text)",
+                                 column="text_components", fix="give --user-history or --item-text")
+            pca = item_components(np.vstack(basis), int(text_components), seed)
+            hist_vecs = pca.transform(hist_vecs).astype(np.float32) if hist_vecs is not None else None
+            v = pca.transform(v).astype(np.float32) if v is not None else None
+            joined = pca.transform(joined).astype(np.float32) if joined is not None else None
+            if hist is not None:
+                u = mean_pool(hist, hist_vecs)
+            else:
+                u = joined
+            info["text_components"] = int(pca.n_components_)
+            info["text_components_variance"] = float(pca.explained_variance_ratio_.sum())
+        if text_clusters is not None:
+            from causalrec.features.history import topic_clusters
+
+            basis = [b for b in (hist_vecs, v) if b is not None] or [u]
+            tc = topic_clusters(np.vstack(basis), text_clusters, seed=seed)
+            if hist is not None:
+                hist_vecs = tc.memberships(hist_vecs)
+            v = tc.memberships(v) if v is not None else None
+            joined = tc.memberships(joined) if joined is not None else None
+            if hist is not None:
+                u = mean_pool(hist, hist_vecs)
+            else:
+                u = joined
+            info["text_clusters_k"] = int(tc.centers.shape[0])
         if hist is not None and history_pooling == "attention":
             from causalrec.features.history import attention_pool
 
@@ -176,6 +214,7 @@ def build_features(
         if hist is not None and joined is not None:  # the joined string's embedding as extra columns
             X = np.hstack([X, joined.astype(np.float32)])
             names = names + [f"ut{j}" for j in range(joined.shape[1])]
+            info["joined_user_text"] = True
         info["interaction_block"] = bool(u is not None and v is not None)
         return X, names, info
     if kind == "ids":
@@ -257,36 +296,28 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
 def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np.ndarray, y: np.ndarray, *,
                     n_folds: int, groups: np.ndarray | None, seed: int,
                     logged_e: np.ndarray | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cross-fit every candidate on one set of folds; keep, per nuisance, the lowest out-of-fold loss.
-
-    Propensity: log loss of ``e``; outcome: log loss (outcomes in [0, 1]) or squared
-    error of ``mu_t`` on the arm-``t`` rows. One candidate: no selection is reported.
+    """Cross-fit every candidate in ONE engine call (one set of folds); per nuisance the
+    lowest out-of-fold loss wins (the engine's selection: log loss of ``e``, squared error
+    of ``mu_t`` on the arm-``t`` rows). One candidate: no selection is reported here
+    (``diagnostics["nuisance_models"]`` always holds the engine's losses).
     """
-    from causalrec.models.text_models import cross_fitted_loss
-
-    fits = {name: cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds,
-                                      groups=groups, seed=seed, propensity=logged_e)
-            for name, p, o in candidates}
-    models = {name: (p, o) for name, p, o in candidates}
-    if len(candidates) == 1:
-        name = candidates[0][0]
-        return {**fits[name], "models": models[name]}, {}
-    kind = "log" if (y.min() >= 0.0 and y.max() <= 1.0) else "mse"
-    tb = t.astype(bool)
-    loss_e = {k: cross_fitted_loss("log", t, f["e_raw"]) for k, f in fits.items()}
-    loss_mu = {k: 0.5 * (cross_fitted_loss(kind, y, f["mu1"], tb) + cross_fitted_loss(kind, y, f["mu0"], ~tb))
-               for k, f in fits.items()}
-    best_e = min(loss_e, key=loss_e.get) if logged_e is None else None
-    best_mu = min(loss_mu, key=loss_mu.get)
-    nu = dict(fits[best_mu])
-    if best_e is not None:
-        nu["e_raw"] = fits[best_e]["e_raw"]
-    selection = {"criterion": f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: "
-                              f"{'log loss' if kind == 'log' else 'squared error'} on each arm's rows)",
-                 "outcome": {"chosen": best_mu, "losses": loss_mu}}
-    if best_e is not None:
-        selection["propensity"] = {"chosen": best_e, "losses": loss_e}
-    nu["models"] = (models[best_e or best_mu][0], models[best_mu][1])
+    if len(candidates) == 1:  # the user's own models (each may itself be a list of candidates)
+        _, p, o = candidates[0]
+        nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
+                                 seed=seed, propensity=logged_e)
+        return {**nu, "models": (p, o)}, {}
+    props = {name: p for name, p, _ in candidates}
+    outs = {name: o for name, _, o in candidates}
+    nu = cross_fit_nuisances(X, t, y, propensity_model=props, outcome_model=outs, n_folds=n_folds,
+                             groups=groups, seed=seed, propensity=logged_e)
+    sel = nu["crossfit"].selection_report()
+    selection: dict[str, Any] = {"criterion": f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: "
+                                              "squared error on each arm's rows)",
+                                 "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+    if "e" in sel:
+        selection["propensity"] = sel["e"]
+    best_e = sel["e"]["chosen"] if "e" in sel else sel["mu1"]["chosen"]
+    nu["models"] = (props[best_e], outs[sel["mu1"]["chosen"]])
     return nu, selection
 
 
@@ -314,16 +345,14 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
     ``mu_t`` is a T-learner: the outcome model is fitted on the arm-``t`` rows of
     the training folds and predicts every held-out row. Either model may be a list (or
     dict) of candidates; the smallest cross-fitted loss wins (``"crossfit"``'s selection).
-    ``propensity`` (logged exposure probabilities) replaces the propensity model: a
-    constant classifier stands in for it inside the engine and its output is discarded.
+    ``propensity`` (logged exposure probabilities) replaces the propensity model: the
+    engine then fits the outcome models only.
     """
     from causalrec.models import TreatmentOutcome, cross_fit, make_folds
 
     folds = make_folds(len(t), n_folds, groups=groups, stratify=t, random_state=seed)
     if propensity is not None:
-        from sklearn.dummy import DummyClassifier
-
-        propensity_model = DummyClassifier(strategy="prior")
+        propensity_model = None
     cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model), {"X": X, "t": t, "y": y}, folds)
     e = np.asarray(propensity, dtype=float) if propensity is not None else cf["e"]
     return {"e_raw": e, "mu0": cf["mu0"].ravel(), "mu1": cf["mu1"].ravel(), "folds": folds,
@@ -411,6 +440,8 @@ def estimate(
     history_pooling: str = "mean",
     propensity: str | None = None,
     heads: str = "mlp",
+    text_components: int | None = None,
+    text_clusters: int | str | None = None,
     covariates: Sequence[str] = (),
     features: str | np.ndarray = "auto",
     methods: Sequence[str] = ("naive", "ipw", "aipw", "dml"),
@@ -463,6 +494,13 @@ def estimate(
         same folds and, per nuisance, the one with the lower out-of-fold loss kept
         (the choice and every candidate's loss are in ``diagnostics["nuisance_selection"]``).
         Ignored when models are passed.
+    text_components:
+        Project the user and item vectors on this many principal components of the
+        unique item vectors before building ``[u, v, u*v]`` (fewer weights to learn).
+    text_clusters:
+        ``k`` or ``"auto"`` (silhouette): replace the user and item vectors by soft
+        memberships of ``k`` KMeans clusters of the unique item vectors (for a history,
+        the mean membership of its items: a topic profile).
     covariates:
         Tabular columns added to every adjustment set (numeric standardised,
         categorical one-hot).
@@ -500,6 +538,9 @@ def estimate(
         schema = LogSchema()
     schema = schema.with_(treatment=treatment, outcome=outcome, user_id=user_id, item_id=item_id,
                           user_text=user_text, item_text=item_text if items is None else None)
+    if user_history is not None and schema.user_text == user_history:
+        # the history column is the user's text: pool it, do not also embed it joined
+        schema = LogSchema(**{**schema.to_dict(), "user_text": None, "covariates": tuple(schema.covariates)})
     if items is not None:
         # item text comes from the catalogue: ignore any same-named log column
         schema = LogSchema(**{**schema.to_dict(), "item_text": None, "covariates": tuple(schema.covariates)})
@@ -557,11 +598,13 @@ def estimate(
                                         items=items, item_key=item_key, item_text=item_text,
                                         embedder=embedder, model=model, device=device, progress=progress,
                                         history=hist_values, history_sep=history_sep,
-                                        history_pooling=history_pooling)
+                                        history_pooling=history_pooling, text_components=text_components,
+                                        text_clusters=text_clusters, seed=seed)
         config.update(info)
         config["n_features"] = int(X.shape[1])
         config.update({"user_history": user_history, "history_sep": history_sep, "history_pooling": history_pooling,
-                       "propensity": propensity, "heads": heads})
+                       "propensity": propensity, "heads": heads,
+                       "text_components": text_components, "text_clusters": text_clusters})
         candidates = _candidate_models(heads, device, seed, y_all, info, propensity_model, outcome_model)
         nu, selection = _fit_candidates(candidates, X, t_all, y_all, n_folds=int(n_folds), groups=groups_all,
                                         seed=seed, logged_e=logged_e)

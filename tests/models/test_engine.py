@@ -152,3 +152,33 @@ def test_bad_input(rng):
                   np.r_[np.zeros(50, int), np.ones(50, int)])
     with pytest.raises(InputError):
         SingleModel([])
+
+
+class JointLinear(RegressorMixin, BaseEstimator):
+    """A 'shared representation' stand-in: fit(X, [t, y]) -> predict [e, mu0, mu1]."""
+
+    def fit(self, X, Y, sample_weight=None):
+        t, y = Y[:, 0].astype(int), Y[:, 1]
+        self.e_ = LogisticRegression().fit(X, t)
+        self.m_ = [LinearRegression().fit(X[t == a], y[t == a]) for a in (0, 1)]
+        return self
+
+    def predict(self, X):
+        return np.column_stack([self.e_.predict_proba(X)[:, 1], self.m_[0].predict(X), self.m_[1].predict(X)])
+
+
+def test_joint_candidates_compete_with_separate_models(rng):
+    X, t, y = _confounded(rng, 600)
+    data = {"X": X[:, 1:], "t": t, "y": y}
+    folds = make_folds(600, 3, stratify=t)
+    cf = cross_fit(TreatmentOutcome(DummyClassifier(strategy="prior"), DummyRegressor(), joint=JointLinear()),
+                   data, folds)
+    for name in ("e", "mu0", "mu1"):
+        assert set(cf.selection[name]["losses"]) == {"joint:JointLinear", "DummyClassifier" if name == "e"
+                                                     else "DummyRegressor"}
+        assert cf.chosen(name) == "joint:JointLinear"
+    alone = cross_fit(TreatmentOutcome(None, None, joint=JointLinear()), data, folds)
+    np.testing.assert_allclose(alone["mu1"], cf["mu1"])
+    assert set(alone.predictions) == {"e", "mu0", "mu1"}
+    logged = cross_fit(TreatmentOutcome(None, LinearRegression()), data, folds)
+    assert set(logged.predictions) == {"mu0", "mu1"}  # known propensities: no e fitted
