@@ -81,6 +81,9 @@ def ab_command(
     seed: int = typer.Option(0, "--seed", help="Seed (CUPAC folds)."),
     out: Path = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path = typer.Option(None, "--report", help="Write the report here (.html, or .md for Markdown)."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name, summed on Spark."),
+    spark_master: str = typer.Option(None, "--spark-master", help="With --engine spark: the master, e.g. local[*]."),
 ) -> None:
     """Evaluate an A/B test: SRM, lifts with CIs, CUPED/CUPAC/Lin, quantiles, corrections, segments, power, sequential."""
     from causalrec.errors import InputError
@@ -121,6 +124,12 @@ def ab_command(
             from causalrec.experiments import CUPAC
 
             cupac = CUPAC(features=parse_list(cupac_features), text=cupac_text)
+        if engine == "spark":
+            from causalrec.engines.spark import read_source, spark_session
+
+            logs = read_source(spark_session(spark_master), logs)
+        elif engine not in ("auto", "local"):
+            raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
         result = analyze(logs, quantiles=quantile, unit=unit, aggregate=aggregate, cupac=cupac, cap=cap,
                          timestamp=timestamp, looks=looks, order=order, seed=seed, write_stats=write_stats, **common)
         if write_stats is not None:
