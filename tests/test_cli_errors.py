@@ -379,3 +379,15 @@ def test_cli_start_up_imports(small_log):
     for step in ("ope run", "ab run"):
         assert not set(seen[step]) & set(NEVER_ON_RUN), (step, seen[step])
         assert "pandas" in seen[step]
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 1.5])
+def test_uplift_logged_propensity_outside_open_unit_interval(capsys, tmp_path, text_log_csv, value):
+    # uplift needs 1/e and 1/(1-e): a logged exposure propensity must lie strictly inside (0, 1)
+    df = text_log_csv.assign(p=0.4)
+    df.loc[3, "p"] = value
+    df.to_csv(tmp_path / "p.csv", index=False)
+    rc, text = _run(capsys, ["uplift", str(tmp_path / "p.csv"), "--treatment", "treatment", "--outcome", "outcome",
+                             "--covariates", "item_price", "--propensity", "p", "--method", "ipw", "--folds", "2"])
+    _no_traceback(rc, text)
+    assert "'p'" in text and "(0, 1)" in text
