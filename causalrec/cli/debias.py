@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -52,11 +53,14 @@ def debias_command(
     position_clip: float = typer.Option(0.05, "--position-clip", help="Floor on relative examination."),
     n_folds: int = typer.Option(5, "--n-folds", help="Cross-fitting folds (DR outcome model, estimated propensity)."),
     bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates for the examination CIs."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Write the summary JSON here."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the summary."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name and --out a Parquet folder written by Spark."),
+    spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: e.g. local[*]."),
 ) -> None:
     from causalrec.data.atomic import atomic_write_with
     from causalrec.data.schema import LogSchema
@@ -70,6 +74,7 @@ def debias_command(
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise InputError(f"--out '{out}' must be a .parquet file", column=str(out),
                          fix="e.g. --out corrected.parquet")
+    named_columns(logs, {"--position": position, "--exposure": exposure})  # never dropped silently
     feats = None
     if relevance_features is not None:
         if relevance_features != "text":
@@ -88,6 +93,12 @@ def debias_command(
     schema = LogSchema(item_id=item, outcome=outcome, propensity=propensity or "propensity",
                        position=position, position_base=position_base, n_positions=n_positions,
                        covariates=tuple(parse_list(covariates)))
+    if engine == "spark":
+        from causalrec.engines.spark import read_source, spark_session
+
+        logs = read_source(spark_session(spark_master), logs)
+    elif engine not in ("auto", "local"):
+        raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
     result = debias(
         logs, schema=schema, method=method, estimate_propensity=estimate_propensity,
         examination=examination if position is not None else "none", exposure=exposure,
@@ -96,6 +107,11 @@ def debias_command(
         ci_level=ci_level, seed=seed,
     )
     frame = result.frame
-    atomic_write_with(out, lambda p: frame.to_parquet(p, index=False))
-    typer.echo(f"wrote {out} ({len(frame):,} rows)", err=True)
+    if engine == "spark":
+        from causalrec.engines.spark import write_parquet
+
+        write_parquet(frame, out)
+    else:
+        atomic_write_with(out, lambda p: frame.to_parquet(p, index=False))
+    typer.echo(f"wrote {out} ({result.n_rows:,} rows)", err=True)
     emit(result, summary_json, report, build_debias_report, quiet=quiet)

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import unit_interval
 from causalrec.cli.output import emit, parse_list
 
 rank_app = typer.Typer(help="Train a ranker fine-tuned from the text encoder on corrected labels, and "
@@ -96,7 +97,7 @@ def eval_command(
     position: str = typer.Option("position", "--position", help="Position column (randomised-log mode)."),
     position_base: int = typer.Option(0, "--position-base", help="Whether positions count from 0 or 1."),
     estimators: str = typer.Option("ips,snips,dr", "--estimators", help="OPE estimators (randomised-log mode)."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed (tie-breaking, folds)."),
     quiet: bool = typer.Option(False, "--quiet", help="Do not print the table."),
 ) -> None:

@@ -238,7 +238,10 @@ def debias(
     if isinstance(examination, str) and examination not in EXAMINATION:
         raise InputError(f"unknown examination source {examination!r}", column="examination",
                          fix=f"use one of {', '.join(EXAMINATION)}, or pass a curve")
-    df = read_table(logs)
+    from causalrec.engines import is_spark_dataframe
+
+    spark = is_spark_dataframe(logs)
+    df = pd.DataFrame(columns=list(logs.columns)) if spark else read_table(logs)
     schema = schema.with_(propensity=propensity, position=position)
     use_position = (
         schema.position is not None and schema.position in df.columns
@@ -255,6 +258,20 @@ def debias(
         )
     if exposure is not None:
         schema = schema.with_(treatment=exposure)
+    if spark:  # the same checks so far; the rows are reduced on the executors
+        if estimate_propensity or exposure is not None:
+            raise InputError("estimated propensities and candidate (exposure) mode do not run on Spark",
+                             column="--estimate-propensity" if estimate_propensity else "--exposure",
+                             fix="pass the logged propensity column, or run in process")
+        from causalrec.engines.spark_debias import debias_spark
+
+        return debias_spark(logs, schema=schema, method=method, examination=examination, clip=clip, cap=cap,
+                            position_clip=position_clip, config={
+                                "method": method, "schema": schema.to_dict(), "estimate_propensity": False,
+                                "examination": examination if isinstance(examination, str) else "given",
+                                "clip": clip, "cap": cap, "position_clip": position_clip,
+                                "relevance_groups": relevance_groups, "n_folds": n_folds, "bootstrap": bootstrap,
+                                "ci_level": ci_level, "seed": seed})
     require = ["item_id", "outcome"] + (["treatment"] if exposure is not None else []) + (["propensity"] if needs_prop else []) + (["position"] if use_position else [])
     canon = validate_log(df, schema, require=require, binary=(["treatment"] if exposure is not None else []), command="debias")
     names = schema.present(df)

@@ -230,7 +230,10 @@ def analyze(
         raise InputError("--looks needs a timestamp column to place the looks in time", column="--timestamp",
                          fix="pass --timestamp COL (the row's exposure / event time)")
     seq_on = bool(sequential or sequential_methods or timestamp)
-    columns = column_names(data)
+    from causalrec.engines import is_spark_dataframe
+
+    spark = is_spark_dataframe(data)
+    columns = list(data.columns) if spark else column_names(data)
     opts = _plan_options(control=control, expected_split=expected_split, alpha=alpha, ci_level=ci_level,
                          srm_alpha=srm_alpha, power=power, planned_lift=planned_lift, planning=planning,
                          lift_ci=lift_ci, corrections=corrections, primary=primary, max_segments=max_segments,
@@ -253,13 +256,24 @@ def analyze(
     wanted = list(dict.fromkeys([variant, *metric_vars, *qcols, *plain_covs, *ratio_cov_parts,
                                  *(cupac.numeric if cupac else []), *firsts, *([unit] if unit else []),
                                  *([timestamp] if timestamp else [])]))
-    source = data if isinstance(data, pd.DataFrame) else _read(data, wanted)
+    source = data if isinstance(data, pd.DataFrame) or spark else _read(data, wanted)
     missing = [c for c in wanted if c not in source.columns]
     if missing:
         role = "pre-period covariate for --cuped (or pass --covariate COL)" if any(
             missing[0] in a.split("/") for a in auto.values()) else "column"
         raise InputError(f"{role} '{missing[0]}' is missing; columns present: {list(source.columns)[:15]}",
                          column=missing[0], fix="check the column names passed on the command line")
+    if spark:
+        return _analyze_spark(data, plan, wanted=wanted, unit=unit, metric_vars=metric_vars, plain_covs=plain_covs,
+                              ratio_cov_parts=ratio_cov_parts, firsts=firsts, segment=segment, stratify=stratify,
+                              unsupported={"--quantile": qspecs, "--cupac": cupac, "--cap": capq,
+                                           "--timestamp": timestamp, "--write-stats": write_stats},
+                              config={"metrics": list(dict.fromkeys(metrics)), "ratios": list(ratios),
+                                      "quantiles": [], "unit": unit, "aggregate": aggregate,
+                                      "covariates": [t.name for t in terms], "cuped": "cuped" in plan.adjusters,
+                                      "cuped_auto_covariates": auto, "lin": bool(lin), "cupac": None,
+                                      "timestamp": None, "looks": None, "order": order, "n_looks": n_looks,
+                                      "sequential": bool(plan.sequential), "seed": seed, "engine": "spark"})
     if len(source) == 0:
         raise InputError("the log has no rows", fix="check the file")
     warnings: list[str] = []
@@ -418,6 +432,33 @@ def analyze_stats(
               "look": ab.look, "sequential": bool(plan.sequential)}
     src = "ABStats" if isinstance(stats, ABStats) else ("DataFrame" if isinstance(stats, pd.DataFrame) else str(stats))
     return finish(plan, ab, Extras(), n_rows=n_rows, source=f"stats: {src}", config=config)
+
+
+def _analyze_spark(sdf, plan: Plan, *, wanted, unit, metric_vars, plain_covs, ratio_cov_parts, firsts, segment,
+                   stratify, unsupported: dict, config: dict) -> ABResult:
+    """The row path on Spark: the same plan and finish, the statistics summed by Spark
+    (:mod:`causalrec.engines.spark_ab`)."""
+    from causalrec.engines.spark_ab import unit_stats, user_id_repeats
+
+    for option, value in unsupported.items():
+        if value:
+            raise InputError(f"{option} does not run on Spark", column=option,
+                             fix="drop it, or analyse in process (without --engine spark)")
+    warnings: list[str] = []
+    if unit is None and "user_id" in sdf.columns and user_id_repeats(sdf):
+        warnings.append("rows repeat 'user_id' but no --unit was given, so every row is treated as an independent "
+                        "unit; if users were randomised, pass --unit user_id for unit-level (cluster-robust) "
+                        "inference")
+    names = plan.variables()
+    if unit is not None and N_ROWS not in names:
+        names.append(N_ROWS)
+    stats, n_rows, w, nbytes = unit_stats(
+        sdf, variant=plan.variant, unit=unit, wanted=wanted, sums=metric_vars,
+        means=list(dict.fromkeys([*plain_covs, *ratio_cov_parts])), firsts=firsts, names=names,
+        by=list(dict.fromkeys(c for c in (segment, stratify) if c)), plain_covs=plain_covs)
+    config["spark"] = {"bytes_collected": nbytes}
+    extras = Extras(look_labels=["all"], warnings=warnings + w)
+    return finish(plan, stats, extras, n_rows=n_rows, source="<Spark DataFrame>", config=config)
 
 
 # -- row-path pieces ---------------------------------------------------------------

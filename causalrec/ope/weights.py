@@ -74,6 +74,22 @@ class WeightStats:
         self.p_min = min(self.p_min, float(propensity.min()))
         self.p_max = max(self.p_max, float(propensity.max()))
 
+    def merge(self, other: WeightStats) -> WeightStats:
+        """Add the statistics of another, disjoint set of rows (e.g. a Spark partition), in place."""
+        self.n += other.n
+        self.sum_w += other.sum_w
+        self.sum_w2 += other.sum_w2
+        self.sum_raw += other.sum_raw
+        self.sum_raw2 += other.sum_raw2
+        self.max_raw = max(self.max_raw, other.max_raw)
+        self.min_raw = min(self.min_raw, other.min_raw)
+        self.n_clipped += other.n_clipped
+        self.n_zero += other.n_zero
+        self.p_min = min(self.p_min, other.p_min)
+        self.p_max = max(self.p_max, other.p_max)
+        self.fine += other.fine
+        return self
+
     def set_exact_quantiles(self, w: np.ndarray) -> None:
         qs = np.quantile(w, QUANTILES) if w.size else [np.nan] * len(QUANTILES)
         self._exact = {_qname(q): float(v) for q, v in zip(QUANTILES, qs, strict=True)}

@@ -1,0 +1,240 @@
+"""Off-policy evaluation of a Spark DataFrame: the streaming arithmetic, one partition per batch stream.
+
+``causalrec.ope.evaluate(spark_df, ...)`` lands here after the in-process option checks.
+Each partition runs the in-process code of :mod:`causalrec.ope.evaluation` on its Arrow
+batches (validation, policy binding, outcome-model prediction, each estimator's per-row
+terms ``(c, a, b)``) and returns the mergeable statistics the streaming path keeps:
+per estimator :class:`~causalrec.ope.estimators.Moments`, the
+:class:`~causalrec.ope.weights.WeightStats` and the outcome's moments. The driver merges
+them and finishes with ``evaluation._finish``, so estimate, SE and diagnostics are those of
+the in-process streaming path (weight quantiles from the same histogram).
+
+Passes (each a Spark job over the log's needed columns only):
+
+0. row counts per partition, so every partition knows its global row numbers (folds
+   and row-keyed policies; see :mod:`causalrec.engines.spark`);
+1. the default cell-mean outcome model: outcome sums and counts per (fold, item,
+   position) from every partition, added on the driver (fitting is additive);
+2. the per-row terms and their moments.
+
+Clusters (``cluster=COL``, by default the request column): a cluster may span partitions,
+so each partition emits, per cluster it holds, the partial totals ``(C, N, A, B)`` of
+every estimator as Spark rows; ``groupBy(cluster).sum`` completes them (the only shuffle,
+one row per cluster), and a last job reduces the complete totals to
+:class:`~causalrec.ope.clusters.ClusterMoments` per partition. The driver never sees a
+row or a cluster, only moments.
+
+Not on Spark (raise ``InputError``): the bootstrap, scikit-learn outcome models (in-memory
+only in process too) and the slate estimators.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pandas as pd
+
+from causalrec.engines.spark import empty_frame, partition_offsets, run_partitions, spark_type
+from causalrec.errors import InputError
+from causalrec.inference import check_clusters
+
+
+def _target_frame(target):
+    from causalrec.engines import is_spark_dataframe
+
+    if is_spark_dataframe(target):  # a policy table in Spark: one Arrow transfer, then shipped with the tasks
+        return target.toPandas()
+    return target
+
+
+def evaluate_spark(sdf, target, *, schema, ests, model, ci_level: float, seed: int, n_folds: int, config: dict,
+                   cluster: str | None):
+    """The Spark engine behind :func:`causalrec.ope.evaluate` (see the module docstring)."""
+    from causalrec.ope import evaluation as ev
+    from causalrec.ope.clusters import ClusterMoments
+    from causalrec.ope.estimators import Moments, _dense
+    from causalrec.ope.outcome import CellMeanOutcome
+    from causalrec.ope.policy import resolve_target
+    from causalrec.ope.weights import WeightStats
+
+    probe = empty_frame(sdf)
+    policy = resolve_target(_target_frame(target), schema=schema)
+    cols, roles = ev._columns(probe, schema, policy.needs_request_id(), model)
+    cols = ev._with_cluster(cols, probe, cluster)
+    keep = ev._context_columns(cols, schema, model)
+    narrow = sdf.select(*cols)
+    offsets, n_total, collected = partition_offsets(narrow)
+    if n_total == 0:
+        raise InputError("the log has no rows", column=config["logs"], fix="check the table")
+
+    def batches(pid, it):
+        off = offsets.get(pid, 0)
+        for b in it:
+            if len(b) == 0:
+                continue
+            canon = ev._validate(b, schema, roles, keep)
+            keys = b[cluster].to_numpy() if cluster is not None else None
+            if keys is not None:
+                check_clusters(cluster, n_missing=int(pd.isna(keys).sum()))
+            yield off, canon, keys
+            off += len(canon)
+
+    passes = 1
+    if model is not None:
+        model.begin(policy.vocab, schema)
+        if isinstance(model, CellMeanOutcome):
+            passes = 2
+            fresh = copy.deepcopy(model)
+
+            def fit_part(pid, it):
+                m = copy.deepcopy(fresh)
+                for off, canon, keys in batches(pid, it):
+                    ev._fit_batch(m, canon, policy, off, ev._inputs(canon, policy, off, n_folds, seed, True, keys))
+                return m._s, m._n
+
+            res = run_partitions(narrow, fit_part)
+            collected += res.nbytes
+            for s, c in res.values:
+                model.merge_sums(s, c)
+        model.finalize()
+
+    n_est = len(ests)
+    clip = config["clip"]
+
+    def terms_part(pid, it, with_keys: bool = False):
+        """Generator: yields ``(keys, dense terms)`` per batch when ``with_keys``; returns the moments."""
+        moments = [Moments() for _ in ests]
+        wstats = WeightStats(clip)
+        y_mom = Moments()
+        n = 0
+        for off, canon, keys in batches(pid, it):
+            inputs = ev._inputs(canon, policy, off, n_folds, seed, model is not None, keys)
+            arrays, p = ev._batch_arrays(canon, policy, model, off, inputs)
+            wstats.update(arrays.w, p)
+            y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
+            terms = [e.terms_checked(arrays) for e in ests]
+            for i, t in enumerate(terms):
+                moments[i] = moments[i].merge(Moments.of_terms(*t))
+            if with_keys:
+                yield keys, [_dense(*t) for t in terms]
+            n += arrays.n
+        return {"moments": moments, "wstats": wstats, "y": y_mom, "n": n}
+
+    if cluster is None:
+        res = run_partitions(narrow, lambda pid, it: _drain(terms_part(pid, it)))
+        parts, nbytes = res.values, res.nbytes
+        n_parts = res.n_partitions
+    else:
+        parts, nbytes, n_parts, cmoments, n_clusters, max_size = _clustered(
+            narrow, terms_part, cluster, n_est, spark_type(sdf, cluster), ClusterMoments)
+    collected += nbytes
+    moments = [Moments() for _ in ests]
+    wstats = WeightStats(clip)
+    y_mom = Moments()
+    n = 0
+    for part in parts:
+        for i in range(n_est):
+            moments[i] = moments[i].merge(part["moments"][i])
+        wstats.merge(part["wstats"])
+        y_mom = y_mom.merge(part["y"])
+        n += part["n"]
+    values = [m.estimate_se() for m in moments]
+    extras = clusters = None
+    if cluster is not None:
+        check_clusters(cluster, n_missing=0, n_clusters=n_clusters)
+        extras = [{"se_iid": se} for _, se in values]
+        values = [cm.estimate_se() for cm in cmoments]
+        clusters = ev._cluster_diag(cluster, n_clusters, n, max_size)
+    config["mode"] = f"spark ({passes + 1} jobs{', cluster shuffle' if cluster is not None else ''})"
+    config["engine"] = "spark"
+    config["spark"] = {"partitions": n_parts, "bytes_collected": int(collected)}
+    return ev._finish(n, ests, values, [None] * n_est, wstats, float(y_mom.mean[1] * y_mom.n), float(y_mom.m2[1, 1]),
+                      ci_level, policy, model, config, extras=extras, clusters=clusters)
+
+
+def _clustered(narrow, terms_part, cluster: str, n_est: int, key_type: str, ClusterMoments):
+    """Per-partition moments plus complete cluster totals (grouped by the cluster key in Spark)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    tcols = [f"t{j}" for j in range(4 * n_est)]
+    schema = f"pid int, kind string, payload binary, key {key_type}, " + ", ".join(f"{c} double" for c in tcols)
+
+    def run(it):
+        from pyspark import TaskContext
+
+        pid = TaskContext.get().partitionId()
+        def frame_of(keys, dense):
+            codes, uniques = pd.factorize(keys, sort=False)
+            g = len(uniques)
+            frame = {"pid": np.full(g, pid, dtype=np.int32), "kind": "c", "payload": None, "key": uniques}
+            size = np.bincount(codes, minlength=g).astype(float)
+            for e, (c, a, b) in enumerate(dense):
+                frame[f"t{4 * e}"] = np.bincount(codes, weights=c, minlength=g)
+                frame[f"t{4 * e + 1}"] = size
+                frame[f"t{4 * e + 2}"] = np.bincount(codes, weights=a, minlength=g)
+                frame[f"t{4 * e + 3}"] = np.bincount(codes, weights=b, minlength=g)
+            return pd.DataFrame(frame)
+
+        gen = terms_part(pid, it, True)
+        try:
+            while True:
+                keys, dense = next(gen)
+                yield frame_of(keys, dense)  # partial cluster totals leave the worker batch by batch
+        except StopIteration as stop:
+            value, kind = stop.value, "ok"
+        except InputError as exc:
+            value, kind = exc, "error"
+        last = {"pid": [pid], "kind": [kind], "payload": [pickle.dumps(value, protocol=5)], "key": [None]}
+        last.update({c: [np.nan] for c in tcols})
+        yield pd.DataFrame(last)
+
+    part = narrow.mapInPandas(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
+                      key=lambda r: r["pid"])
+        for r in rows:
+            if r["kind"] == "error":
+                raise pickle.loads(r["payload"])
+        parts = [pickle.loads(r["payload"]) for r in rows]
+        nbytes = int(sum(len(r["payload"]) for r in rows))
+        totals = (part.filter(F.col("kind") == "c").groupBy("key")
+                  .agg(*[F.sum(c).alias(c) for c in tcols]).drop("key"))
+
+        def reduce_part(pid, it):
+            cms = [ClusterMoments() for _ in range(n_est)]
+            g = 0
+            biggest = 0
+            for b in it:
+                z = b[tcols].to_numpy(dtype=np.float64).T.reshape(n_est, 4, len(b))
+                for e in range(n_est):
+                    cms[e] = cms[e].merge(ClusterMoments.of_array(z[e]))
+                g += len(b)
+                biggest = max(biggest, int(z[0, 1].max()) if len(b) else 0)
+            return cms, g, biggest
+
+        res = run_partitions(totals, reduce_part)
+    finally:
+        part.unpersist()
+    cmoments = [ClusterMoments() for _ in range(n_est)]
+    n_clusters = max_size = 0
+    for cms, g, biggest in res.values:
+        for e in range(n_est):
+            cmoments[e] = cmoments[e].merge(cms[e])
+        n_clusters += g
+        max_size = max(max_size, biggest)
+    return parts, nbytes + res.nbytes, len(rows), cmoments, n_clusters, max_size
+
+
+def _drain(gen):
+    """Run a generator to its end and return its return value."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+__all__ = ["evaluate_spark"]
