@@ -29,8 +29,12 @@ class InputError(CausalrecError, ValueError):
         self.column = column
         self.fix = fix
         text = message
-        if column is not None and f"'{column}'" not in message:
-            text = f"column '{column}': {message}"
+        if column is not None:
+            is_option = column.startswith("-")
+            named = f"'{column}'" in message or (is_option and column in message.split())
+            if not named:
+                # an option (--ci-level) is not a column: say which one it is
+                text = f"{'option' if is_option else 'column'} '{column}': {message}"
         if fix:
             text = f"{text}\n  fix: {fix}"
         super().__init__(text)

@@ -24,7 +24,8 @@ from causalrec.errors import InputError
 def z_value(level: float = 0.95) -> float:
     """Two-sided normal critical value for a ``level`` interval."""
     if not 0.0 < level < 1.0:
-        raise ValueError(f"ci_level must be in (0, 1), got {level}")
+        # an InputError (a ValueError too): a bad level is the user's input, not a bug
+        raise InputError(f"ci_level must be in (0, 1), got {level}", column="ci_level")
     return float(ndtri(0.5 + level / 2.0))
 
 

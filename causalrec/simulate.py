@@ -44,6 +44,14 @@ IDs repeat little and carry almost no information).
   effect ``tau = p1 - p0`` is heterogeneous in affinity and position.
   ``click = T E R`` and ``outcome = T y1 + (1 - T) y0``.
 
+Text oracle: ``true_text_affinity = <psi_u, phi_i>``, the exact function of the two
+texts that carries the confounding (equal to ``true_affinity`` when
+``hidden_confounding = 0``; with ``hidden_confounding > 0`` only that share of the
+confounder lives outside the text). :func:`text_oracle_features` recomputes
+``phi`` (item title) and ``psi`` (user history) *from the text alone* with the
+known topic vocabularies, i.e. the best hand-built text features: adjusting for
+them bounds what any text representation can remove.
+
 Truth: ``ate = mean(tau)`` over the logged rows (the effect expected for these
 users, items and slots), ``ate_sample = mean(y1 - y0)`` (the realised one),
 ``att = mean(tau | T = 1)``; per-item and per-segment means of ``tau``; the
@@ -115,7 +123,7 @@ class SimulatedLogs:
 
     #: columns an analyst must not use (they hold the truth)
     TRUTH_COLUMNS = ("y0", "y1", "p_y0", "p_y1", "true_uplift", "true_relevance",
-                     "true_affinity", "true_examination")
+                     "true_affinity", "true_text_affinity", "true_examination")
 
     def observed(self) -> pd.DataFrame:
         """The log without the truth columns: what an analyst would get."""
@@ -156,6 +164,50 @@ class SimulatedLogs:
             atomic_write_with(d / "relevance.csv", lambda p: rel.to_csv(p, index=False))
         atomic_write_text(d / "truth.json", json.dumps(jsonable(self.truth_json()), indent=2) + "\n")
         return d
+
+
+def _phrase_pattern(n_topics: int):
+    import re
+
+    names = list(TOPICS)[:n_topics]
+    phrases = sorted({w for t in names for w in TOPICS[t]}, key=len, reverse=True)
+    topic_of = {w: k for k, t in enumerate(names) for w in TOPICS[t]}
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in phrases) + r")\b"), topic_of
+
+
+def title_topic_shares(titles, n_topics: int = 8) -> np.ndarray:
+    """``phi``: share of each title's topic words per topic, ``(n, n_topics)``, from the text.
+
+    Topic words are matched as whole phrases of the known vocabularies (longest
+    first); noise words match none. Each unique title is parsed once.
+    """
+    pat, topic_of = _phrase_pattern(n_topics)
+    s = pd.Series(np.asarray(titles, dtype=object)).astype(str)
+    codes, uniq = pd.factorize(s)
+    found = pd.Series(uniq).str.findall(pat).explode().dropna()
+    out = np.zeros((len(uniq), n_topics))
+    if len(found):
+        np.add.at(out, (found.index.to_numpy(), found.map(topic_of).to_numpy(dtype=np.int64)), 1.0)
+    out /= np.maximum(out.sum(axis=1, keepdims=True), 1.0)
+    return out[codes]
+
+
+def text_oracle_features(user_text, item_text, *, n_topics: int = 8, sep: str = " | ") -> dict[str, np.ndarray]:
+    """The simulator's confounder recomputed from the texts with the known vocabulary.
+
+    Returns ``phi`` (item topic shares), ``psi`` (mean of the history titles'
+    shares) and ``affinity = <psi, phi>`` per row. On simulated logs
+    ``affinity`` equals the ``true_text_affinity`` truth column (to rounding).
+    """
+    from causalrec.features.history import split_history
+
+    phi = title_topic_shares(item_text, n_topics)
+    hist = split_history(user_text, sep, column="user_text")
+    shares = title_topic_shares(hist.texts, n_topics)
+    psi = np.zeros((hist.n_rows, n_topics))
+    np.add.at(psi, hist.row, shares[hist.item])
+    psi /= np.maximum(hist.lengths, 1)[:, None]
+    return {"phi": phi, "psi": psi, "affinity": (psi * phi).sum(axis=1)}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -352,6 +404,7 @@ def simulate_logs(
     profile = ((1.0 - hidden_confounding) * all_users["psi"][row_user]
                + hidden_confounding * all_users["theta"][row_user])
     affinity = (profile * phi).sum(axis=1)
+    text_affinity = (all_users["psi"][row_user] * phi).sum(axis=1)
     z = (affinity - 0.25) / 0.25
     q = all_items["quality"][row_item]
 
@@ -400,7 +453,8 @@ def simulate_logs(
         "user_is_new": np.repeat(is_new_user_req, P).astype(np.int8),
         "item_is_new": is_new_item.astype(np.int8),
         "y0": y0, "y1": y1, "p_y0": p0, "p_y1": p1, "true_uplift": tau,
-        "true_relevance": relevance, "true_affinity": affinity, "true_examination": exam,
+        "true_relevance": relevance, "true_affinity": affinity,
+        "true_text_affinity": text_affinity, "true_examination": exam,
     }).iloc[:n_rows].reset_index(drop=True)
     for c in ("request_id", "user_id", "item_id", "user_text", "item_text", "user_segment"):
         logs[c] = logs[c].astype(str)

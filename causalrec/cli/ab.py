@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -49,13 +50,15 @@ def ab_command(
                                        "(unnamed weights follow the sorted variant names). Default: equal."),
     control: str = typer.Option(None, "--control", help="Control variant (default: 'control' if present, else the first sorted)."),
     segment: str = typer.Option(None, "--segment", help="Column whose values get their own effects (corrected)."),
-    alpha: float = typer.Option(0.05, "--alpha", help="Test level; intervals are at 1 - alpha."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Test level; intervals are at 1 - alpha.",
+                               callback=unit_interval),
     corrections: str = typer.Option("holm,bh", "--corrections", help="Multiple-testing corrections: any of holm, bh, "
                                     "bonferroni, sidak, holm-sidak, hommel, simes-hochberg, by."),
     primary: str = typer.Option(None, "--primary", help="Estimator that is tested and corrected (default: the most "
                                 "adjusted requested: cupac > lin > cuped > poststrat > unadjusted)."),
-    srm_alpha: float = typer.Option(0.001, "--srm-alpha", help="p-value below which the split is a sample-ratio mismatch."),
-    power: float = typer.Option(0.8, "--power", help="Power for the minimum detectable effect."),
+    srm_alpha: float = typer.Option(0.001, "--srm-alpha", help="p-value below which the split is a sample-ratio mismatch.",
+                                   callback=unit_interval),
+    power: float = typer.Option(0.8, "--power", help="Power for the minimum detectable effect.", callback=unit_interval),
     planned_lift: float = typer.Option(0.01, "--planned-lift", help="Relative lift to plan the sample size for."),
     sequential: bool = typer.Option(False, "--sequential", help="Add sequential results over the looks: confidence "
                                     "sequence, group-sequential test and mSPRT."),

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -33,8 +34,18 @@ def debias_command(
     item: str = typer.Option("item_id", "--item", help="Item column."),
     exposure: str | None = typer.Option(None, "--exposure", help="0/1 'shown' column: rows are candidates "
                                         "(shown or not) and the propensity is P(shown)."),
-    examination: str = typer.Option("em", "--examination", help="em (regression-EM on these logs), "
+    examination: str = typer.Option("em", "--examination", help="em (regression-EM on these logs), harvest "
+                                    "(intervention harvesting: the same (context, item) pair at several slots), "
                                     "randomized (the logs are a randomised slice) or none."),
+    relevance_groups: str = typer.Option("item_id", "--relevance-groups", help="EM relevance groups column "
+                                         "(per-group relevance; assumes it does not depend on the slot)."),
+    relevance_features: str | None = typer.Option(None, "--relevance-features", help="'text': EM's relevance "
+                                                  "model on MiniLM embeddings of --user-text and --item-text "
+                                                  "(survives personalised rankings if the texts explain them)."),
+    context: str | None = typer.Option(None, "--context", help="Context (user / query) column for harvesting "
+                                       "and the identification check (default user_id)."),
+    user_text: str = typer.Option("user_text", "--user-text", help="User text column (--relevance-features)."),
+    item_text: str = typer.Option("item_text", "--item-text", help="Item text column (--relevance-features)."),
     covariates: str | None = typer.Option(None, "--covariates", help="Comma list of context columns "
                                           "(propensity / outcome models)."),
     clip: float | None = typer.Option(None, "--clip", help="Propensity floor (weights <= 1/clip)."),
@@ -42,7 +53,7 @@ def debias_command(
     position_clip: float = typer.Option(0.05, "--position-clip", help="Floor on relative examination."),
     n_folds: int = typer.Option(5, "--n-folds", help="Cross-fitting folds (DR outcome model, estimated propensity)."),
     bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates for the examination CIs."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Write the summary JSON here."),
@@ -63,6 +74,22 @@ def debias_command(
     if out.suffix.lower() not in (".parquet", ".pq"):
         raise InputError(f"--out '{out}' must be a .parquet file", column=str(out),
                          fix="e.g. --out corrected.parquet")
+    named_columns(logs, {"--position": position, "--exposure": exposure})  # never dropped silently
+    feats = None
+    if relevance_features is not None:
+        if relevance_features != "text":
+            raise InputError(f"--relevance-features {relevance_features!r} is not supported", column="--relevance-features",
+                             fix="use --relevance-features text")
+        from causalrec.data.readers import read_table
+        from causalrec.debias.relevance_features import text_relevance_features
+
+        frame_in = read_table(logs)
+        for col in (user_text, item_text):
+            if col not in frame_in.columns:
+                raise InputError(f"column '{col}' is not in the log", column=col,
+                                 fix="name the text columns with --user-text / --item-text")
+        feats = text_relevance_features(frame_in[user_text].astype(str), frame_in[item_text].astype(str), seed=seed)
+        logs = frame_in
     schema = LogSchema(item_id=item, outcome=outcome, propensity=propensity or "propensity",
                        position=position, position_base=position_base, n_positions=n_positions,
                        covariates=tuple(parse_list(covariates)))
@@ -75,6 +102,7 @@ def debias_command(
     result = debias(
         logs, schema=schema, method=method, estimate_propensity=estimate_propensity,
         examination=examination if position is not None else "none", exposure=exposure,
+        relevance_groups=relevance_groups, relevance_features=feats, context=context,
         clip=clip, cap=cap, position_clip=position_clip, n_folds=n_folds, bootstrap=bootstrap,
         ci_level=ci_level, seed=seed,
     )

@@ -23,7 +23,7 @@ def ope_command(
                                 "(without them it applies to every row); for ranked lists see --target-kind."),
     estimators: str | None = typer.Option(None, "--estimators",
                                           help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros (default "
-                                          "dm,ips,snips,dr); for ranked lists sips, snsips, iips, sniips, rips, "
+                                          "dm,ips,snips,dr); with --items also mips, snmips, offcem; for ranked lists sips, snsips, iips, sniips, rips, "
                                           "snrips, cascade_dr, pi, snpi (default with --target-kind or "
                                           "--propensity-marginal: rips,snrips,cascade_dr, plus iips,sniips when "
                                           "the marginal is given)."),
@@ -33,9 +33,22 @@ def ope_command(
     propensity: str = typer.Option("propensity", "--propensity", help="Logging propensity column."),
     request: str = typer.Option("request_id", "--request", help="Request column (for request-keyed targets)."),
     position_base: int = typer.Option(0, "--position-base", help="Whether positions count from 0 or 1."),
-    clip: float | None = typer.Option(None, "--clip", help="Cap on the importance weights."),
-    switch_tau: float = typer.Option(100.0, "--switch-tau", help="Switch-DR weight threshold."),
-    dros_lambda: float = typer.Option(100.0, "--dros-lambda", help="DRos shrinkage lambda."),
+    clip: str | None = typer.Option(None, "--clip", help="Cap on the importance weights, or 'slope' to choose it "
+                                    "by SLOPE over a grid (reported)."),
+    switch_tau: str = typer.Option("100", "--switch-tau", help="Switch-DR weight threshold, or 'slope'."),
+    dros_lambda: str = typer.Option("100", "--dros-lambda", help="DRos shrinkage lambda, or 'slope'."),
+    # -- large catalogues (mips, snmips, offcem) --------------------------------------
+    logging_policy: Path | None = typer.Option(
+        None, "--logging-policy", help="Large catalogues: the logging policy's full distribution, a table in the "
+        "target's format (item_id, [position], prob, optionally request_id or row). Without it mips/snmips/offcem "
+        "estimate their cluster weights by regression."),
+    items: Path | None = typer.Option(None, "--items", help="Item catalogue (CSV/Parquet) with the item id and "
+                                      "its text; mips/snmips/offcem weight clusters of the text embeddings."),
+    item_key: str = typer.Option("item_id", "--item-key", help="Item id column of the catalogue."),
+    item_text: str = typer.Option("title", "--item-text", help="Text column of the catalogue (title...)."),
+    embedding_clusters: int | None = typer.Option(
+        None, "--embedding-clusters", help="Number of item clusters K; default: chosen by SLOPE over a grid "
+        "(reported in the JSON and the report)."),
     n_folds: int = typer.Option(5, "--n-folds", help="Cross-fitting folds of the outcome model (1 = none)."),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Percentile-bootstrap replicates (0 = none)."),
     ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level of the intervals."),
@@ -81,6 +94,8 @@ def ope_command(
         n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda, cluster=cluster,
         propensity_marginal=propensity_marginal, target_kind=target_kind, temperature=temperature,
         mc_samples=mc_samples, value_per=value_per, allow_unequal_lists=allow_unequal_lists,
+        logging_policy=logging_policy, items=items, item_key=item_key, item_text=item_text,
+        embedding_clusters=embedding_clusters,
         engine=engine, spark_master=spark_master,
     )
     emit(result, out, report, build_ope_report, quiet=quiet)

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from causalrec.cli.app import app
+from causalrec.cli.checks import named_columns, unit_interval
 from causalrec.cli.output import emit, parse_list
 
 
@@ -26,6 +27,19 @@ def uplift_command(
     item_key: str | None = typer.Option(None, "--item-key", help="Catalogue key column (default: item_id)."),
     user_id: str = typer.Option("user_id", "--user-id", help="User id column (cross-fitting groups; ignored if absent)."),
     item_id: str = typer.Option("item_id", "--item-id", help="Item id column (catalogue join, id features)."),
+    user_history: str | None = typer.Option(None, "--user-history", help="Column with each user's history: a list "
+                                            "of item texts/ids, or one string split on --history-sep."),
+    history_sep: str | None = typer.Option(None, "--history-sep", help="Separator of history items (e.g. ' | ')."),
+    history_pooling: str = typer.Option("mean", "--history-pooling", help="Pool history item embeddings: mean "
+                                        "or attention (item-aware)."),
+    propensity: str | None = typer.Option(None, "--propensity", help="Column of logged exposure propensities in "
+                                          "(0, 1): used instead of a propensity model."),
+    heads: str = typer.Option("mlp", "--heads", help="Nuisance heads for text: mlp, bilinear (u^T W v term) or "
+                              "auto (lower cross-fitted loss)."),
+    text_components: int | None = typer.Option(None, "--text-components", help="Project text vectors on this "
+                                               "many principal components of the item vectors."),
+    text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "
+                                             "memberships of K KMeans clusters of the item vectors (K or auto)."),
     covariates: str | None = typer.Option(None, "--covariates", help="Comma list of tabular covariates."),
     features: str = typer.Option("auto", "--features", help="Adjustment set: auto, text, ids or covariates."),
     method: str = typer.Option("naive,ipw,aipw,dml", "--method", help="Comma list of naive, ipw, aipw, dml."),
@@ -35,7 +49,7 @@ def uplift_command(
     clip: float = typer.Option(0.01, "--clip", help="Clip estimated propensities to [clip, 1 - clip]."),
     trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
     dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
-    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level."),
+    ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed of folds and models."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
@@ -58,6 +72,9 @@ def uplift_command(
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
 
+    named_columns(logs, {"--user-text": user_text, "--item-text": item_text if items is None else None})
+    if items is not None:
+        named_columns(items, {"--item-text": item_text, "--item-key": item_key}, what="item catalogue")
     build = None
     if report is not None:
         from causalrec.report.uplift import build_uplift_report as build
@@ -66,13 +83,27 @@ def uplift_command(
                        user_text=user_text, item_text=None if items is not None else item_text)
     result = estimate(
         logs, schema=schema, items=str(items) if items is not None else None, item_key=item_key,
-        item_text=item_text, covariates=parse_list(covariates), features=features,
+        item_text=item_text, user_text=user_text, user_history=user_history, history_sep=history_sep,
+        history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
+        text_clusters=(None if text_clusters in (None, "", "none") else
+                       "auto" if text_clusters == "auto" else _int_option(text_clusters, "--text-clusters")),
+        covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
         model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, seed=seed,
         **_analysis_options(report is not None, user_text, per_item, segments, n_segments, cate, curves, refute,
                             refute_simulations, n_boot),
     )
     emit(result, out, report, build, quiet=quiet)
+
+
+def _int_option(value: str, option: str) -> int:
+    from causalrec.errors import InputError
+
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{option} must be an integer or 'auto', got {value!r}", column=option,
+                         fix=f"e.g. {option} 8") from None
 
 
 def _analysis_options(with_report: bool, user_text: str | None, per_item: bool | None, segments: str | None,

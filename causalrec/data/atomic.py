@@ -11,10 +11,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from causalrec.errors import InputError
+
 
 def atomic_write_with(path: str | os.PathLike, writer: Callable[[str], None]) -> Path:
     """Call ``writer(tmp_path)`` then move the file to ``path``."""
     path = Path(path)
+    if path.is_dir():  # os.replace would fail only after the work is done, naming the temporary file
+        raise InputError(f"output path '{path}' is a folder", column=str(path),
+                         fix=f"name a file inside it, e.g. {path / 'result.json'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

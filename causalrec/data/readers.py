@@ -34,7 +34,25 @@ def _kind(path: Path) -> str:
 
 
 def _sep(path: Path) -> str:
-    return "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    """The field separator: tab for .tsv; otherwise ',' unless the header line has no
+    comma but a ';', tab or '|' (a European-locale or tab-separated export named .csv,
+    which pandas would read as one column whose name is the whole header)."""
+    if ".tsv" in [s.lower() for s in path.suffixes]:
+        return "\t"
+    if path.suffix.lower() not in (".csv", ".txt") or not path.is_file():
+        return ","  # compressed files: pandas' default
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    if "," in header:
+        return ","
+    counts = {sep: header.count(sep) for sep in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def _empty(path: Path) -> InputError:
+    return InputError(f"file '{path}' is empty (not even a header line)", column=str(path),
+                      fix="write the table with a header row of column names and at least one data row")
 
 
 def _parquet_files(path: Path) -> list[Path]:
@@ -70,6 +88,8 @@ def read_table(source: str | os.PathLike | pd.DataFrame, columns: Sequence[str] 
         return pd.read_csv(path, usecols=list(columns) if columns else None, sep=_sep(path))
     except InputError:
         raise
+    except pd.errors.EmptyDataError as exc:
+        raise _empty(path) from exc
     except ValueError as exc:
         if columns and ("not in list" in str(exc) or "Usecols" in str(exc) or "No match for" in str(exc)):
             raise InputError(f"'{path}': {exc}", column=str(path),
@@ -111,6 +131,8 @@ def iter_batches(
                                    sep=_sep(path))
     except InputError:
         raise
+    except pd.errors.EmptyDataError as exc:
+        raise _empty(path) from exc
     except Exception as exc:
         raise InputError(f"cannot read '{path}': {type(exc).__name__}: {exc}", column=str(path),
                          fix="check that the file is a valid CSV or Parquet file and the column names exist") from exc
@@ -139,6 +161,8 @@ def column_names(source: str | os.PathLike | pd.DataFrame) -> list[str]:
 
             return list(pq.ParquetFile(_parquet_files(path)[0]).schema_arrow.names)
         return [str(c) for c in pd.read_csv(path, nrows=0, sep=_sep(path)).columns]
+    except pd.errors.EmptyDataError as exc:
+        raise _empty(path) from exc
     except Exception as exc:
         raise InputError(f"cannot read '{path}': {type(exc).__name__}: {exc}", column=str(path),
                          fix="check that the file is a valid CSV or Parquet file") from exc

@@ -101,6 +101,15 @@ def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str
     base = schema.position_base
     # positions arrive as the user wrote them; compare in 0-based terms
     pos = vals.astype(np.int64) - base
+    if base == 0 and len(pos) and pos.min() == 1:
+        # slot 0 is the top of every list: no row there with 1 as the smallest value is
+        # what 1-based positions read as 0-based look like (every slot would be off by one)
+        raise InputError(
+            f"column '{_name('position', names)}' starts at 1 but positions are read as 0-based "
+            "(position base 0): no row is at the top slot 0",
+            column=_name("position", names),
+            fix="pass --position-base 1 (position_base=1 in the LogSchema) if your slots count from 1",
+        )
     if (pos < 0).any():
         raise InputError(
             f"column '{_name('position', names)}' has values below the declared base {base}",
@@ -116,6 +125,45 @@ def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str
             fix="check --position-base and --n-positions, or drop rows with out-of-range positions",
         )
     return pos
+
+
+def check_level(value: float, name: str = "ci_level", example: float = 0.95) -> float:
+    """A confidence level (or test size, power) must lie strictly in (0, 1); returns it.
+
+    Checked when options are parsed, before any data is read or model fitted.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not 0.0 < v < 1.0:  # also rejects NaN
+        hint = f" ({v / 100:g} for {v:g}%?)" if 50.0 <= v < 100.0 else ""
+        raise InputError(f"{name} must lie strictly between 0 and 1, got {value!r}{hint}", column=name,
+                         fix=f"e.g. {name} {example:g}" if name.startswith("--") else f"e.g. {example:g}")
+    return v
+
+
+def check_columns_named(columns: Iterable[str], named: Mapping[str, str | None], what: str = "log") -> None:
+    """Every column the user named explicitly (``{option: column}``) must exist.
+
+    A column named on the command line is never dropped silently: without this
+    check a mistyped ``--item-text`` simply vanished and a later error blamed
+    the covariates. ``columns`` are the file's columns (read from its header).
+    """
+    present = [str(c) for c in columns]
+    have = set(present)
+    for option, col in named.items():
+        if col is not None and col not in have:
+            import difflib
+
+            close = difflib.get_close_matches(col, present, n=1)
+            maybe = f" (did you mean '{close[0]}'?)" if close else ""
+            raise InputError(
+                f"{option} names column '{col}', which the {what} does not have{maybe}; columns present: "
+                f"{', '.join(present[:12])}{' ...' if len(present) > 12 else ''}",
+                column=col,
+                fix=f"pass {option} with one of the {what}'s columns (or leave {option} out)",
+            )
 
 
 def validate_log(

@@ -37,6 +37,8 @@ from causalrec.debias.labels import dr_labels, ips_labels
 from causalrec.debias.position import (
     PositionBias,
     examination_from_randomized,
+    harvest_interventions,
+    identification_check,
     position_bias_from_curve,
     regression_em,
 )
@@ -46,7 +48,7 @@ from causalrec.inference import influence_se
 from causalrec.results import CausalResult, Estimate, jsonable
 
 METHODS = ("naive", "ips", "snips", "dr")
-EXAMINATION = ("em", "randomized", "none")
+EXAMINATION = ("em", "harvest", "randomized", "none")
 OUTPUT_COLUMNS = ("weight", "corrected_label", "debias_method", "debias_clip", "debias_model",
                   "debias_propensity", "debias_examination")
 
@@ -157,6 +159,8 @@ def debias(
     position: str | None = None,
     examination: str | PositionBias | np.ndarray | list[float] = "em",
     relevance_groups: str = "item_id",
+    relevance_features: np.ndarray | None = None,
+    context: str | None = None,
     exposure: str | None = None,
     outcome_features: np.ndarray | None = None,
     clip: float | None = None,
@@ -184,9 +188,14 @@ def debias(
         Estimate exposure propensities (see :func:`estimate_propensity`) instead
         of reading them; required when the log has no propensity column.
     examination:
-        ``"em"`` (regression-EM on these logs), ``"randomized"`` (the logs are
-        a randomised slice: CTR ratios), ``"none"`` (ignore positions), or a
-        known curve / :class:`PositionBias`.
+        ``"em"`` (regression-EM on these logs: per ``relevance_groups``, or
+        with a relevance model on ``relevance_features``), ``"harvest"``
+        (intervention harvesting: (context, item) pairs logged at several
+        slots), ``"randomized"`` (the logs are a randomised slice: CTR
+        ratios), ``"none"`` (ignore positions), or a known curve /
+        :class:`PositionBias`. Each method's assumption is in
+        :mod:`causalrec.debias.position`; EM's identification is checked and
+        a warning says when it cannot be trusted.
     exposure:
         Candidate mode: the name of a 0/1 column saying whether the row's item
         was shown (the schema's ``treatment`` role). Rows are then candidates,
@@ -205,6 +214,15 @@ def debias(
     relevance_groups:
         Column defining relevance groups for regression-EM (``item_id`` by default;
         ``user_id`` + item is not identified in sparse logs).
+    relevance_features:
+        Feature matrix (one row per log row, e.g. text embeddings of user and
+        item and their product) for regression-EM's relevance model
+        (Wang et al. 2018) instead of per-group means: what lets EM survive a
+        personalised ranking, if the features explain what the ranking used.
+    context:
+        The column that identifies the context (user or query) for
+        harvesting and the identification check; default the schema's
+        ``user_id`` (``request_id`` is not a context: it never repeats).
     clip, cap:
         Propensity floor and weight ceiling for the exposure weights.
     position_clip:
@@ -262,7 +280,8 @@ def debias(
     config: dict[str, Any] = {
         "method": method, "schema": schema.to_dict(), "estimate_propensity": estimate_propensity,
         "examination": examination if isinstance(examination, str) else "given", "clip": clip, "cap": cap,
-        "position_clip": position_clip, "relevance_groups": relevance_groups, "n_folds": n_folds,
+        "position_clip": position_clip, "relevance_groups": relevance_groups, "context": context,
+        "relevance_features": None if relevance_features is None else "given", "n_folds": n_folds,
         "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
     }
 
@@ -304,26 +323,10 @@ def debias(
             pb = examination_from_randomized(c[on], pos[on], n_positions=k, ci_level=ci_level,
                                              bootstrap=bootstrap, seed=seed)
         else:
-            # a role name (item_id, user_id...) is read from the canonical log, any other column from the
-            # input as given (the canonical log keeps roles and covariates only; rows are the same)
-            if relevance_groups in canon.columns:
-                group_values = canon[relevance_groups].to_numpy()
-            elif relevance_groups in df.columns:
-                group_values = df[relevance_groups].to_numpy()
-            else:
-                raise InputError(f"relevance group column '{relevance_groups}' is not in the log",
-                                 column=relevance_groups, fix="use item_id, or a column present in the log")
-            pb = regression_em((c[on] > 0).astype(np.float64), pos[on], groups=group_values[on],
-                               n_positions=k, bootstrap=bootstrap, ci_level=ci_level, seed=seed)
+            pb, w_exam = _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevance_groups,
+                                               relevance_features, context, bootstrap, ci_level, seed)
+            warnings += w_exam
         rho = pb.at(pos)
-        share = pb.extra.get("share_rows_multi_position")
-        if pb.method == "regression_em" and (pb.extra.get("at_upper_bound") or (share is not None and share < 0.5)):
-            warnings.append(
-                "regression-EM is weakly identified here: "
-                f"{(share or 0):.0%} of rows belong to relevance groups seen at two or more positions"
-                + (f"; examination hit its bound at positions {pb.extra['at_upper_bound']}"
-                   if pb.extra.get("at_upper_bound") else "")
-                + ". Prefer a randomised slice (--examination randomized on randomised logs) or coarser groups.")
         if position_clip is not None and np.any(pb.examination < position_clip):
             warnings.append(f"examination below position_clip={position_clip} at positions "
                             f"{np.flatnonzero(pb.examination < position_clip).tolist()}: their labels are clipped (biased down)")
@@ -414,6 +417,110 @@ def _estimate_exposure(canon: pd.DataFrame, covariates: tuple[str, ...], seed: i
     proba = np.asarray(cross_fit_predict(clf, X, t, n_folds=n_folds, method="predict_proba", random_state=seed))
     p = proba[:, 1] if proba.ndim == 2 else proba
     return np.clip(p, 1e-6, 1.0), f"PropensityModel on {list(covariates)} (cross-fitted, {n_folds} folds)"
+
+
+def _column(df: pd.DataFrame, canon: pd.DataFrame, col: str, what: str) -> np.ndarray:
+    # a role name (item_id, user_id...) is read from the canonical log, any other column from the
+    # input as given (the canonical log keeps roles and covariates only; rows are the same)
+    if col in canon.columns:
+        return canon[col].to_numpy()
+    if col in df.columns:
+        return df[col].to_numpy()
+    raise InputError(f"{what} column '{col}' is not in the log", column=col,
+                     fix="use item_id / user_id, or a column present in the log")
+
+
+def _ranking_is_randomised(pos: np.ndarray, items: np.ndarray, alpha: float = 0.01) -> tuple[bool, float]:
+    """One-way ANOVA of the slot on the item: under a shuffled list an item's mean slot does not depend on it.
+
+    ``F = [SSB / (G - 1)] / [SSW / (N - G)]`` (vectorised); returns ``(p >= alpha, p)``.
+    A personalised or quality-driven ranking puts some items systematically higher.
+    """
+    from scipy import stats
+
+    _, g = np.unique(items, return_inverse=True)
+    n_g = int(g.max()) + 1
+    x = pos.astype(np.float64)
+    cnt = np.bincount(g, minlength=n_g).astype(np.float64)
+    mean_g = np.bincount(g, weights=x, minlength=n_g) / np.maximum(cnt, 1)
+    ssb = float(np.sum(cnt * (mean_g - x.mean()) ** 2))
+    ssw = float(np.sum((x - mean_g[g]) ** 2))
+    n = x.shape[0]
+    if n_g < 2 or n - n_g < 1 or ssw <= 0:
+        return True, 1.0
+    f = (ssb / (n_g - 1)) / (ssw / (n - n_g))
+    p = float(stats.f.sf(f, n_g - 1, n - n_g))
+    return p >= alpha, p
+
+
+def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevance_groups, relevance_features,
+                          context, bootstrap, ci_level, seed) -> tuple[PositionBias, list[str]]:
+    """Regression-EM or harvesting on the shown rows, plus the identification check and its warnings."""
+    warnings: list[str] = []
+    items = canon["item_id"].to_numpy()[on]
+    ctx_col = context or schema.user_id
+    ctx = None
+    if ctx_col is not None and (ctx_col in canon.columns or ctx_col in df.columns):
+        ctx = _column(df, canon, ctx_col, "context")[on]
+    clicks = (c[on] > 0).astype(np.float64)
+    if examination == "harvest":
+        if ctx is None:
+            raise InputError(f"intervention harvesting needs a context column, '{ctx_col}' is not in the log",
+                             column=str(ctx_col), fix="pass --context COL (the user or query id)")
+        pb = harvest_interventions(clicks, pos[on], ctx, items, n_positions=k, bootstrap=bootstrap,
+                                   ci_level=ci_level, seed=seed)
+        if pb.extra["share_rows_used"] < 0.1:
+            warnings.append(f"intervention harvesting used {pb.extra['share_rows_used']:.1%} of the rows "
+                            f"({pb.extra['n_pairs_used']:,} (context, item) pairs seen at two or more slots): "
+                            "the curve is noisy; check its intervals")
+        return pb, warnings
+    if relevance_features is not None:
+        X = np.asarray(relevance_features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != len(canon):
+            raise InputError(f"relevance_features must be one row per log row ({len(canon)})",
+                             column="relevance_features", fix="pass an (n_rows, n_features) matrix")
+        pb = regression_em(clicks, pos[on], features=X[on], n_positions=k, bootstrap=bootstrap,
+                           ci_level=ci_level, seed=seed)
+    else:
+        group_values = _column(df, canon, relevance_groups, "relevance group")
+        pb = regression_em(clicks, pos[on], groups=group_values[on], n_positions=k, bootstrap=bootstrap,
+                           ci_level=ci_level, seed=seed)
+    ident = identification_check(pos[on], items, ctx)
+    randomised, p = _ranking_is_randomised(pos[on], items)
+    pb.extra.update(ident)
+    pb.extra.update({"ranking_randomised_test_p": p, "ranking_looks_randomised": randomised})
+    share_pair = ident.get("share_rows_pair_multi_position")
+    if relevance_features is None and not randomised:
+        pair_txt = (f"; only {share_pair:.0%} of rows belong to a ({ctx_col}, item) pair seen at two or more "
+                    "slots, so the pairs cannot identify it either" if share_pair is not None and share_pair < 0.5
+                    else "")
+        warnings.append(
+            f"regression-EM per '{relevance_groups}' assumes a group's relevance does not depend on the slot it "
+            f"is shown at, but the slots are not randomised here (items sit at systematically different slots; "
+            f"ANOVA p={p:.2g}): a personalised ranking shows an item higher to the users who like it more, "
+            f"which biases examination downwards at deep slots{pair_txt}. Prefer a randomised slice "
+            "(--examination randomized), harvesting when pairs repeat (--examination harvest), or EM with a "
+            "relevance model on the ranker's features (--relevance-features text).")
+    if relevance_features is not None and not randomised:
+        # the features' assumption cannot be checked from clicks; what can be shown is how much the
+        # relevance model moves the curve away from the per-item EM that a personalised ranking biases
+        item_em = regression_em(clicks, pos[on], groups=items, n_positions=k, bootstrap=0, seed=seed)
+        gap = np.abs(pb.examination - item_em.examination)
+        pb.extra["item_em_examination"] = item_em.examination.tolist()
+        warnings.append(
+            "regression-EM with a relevance model on features: the slots are not randomised here "
+            f"(ANOVA p={p:.2g}), so the curve is right only if the features explain the relevance the ranking "
+            f"used; it differs from per-item EM by up to {gap.max():.3f} (slot {int(gap.argmax())}), a measure of "
+            "how much the ranking is confounded with relevance. Check it against a randomised slice when one exists.")
+    share = pb.extra.get("share_rows_multi_position")
+    if pb.extra.get("at_upper_bound") or (share is not None and share < 0.5):
+        warnings.append(
+            "regression-EM is weakly identified here: "
+            f"{(share or 0):.0%} of rows belong to relevance groups seen at two or more positions"
+            + (f"; examination hit its bound at positions {pb.extra['at_upper_bound']}"
+               if pb.extra.get("at_upper_bound") else "")
+            + ". Prefer a randomised slice (--examination randomized on randomised logs) or coarser groups.")
+    return pb, warnings
 
 
 # ``debias`` has a boolean parameter of the same name; it calls the function through this alias.

@@ -32,6 +32,26 @@ Two estimators, for the two situations a team is in:
   variation); intervals by a row bootstrap (re-running EM on multinomial
   resampling weights).
 
+* :func:`harvest_interventions` -- several rankers (or one ranker whose
+  order varies for reasons unrelated to relevance) logged the same
+  (context, item) pair at different slots: intervention harvesting (Agarwal
+  et al., WSDM 2019). Only pairs seen at two or more slots are used (their
+  "interventional sets"), with a Poisson fixed-effects fit of
+  ``E[clicks_{pair, k}] = n_{pair, k} theta_k gamma_pair``: alternating
+  closed-form updates, each pair's relevance a free parameter, so the
+  relevance of a pair never leaks into the slot it got. Assumption: which
+  slot a pair gets is independent of its click noise given the pair (the
+  rankers differ for reasons other than this user's relevance of this item).
+
+Which assumption holds where. Regression-EM per item (``groups=item ids``)
+assumes an item's relevance does not depend on the slot it is shown at; a
+personalised ranking breaks that (the item is higher for the users who like
+it more), biasing the curve downwards. Regression-EM with a relevance model on
+the ranker's features (``features=`` e.g. text embeddings and their product)
+needs those features to explain the relevance the ranking used. Harvesting
+needs the same (context, item) pair at several slots.
+:func:`identification_check` measures the share of rows in such pairs.
+
 Both are written by hand: they are a few vectorised ``bincount`` lines and no
 maintained Python library implements them for logged data (``allRank`` and
 ``ULTRA`` target TensorFlow / learning-to-rank benchmarks, not click logs).
@@ -124,6 +144,11 @@ def _check_positions(clicks: np.ndarray, positions: np.ndarray, n_positions: int
     if pos.min() < 0:
         raise InputError("positions must be 0-based here (canonical)", column="position",
                          fix="declare position_base=1 in the schema if your positions start at 1")
+    if pos.min() >= 1:
+        # the usual cause: 1-based slots read as 0-based, which leaves slot 0 empty
+        raise InputError(f"no rows at position 0: the positions start at {int(pos.min())}, "
+                         "but positions are read as 0-based (position base 0)", column="position",
+                         fix="pass --position-base 1 (position_base=1 in the LogSchema) if your slots count from 1")
     k = int(pos.max()) + 1 if n_positions is None else int(n_positions)
     if pos.max() >= k:
         raise InputError(f"position {int(pos.max())} is outside 0..{k - 1}", column="position",
@@ -311,6 +336,123 @@ def regression_em(
         extra.update({"interval": "bootstrap", "n_boot": int(bootstrap)})
     se[0], lo[0], hi[0] = 0.0, 1.0, 1.0
     return PositionBias(rho, se, lo, hi, n, ctr, "regression_em", ci_level, extra, relevance=gamma)
+
+
+def identification_check(positions: np.ndarray, items: np.ndarray,
+                         contexts: np.ndarray | None = None) -> dict[str, float]:
+    """Share of rows whose item (and whose (context, item) pair) appears at two or more slots.
+
+    Item-level EM is identified by items seen at several slots, but is right
+    only when that variation is unrelated to relevance; what protects against
+    a personalised ranking is the same (context, item) pair at several slots
+    (``share_rows_pair_multi_position``), which harvesting and pair-level EM use.
+    """
+    pos = np.asarray(positions, dtype=np.int64)
+    out: dict[str, float] = {}
+    for name, keys in (("item", (np.asarray(items),)),
+                       ("pair", None if contexts is None else (np.asarray(contexts), np.asarray(items)))):
+        if keys is None:
+            continue
+        codes = _key_codes(*keys)
+        n_k = int(codes.max()) + 1 if codes.size else 0
+        cell = np.unique(codes * (int(pos.max()) + 1) + pos) if codes.size else np.zeros(0, np.int64)
+        n_slots = np.bincount(cell // (int(pos.max()) + 1), minlength=n_k) if codes.size else np.zeros(0)
+        out[f"share_rows_{name}_multi_position"] = float(np.mean(n_slots[codes] >= 2)) if codes.size else 0.0
+    return out
+
+
+def _key_codes(*cols: np.ndarray) -> np.ndarray:
+    """One integer code per distinct tuple of the given columns (vectorised)."""
+    if len(cols) == 1:
+        return np.unique(cols[0], return_inverse=True)[1].astype(np.int64)
+    frame = pd.DataFrame({f"k{j}": c for j, c in enumerate(cols)})
+    return frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy(np.int64)
+
+
+def _poisson_fe(c_cell: np.ndarray, n_cell: np.ndarray, key: np.ndarray, pos: np.ndarray, k: int, n_keys: int,
+                max_iter: int, tol: float) -> tuple[np.ndarray, int]:
+    """Alternating MLE of ``E[c] = n theta_pos gamma_key`` over (key, slot) cells; theta with theta_0 = 1."""
+    theta = np.ones(k)
+    it = 0
+    for it in range(1, max_iter + 1):
+        gamma = np.bincount(key, weights=c_cell, minlength=n_keys) / np.maximum(
+            np.bincount(key, weights=n_cell * theta[pos], minlength=n_keys), 1e-300)
+        new = np.bincount(pos, weights=c_cell, minlength=k) / np.maximum(
+            np.bincount(pos, weights=n_cell * gamma[key], minlength=k), 1e-300)
+        new = new / new[0] if new[0] > 0 else new
+        delta = float(np.max(np.abs(new - theta)))
+        theta = new
+        if delta < tol:
+            break
+    return theta, it
+
+
+def harvest_interventions(
+    clicks: np.ndarray,
+    positions: np.ndarray,
+    contexts: np.ndarray,
+    items: np.ndarray,
+    *,
+    n_positions: int | None = None,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+    bootstrap: int = 50,
+    ci_level: float = 0.95,
+    seed: int = 0,
+) -> PositionBias:
+    """Examination per slot from (context, item) pairs logged at two or more slots (see module docstring).
+
+    Intervals: percentile bootstrap over pairs (multinomial weights on the
+    pairs, so a pair's rows stay together). Raises when a slot has no
+    harvested pair (it is then not identified from these logs).
+    """
+    c, pos, k = _check_positions(clicks, positions, n_positions)
+    key = _key_codes(np.asarray(contexts), np.asarray(items))
+    if key.shape != c.shape:
+        raise InputError("contexts and items must have one value per row", column="user_id",
+                         fix="pass aligned columns")
+    n_keys = int(key.max()) + 1
+    cell = key * k + pos
+    ucell, inv = np.unique(cell, return_inverse=True)
+    c_cell = np.bincount(inv, weights=c)
+    n_cell = np.bincount(inv).astype(np.float64)
+    ckey, cpos = ucell // k, ucell % k
+    slots_per_key = np.bincount(ckey, minlength=n_keys)
+    use = slots_per_key[ckey] >= 2
+    n_rows_used = float(n_cell[use].sum())
+    covered = np.bincount(cpos[use], weights=n_cell[use], minlength=k)
+    clicks_at = np.bincount(cpos[use], weights=c_cell[use], minlength=k)
+    if np.any(covered == 0) or clicks_at[0] <= 0:
+        bad = np.flatnonzero(covered == 0).tolist() or [0]
+        raise InputError(f"no (context, item) pair is logged both at slot(s) {bad} and elsewhere"
+                         + ("" if covered[0] else "") + ": intervention harvesting cannot identify them",
+                         column="position",
+                         fix="use a randomised slice (--examination randomized), or logs of several rankers "
+                             "that place the same pairs at different slots")
+    _, kk = np.unique(ckey[use], return_inverse=True)
+    n_used_keys = int(kk.max()) + 1
+    theta, iters = _poisson_fe(c_cell[use], n_cell[use], kk, cpos[use], k, n_used_keys, max_iter, tol)
+    se = np.full(k, np.nan)
+    lo, hi = theta.copy(), theta.copy()
+    extra: dict[str, Any] = {"iterations": iters, "n_pairs_used": n_used_keys,
+                             "share_rows_used": n_rows_used / c.shape[0],
+                             "rows_used_per_position": covered.tolist(),
+                             "relevance_model": "per (context, item) pair (Poisson fixed effects)"}
+    if bootstrap and bootstrap > 1:
+        rng = np.random.default_rng(seed)
+        reps = np.empty((bootstrap, k))
+        cu, nu, pu = c_cell[use], n_cell[use], cpos[use]
+        for b in range(bootstrap):
+            wk = rng.multinomial(n_used_keys, np.full(n_used_keys, 1.0 / n_used_keys)).astype(np.float64)
+            reps[b], _ = _poisson_fe(cu * wk[kk], nu * wk[kk], kk, pu, k, n_used_keys, max_iter, tol * 10)
+        a = (1 - ci_level) / 2
+        lo, hi = np.nanquantile(reps, [a, 1 - a], axis=0)
+        se = np.nanstd(reps, axis=0, ddof=1)
+        extra.update({"interval": "bootstrap over pairs", "n_boot": int(bootstrap)})
+    n = np.bincount(pos, minlength=k).astype(np.float64)
+    ctr = np.bincount(pos, weights=c, minlength=k) / np.maximum(n, 1)
+    se[0], lo[0], hi[0] = 0.0, 1.0, 1.0
+    return PositionBias(theta, se, lo, hi, n, ctr, "intervention_harvesting", ci_level, extra)
 
 
 def position_bias_from_curve(examination: np.ndarray | list[float], method: str = "given") -> PositionBias:

@@ -72,6 +72,9 @@ class Plan:
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1 or not 0 < self.ci_level < 1:
             raise InputError("alpha and ci_level must lie in (0, 1)", column="--alpha", fix="e.g. --alpha 0.05")
+        for name, value, example in (("--power", self.power, "0.8"), ("--srm-alpha", self.srm_alpha, "0.001")):
+            if not 0 < value < 1:  # a power of 1.5 crashed the sample-size root finder
+                raise InputError(f"{name} must lie in (0, 1), got {value}", column=name, fix=f"e.g. {name} {example}")
         if self.lift_ci not in LIFT_CI_METHODS:
             raise InputError(f"unknown lift interval {self.lift_ci!r}", column="--lift-ci",
                              fix=f"use one of {', '.join(LIFT_CI_METHODS)}")

@@ -390,15 +390,43 @@ class AdaptedTextModel(BaseEstimator):
         return state
 
 
+class AdaptedSpec:
+    """The cross-fitting engine's spec for the adapted encoder: one ``AdaptedTextModel`` per
+    fold, nuisances ``e``, ``mu0``, ``mu1``. ``data``: ``texts``, ``text_pair``, ``covariates``,
+    ``t``, ``y``, ``sample_weight`` (entries may be ``None``)."""
+
+    names = ("e", "mu0", "mu1")
+
+    def __init__(self, **params):
+        self.params = params
+
+    def fit(self, data, train):
+        from causalrec.models.crossfit import take
+
+        d = take(data, train)
+        return AdaptedTextModel(**self.params).fit(d["texts"], d["t"], d["y"], text_pair=d["text_pair"],
+                                                   covariates=d["covariates"], sample_weight=d["sample_weight"])
+
+    def predict(self, model, data, rows):
+        from causalrec.models.crossfit import take
+
+        d = take(data, rows)
+        p = model.predict(d["texts"], text_pair=d["text_pair"], covariates=d["covariates"])
+        return {"e": {"adapted": p.e_hat}, "mu0": {"adapted": p.mu0}, "mu1": {"adapted": p.mu1}}
+
+
 def cross_fit_adapted(texts, t, y, *, text_pair=None, covariates=None, sample_weight=None,
                       n_folds: int = 5, groups=None, random_state: int = 0, folds=None,
                       return_folds: bool = False, **params):
-    """Out-of-fold ``AdaptedPredictions``: fine-tune on K-1 folds, predict the held-out fold.
+    """Out-of-fold ``AdaptedPredictions``: fine-tune on K-1 folds, predict the held-out fold,
+    through the cross-fitting engine (:func:`causalrec.models.crossfit.cross_fit` with
+    :class:`AdaptedSpec`).
 
     Folds come from ``make_folds`` (grouped by ``groups``, stratified by ``t``); ``params``
     go to ``AdaptedTextModel``.
     """
-    from causalrec.models.crossfit import make_folds
+    from causalrec.models.crossfit import cross_fit
+    from causalrec.models.folds import make_folds
 
     texts = _texts(texts, "texts")
     n = len(texts)
@@ -409,20 +437,10 @@ def cross_fit_adapted(texts, t, y, *, text_pair=None, covariates=None, sample_we
     if folds is None:
         folds = make_folds(n, n_folds, groups=groups, stratify=t, random_state=random_state)
     params.setdefault("random_state", random_state)
-    out = {k: np.full(n, np.nan) for k in ("e_hat", "mu0", "mu1")}
-    for k in np.unique(folds):
-        te, trn = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
-
-        def sub(a, ix):
-            return None if a is None else ([a[i] for i in ix] if isinstance(a, list) else a[ix])
-
-        m = AdaptedTextModel(**params).fit(sub(texts, trn), t[trn], y[trn], text_pair=sub(pair, trn),
-                                           covariates=sub(cov, trn), sample_weight=sub(sw, trn))
-        p = m.predict(sub(texts, te), text_pair=sub(pair, te), covariates=sub(cov, te))
-        for key, v in p.as_dict().items():
-            out[key][te] = v
-    pred = AdaptedPredictions(**out)
-    return (pred, folds) if return_folds else pred
+    data = {"texts": texts, "text_pair": pair, "covariates": cov, "t": t, "y": y, "sample_weight": sw}
+    cf = cross_fit(AdaptedSpec(**params), data, folds)
+    pred = AdaptedPredictions(e_hat=cf["e"], mu0=cf["mu0"], mu1=cf["mu1"])
+    return (pred, cf.folds) if return_folds else pred
 
 
-__all__ = ["AdaptedTextModel", "AdaptedPredictions", "cross_fit_adapted"]
+__all__ = ["AdaptedTextModel", "AdaptedPredictions", "AdaptedSpec", "cross_fit_adapted"]

@@ -34,6 +34,31 @@ MIN_VALIDATION_ROWS = 10
 PREDICT_BATCH = 16384
 
 
+#: a training column whose standard deviation is below this share of its largest |value| is constant
+CONSTANT_RELATIVE_SD = 1e-6
+
+
+def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, scale)`` per column for ``(x - mean) / scale``, computed in float64.
+
+    A column that is constant on the training rows (up to float rounding:
+    ``sd <= CONSTANT_RELATIVE_SD * max|x|``) gets ``scale = inf``, so it enters the
+    network as 0 on every row. Why: float32 statistics of a constant column give a
+    spurious sd of ~1e-7 rather than 0; dividing a held-out row that differs by 1 by it
+    fed the network inputs of ~1e7 (an IHDP arm whose training rows all share one
+    binary covariate value produced outcome predictions of 2.9e6 and AIPW ATEs of
+    -3.6e5). The network never saw the column vary, so it has nothing to say about it.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[0] == 0:
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+    mean = X.mean(axis=0)
+    sd = X.std(axis=0)
+    span = np.abs(X).max(axis=0)
+    constant = sd <= CONSTANT_RELATIVE_SD * span
+    return mean, np.where(constant, np.inf, np.where(sd > 0, sd, 1.0))
+
+
 class TorchMLPBase(BaseEstimator):
     """Hyper-parameters and training loop shared by ``PropensityModel`` and ``OutcomeModel``."""
 
@@ -166,9 +191,7 @@ class TorchMLPBase(BaseEstimator):
         elif self.validation_fraction:
             warnings.warn(f"{type(self).__name__}: only {n} rows, training without early stopping "
                           "(and, for propensities, without a held-out calibration split)", stacklevel=4)
-        self.x_mean_ = X[tr].mean(axis=0)
-        sd = X[tr].std(axis=0)
-        self.x_scale_ = np.where(sd > 1e-8, sd, 1.0)
+        self.x_mean_, self.x_scale_ = standardisation(X[tr][w[tr] > 0])
         self.device_ = resolve_device(self.device)
         dev = torch.device(self.device_)
         Xs = torch.from_numpy(self._standardise(X)).to(dev)

@@ -1,4 +1,5 @@
-"""Clustered rows for off-policy evaluation: cluster-robust moments, folds, and streaming.
+"""Clustered rows for off-policy evaluation: cluster-robust moments and streaming (folds
+that keep a cluster together: :func:`causalrec.models.folds.cluster_hash_folds`).
 
 The positions of one slate (or the requests of one user) share a context, so their
 outcomes are dependent and a standard error that treats rows as independent is too
@@ -30,16 +31,8 @@ import pandas as pd
 
 from causalrec.errors import InputError
 from causalrec.inference import check_clusters
+from causalrec.models.folds import cluster_hash_folds as cluster_folds  # noqa: F401  (the one fold spec)
 from causalrec.ope.estimators import Moments
-
-
-def cluster_folds(keys: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
-    """Cross-fitting fold of each row from a seeded hash of its cluster key, so a cluster
-    stays in one fold and the folds do not depend on row order or batching."""
-    if n_folds <= 1:
-        return np.zeros(len(keys), dtype=np.int64)
-    h = pd.util.hash_array(np.asarray(keys), hash_key=f"causalrec{seed % 10**7:07d}")
-    return ((h >> np.uint64(32)) * np.uint64(n_folds) >> np.uint64(32)).astype(np.int64)
 
 
 @dataclass

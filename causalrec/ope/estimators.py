@@ -31,7 +31,7 @@ on Python >= 3.11 and works in memory only; the estimators are a few lines each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -51,6 +51,9 @@ class OPEArrays:
     w: np.ndarray
     q_logged: np.ndarray | None = None
     q_target: np.ndarray | None = None
+    #: cluster-level weights ``p(e_i | x_i, pi_e) / p(e_i | x_i, pi_0)`` per cluster count K (large
+    #: catalogues, :mod:`causalrec.ope.mips`); ``None`` without an item catalogue
+    w_emb: dict | None = None
 
     @property
     def n(self) -> int:
@@ -139,6 +142,19 @@ class OPEEstimator:
 
     name: ClassVar[str] = "base"
     needs_outcome_model: ClassVar[bool] = False
+    #: this instance's name in a result (default: derived from the parameters, see ``label``)
+    alias: str | None = field(default=None, kw_only=True)
+
+    @property
+    def label(self) -> str:
+        """The instance's name: ``alias`` when given, else the estimator's name followed by the
+        parameters that differ from their defaults, e.g. ``"ips(clip=10)"`` (``"ips"`` with
+        defaults)."""
+        if self.alias:
+            return str(self.alias)
+        diff = [f"{f.name}={_show(getattr(self, f.name))}" for f in fields(self)
+                if f.name != "alias" and f.default is not MISSING and getattr(self, f.name) != f.default]
+        return f"{self.name}({', '.join(diff)})" if diff else self.name
 
     # -- what each estimator defines ---------------------------------------
     def terms(self, d: OPEArrays) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
@@ -390,6 +406,23 @@ class DRos(OPEEstimator):
 ESTIMATORS: dict[str, type[OPEEstimator]] = {
     cls.name: cls for cls in (DM, IPS, SNIPS, DR, SNDR, SwitchDR, DRos)
 }
+
+
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def run_names(ests) -> list[str]:
+    """Names of the estimators of one run, distinct: the plain name (``"ips"``) where it is
+    unique in the run, the instance's ``label`` (``"ips(clip=10)"``, or its ``alias``) where
+    two estimators share a name. Two identical estimators are an error."""
+    base = [e.alias or e.name for e in ests]
+    names = [b if base.count(b) == 1 else e.label for b, e in zip(base, ests, strict=True)]
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup:
+        raise InputError(f"estimator {dup[0]!r} is requested twice with the same parameters", column="estimators",
+                         fix="drop the repeat, or give the instances different parameters or alias='...'")
+    return names
 
 
 def make_estimators(

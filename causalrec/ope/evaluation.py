@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes, cluster_se, z_value
-from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
+from causalrec.models.folds import cluster_hash_folds as cluster_folds
+from causalrec.models.folds import row_hash_folds as fold_ids
+from causalrec.ope.clusters import ClusterMoments, ClusterStream
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -36,9 +39,10 @@ from causalrec.ope.estimators import (
     _dense,
     influence_se_fast,
     make_estimators,
+    run_names,
     summarise,
 )
-from causalrec.ope.outcome import CellMeanOutcome, fold_ids, make_outcome_model
+from causalrec.ope.outcome import CellMeanOutcome, make_outcome_model
 from causalrec.ope.policy import resolve_target
 from causalrec.ope.result import OPEResult
 from causalrec.ope.weights import WeightStats
@@ -53,6 +57,97 @@ CHUNK_ROWS = 500_000
 
 
 def evaluate(
+    logs: str | os.PathLike | pd.DataFrame,
+    target: Any,
+    *,
+    items: Any = None,
+    item_key: str = "item_id",
+    item_text: str = "title",
+    logging_policy: Any = None,
+    embedding_clusters: int | str | Sequence[int] | None = None,
+    embedder: Any = None,
+    slope_width: float = 2.0,
+    clip: float | str | None = None,
+    switch_tau: float | str = 100.0,
+    dros_lambda: float | str = 100.0,
+    **options: Any,
+) -> OPEResult:
+    """Estimate the target policy's value per impression from logged data.
+
+    Every option of :func:`_evaluate` (documented there) plus, for large catalogues and
+    hyper-parameter selection (:mod:`causalrec.ope.mips`, :mod:`causalrec.ope.catalogue`,
+    :mod:`causalrec.ope.selection`):
+
+    items, item_key, item_text:
+        The item catalogue (DataFrame or CSV/Parquet path) with the item id column and its
+        text; the text is embedded by ``embedder`` (default the packaged MiniLM
+        ``TextEmbedder``) and clustered by k-means. Needed by ``mips, snmips, offcem``.
+    logging_policy:
+        The logging policy's full distribution, a table in the target's format; without it
+        the cluster weights are estimated by regression (and the result says so).
+    embedding_clusters:
+        ``K``; ``None``/``"slope"`` chooses it by SLOPE over a grid (reported).
+    clip, switch_tau, dros_lambda:
+        A number, or ``"slope"`` to choose it by SLOPE over a grid (``slope_width`` is the
+        interval half-width in standard errors); the chosen value and every candidate's
+        estimate appear under ``diagnostics["selection"]``.
+    """
+    from causalrec.ope import selection
+    from causalrec.ope.catalogue import is_catalogue_request, prepare_catalogue
+
+    clip, sel_clip = selection.parse_choice(clip, "clip")
+    tau, sel_tau = selection.parse_choice(switch_tau, "switch_tau")
+    lam, sel_lam = selection.parse_choice(dros_lambda, "dros_lambda")
+    tau = 100.0 if tau is None else tau
+    lam = 100.0 if lam is None else lam
+    names = options.get("estimators", DEFAULT_ESTIMATORS)
+    catalogue = items is not None or logging_policy is not None or is_catalogue_request(names)
+    if not (catalogue or sel_clip or sel_tau or sel_lam):
+        return _evaluate(logs, target, clip=clip, switch_tau=tau, dros_lambda=lam, **options)
+    if options.get("target_kind") is not None:
+        raise InputError("the catalogue estimators and SLOPE selection work on item-level logs, not ranked lists",
+                         column="target_kind", fix="drop --target-kind, or run the slate estimators without "
+                         "--items/--logging-policy/'slope'")
+    schema = options.get("schema", LogSchema())
+    ests = make_estimators(names, clip=clip, switch_tau=tau, dros_lambda=lam)
+    cand = None
+    if catalogue:
+        if items is None:
+            raise InputError("mips, snmips and offcem (and --logging-policy) need the item catalogue", column="items",
+                             fix="pass --items CATALOG --item-key COL --item-text COL")
+        target = prepare_catalogue(logs, target, schema=schema, items=items, item_key=item_key, item_text=item_text,
+                                   logging_policy=logging_policy, embedding_clusters=embedding_clusters,
+                                   embedder=embedder, seed=options.get("seed", 0))
+        if target.info["cluster_choice"] == "slope":
+            cand = target.info["cluster_candidates"]
+        else:
+            k = target.info["cluster_candidates"][0]
+            ests = [replace(e, clusters=k) if hasattr(e, "clusters") else e for e in ests]
+    grid = selection.grids({"clip": sel_clip, "switch_tau": sel_tau, "dros_lambda": sel_lam}, cand)
+    ests, groups = selection.expand(ests, grid)
+    res = _evaluate(logs, target, estimators=ests, clip=clip, switch_tau=tau, dros_lambda=lam,
+                    **{k: v for k, v in options.items() if k != "estimators"})
+    res = selection.apply(res, groups, slope_width)
+    res.config["estimators"] = [e.estimator for e in res.estimates]
+    res.config["estimator_params"] = {e.estimator: {k: v for k, v in e.extra.items() if k in ("clip", "tau", "lambda",
+                                      "clusters")} for e in res.estimates}
+    res.config.update(clip="slope" if sel_clip else clip, switch_tau="slope" if sel_tau else tau,
+                      dros_lambda="slope" if sel_lam else lam, slope_width=slope_width)
+    if catalogue:
+        info = target.info
+        res.config.update(items=info["source"], item_key=item_key, item_text=item_text,
+                          logging_policy=info["logging_policy"], embedding_clusters=embedding_clusters)
+        res.diagnostics["catalogue"] = {k: info[k] for k in ("n_items", "embedding_dim", "clustering",
+                                                              "cluster_candidates", "cluster_choice",
+                                                              "cluster_weights")}
+        if logging_policy is None:
+            res.warnings.append("no --logging-policy: the cluster weights of mips/snmips/offcem are estimated by "
+                                "regressing the item weight on the cluster (mean per cluster and position), as in "
+                                "Saito & Joachims (2022); give the logging policy's table for exact weights")
+    return res
+
+
+def _evaluate(
     logs: str | os.PathLike | pd.DataFrame,
     target: Any,
     *,
@@ -176,8 +271,8 @@ def evaluate(
     if streaming and batch_size is not None and batch_size < 1:
         raise InputError("batch_size must be >= 1", column="batch_size", fix="e.g. --batch-size 1000000")
     config = {
-        "estimators": [e.name for e in ests],
-        "estimator_params": {e.name: e.params() for e in ests},
+        "estimators": run_names(ests),
+        "estimator_params": {n: e.params() for n, e in zip(run_names(ests), ests, strict=True)},
         "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
         "ci_level": ci_level, "seed": seed, "batch_size": batch_size if streaming else None, "n_folds": n_folds,
         "schema": schema.to_dict(),
@@ -323,7 +418,11 @@ def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, inputs) -
                 if pr.row.size:
                     q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
                     qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
-    return OPEArrays(y=y, w=w, q_logged=qa, q_target=qpi), p
+    arrays = OPEArrays(y=y, w=w, q_logged=qa, q_target=qpi)
+    emb = getattr(policy, "embedding_weights", None)  # large catalogues: cluster weights (ope/catalogue.py)
+    if emb is not None:
+        arrays.w_emb = emb(canon, items, pos, row_offset, p)
+    return arrays, p
 
 
 def _pairs_per_row(bound, sample_rows: np.ndarray) -> int:
@@ -344,13 +443,14 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
             wstats: WeightStats, y_sum: float, y_ss: float, ci_level: float, policy, model, config,
             extras: list[dict] | None = None, clusters: dict | None = None) -> OPEResult:
     estimates = []
+    names = run_names(ests)
     for i, (e, (est, se), b) in enumerate(zip(ests, values, boot, strict=True)):
         extra: dict[str, Any] = {k: v for k, v in e.params().items() if v is not None}
         if extras is not None:
             extra.update(extras[i])
         if b is not None:
             extra.update(boot_ci_low=b[0], boot_ci_high=b[1], boot_se=b[2])
-        estimates.append(Estimate.normal(e.name, TARGET, est, se, ci_level, **extra))
+        estimates.append(Estimate.normal(names[i], TARGET, est, se, ci_level, **extra))
     diag = wstats.diagnostics()
     if clusters:
         diag.update(clusters)
@@ -360,9 +460,9 @@ def _finish(n: int, ests, values: list[tuple[float, float]], boot: list[tuple[fl
     if model is not None and isinstance(model, CellMeanOutcome):
         diag["outcome_cells_observed"] = int((model.cell_counts_ > 0).sum())
     warnings = wstats.warnings()
-    for e, (est, _se) in zip(ests, values, strict=True):
+    for nm, (est, _se) in zip(names, values, strict=True):
         if not np.isfinite(est):
-            warnings.append(f"estimator '{e.name}' is undefined on these data (all weights zero?)")
+            warnings.append(f"estimator '{nm}' is undefined on these data (all weights zero?)")
     if any(e.name == "dm" for e in ests):
         # DM's influence values vary only with the context, so its interval ignores the
         # outcome model's own estimation error; say so where the number is read.
@@ -635,7 +735,8 @@ def _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_le
         raise InputError(f"cluster column '{cluster}' is not in the log", column=cluster,
                          fix="name an existing column (e.g. the request id) with --cluster COL, or --cluster none")
     config = {
-        "estimators": [e.name for e in ests], "estimator_params": {e.name: e.params() for e in ests},
+        "estimators": run_names(ests),
+        "estimator_params": {n: e.params() for n, e in zip(run_names(ests), ests, strict=True)},
         "clip": clip, "cluster": cluster, "cluster_choice": cluster_choice, "bootstrap": bootstrap,
         "ci_level": ci_level, "seed": seed, "batch_size": batch_size, "n_folds": n_folds,
         "schema": schema.to_dict(), "logs": str(logs) if not isinstance(logs, pd.DataFrame) else "<DataFrame>",

@@ -14,13 +14,13 @@ Three kinds, one interface (``partial_fit`` over batches, ``finalize``, ``predic
 
 Cross-fitting: a row's prediction comes from a model fitted without the row's fold,
 so the DR correction ``w (y - q)`` carries no own-observation bias (Chernozhukov et al.
-2018). Folds are a seeded hash of the global row number, so they are the same whether
-the file is read in memory or in any batch size. For cell means, leaving a fold out is
-a subtraction of that fold's sums.
-
-Why not ``causalrec.models.cross_fit_predict``: DM/DR need each fold's model to predict
-*counterfactual* (item, position) pairs for the held-out rows, not only out-of-fold
-predictions of the logged rows.
+2018). Folds come from :mod:`causalrec.models.folds` (a seeded hash of the global row
+number, or of the cluster key), so they are the same whether the file is read in memory
+or in any batch size. A scikit-learn outcome model is cross-fitted by the engine
+(:func:`causalrec.models.crossfit.cross_fit`, fold models only); its fold models then
+predict *counterfactual* (item, position) pairs of the held-out rows. For cell means,
+leaving a fold out is a subtraction of that fold's sums (a streaming form of the same
+cross-fitting, hand-written because it needs only sums and counts).
 """
 
 from __future__ import annotations
@@ -32,27 +32,7 @@ import numpy as np
 import pandas as pd
 
 from causalrec.errors import InputError
-
-
-def fold_ids(start: int, n: int, n_folds: int, seed: int = 0) -> np.ndarray:
-    """Folds of the global rows ``start .. start + n - 1`` by Fibonacci (multiplicative) hashing.
-
-    ``h = (row + s) * 0x9E3779B97F4A7C15 mod 2^64``, ``fold = floor(K * (h >> 32) / 2^32)``:
-    the folds form an equidistributed Weyl sequence in the row number, so they are
-    balanced, seeded (``s`` derives from ``seed``), and independent of how the file is
-    split into batches.
-    """
-    if n_folds <= 1:
-        return np.zeros(n, dtype=np.int64)
-    offset = (seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) % 2**64
-    h = np.arange(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        h += np.uint64((offset + start) % 2**64)
-        h *= np.uint64(0x9E3779B97F4A7C15)
-    h >>= np.uint64(32)
-    h *= np.uint64(n_folds)
-    h >>= np.uint64(32)
-    return h.view(np.int64)
+from causalrec.models.folds import row_hash_folds as fold_ids  # noqa: F401  (the one fold spec)
 
 
 class CellMeanOutcome:
@@ -196,8 +176,6 @@ class SklearnOutcome:
         if self._fitted:
             raise InputError("a scikit-learn outcome model needs the whole log in memory",
                              column="outcome_model", fix="drop batch_size, or use the default cell-mean model")
-        from sklearn.base import clone
-
         for c in self.covariates:
             if c not in batch.columns:
                 raise InputError(f"covariate '{c}' is not in the log", column=c, fix="check --covariates")
@@ -212,15 +190,12 @@ class SklearnOutcome:
         if self._proba and not np.isin(y, (0.0, 1.0)).all():
             raise InputError("a classifier outcome model needs a 0/1 outcome", column="outcome",
                              fix="use a regressor (e.g. sklearn.linear_model.Ridge) for non-binary outcomes")
+        from causalrec.models.crossfit import cross_fit
+
         k = max(self.n_folds, 1)
-        self.models_ = []
-        for f in range(k):
-            train = folds != f if k > 1 else np.ones(len(y), bool)
-            m = clone(self.estimator)
-            if self._proba and np.unique(y[train]).size < 2:
-                m = _Constant(float(y[train].mean()))
-            m.fit(x[train], y[train])
-            self.models_.append(m)
+        cf = cross_fit(_OutcomeSpec(self.estimator, self._proba), {"X": x, "y": y},
+                       folds if k > 1 else np.zeros(len(y), dtype=np.int64), predict=False)
+        self.models_ = [fitted["model"] for fitted in cf.models]
         self._fitted = True
 
     def finalize(self) -> None:
@@ -237,6 +212,27 @@ class SklearnOutcome:
                 x = self._design(batch, rows[s], items[s], pos[s])
                 out[s] = m.predict_proba(x)[:, 1] if self._proba and not isinstance(m, _Constant) else m.predict(x)
         return out
+
+
+class _OutcomeSpec:
+    """The engine's spec for an outcome model on the design matrix: one fold model per fold
+    (a classifier whose training fold holds a single outcome value predicts that value)."""
+
+    names = ("q",)
+
+    def __init__(self, estimator, proba: bool):
+        self.estimator, self.proba = estimator, proba
+
+    def fit(self, data, train):
+        from sklearn.base import clone
+
+        y = data["y"][train]
+        if self.proba and np.unique(y).size < 2:
+            return {"model": _Constant(float(y.mean()))}
+        return {"model": clone(self.estimator).fit(data["X"][train], y)}
+
+    def predict(self, fitted, data, rows):
+        raise NotImplementedError("OPE predicts counterfactual actions through SklearnOutcome.predict")
 
 
 class _Constant:

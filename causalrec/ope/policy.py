@@ -349,8 +349,8 @@ def _canonical_policy_columns(table: pd.DataFrame, schema: LogSchema) -> pd.Data
 
 def resolve_target(target, *, schema: LogSchema, log_items=None):
     """A policy object from a DataFrame, a CSV/Parquet path or a callable."""
-    if isinstance(target, (TablePolicy, CallablePolicy)):
-        return target
+    if isinstance(target, (TablePolicy, CallablePolicy)) or hasattr(target, "embedding_weights"):
+        return target  # already resolved (a catalogue wrapper, causalrec.ope.catalogue, included)
     if callable(target) and not isinstance(target, pd.DataFrame):
         return CallablePolicy(target, schema=schema)
     if isinstance(target, (str, os.PathLike)):

@@ -38,7 +38,8 @@ from causalrec.data.schema import LogSchema
 from causalrec.data.validation import check_numeric, check_propensity
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes
-from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_folds
+from causalrec.models.folds import cluster_hash_folds as cluster_folds
+from causalrec.ope.clusters import ClusterMoments, ClusterStream
 from causalrec.ope.estimators import Moments, _dense, vdot
 from causalrec.ope.lists import Lists, check_slots, show_key, sort_by_list
 from causalrec.ope.outcome import CellMeanOutcome, SklearnOutcome, make_outcome_model

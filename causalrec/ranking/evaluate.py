@@ -40,6 +40,27 @@ class RankingResult(CausalResult):
     per_request: pd.DataFrame | None = field(default=None, repr=False)
     title: str = "causalrec rank eval"
 
+    def side_by_side(self) -> pd.DataFrame:
+        """One row per metric (target), one column per model (``estimator``, or ``policy`` in OPE mode)."""
+        f = self.to_frame()
+        if f.empty:
+            return f
+        col = "model" if "model" in f.columns else "estimator"
+        f = f.assign(model=f[col]) if col != "model" else f
+        key = ["target"] + (["estimator"] if col == "model" and f["estimator"].nunique() > 1 else [])
+        wide = f.pivot_table(index=key, columns="model", values="estimate", sort=False)
+        return wide[list(dict.fromkeys(f["model"]))].reset_index()
+
+    def summary(self) -> str:
+        f = self.to_frame()
+        if f.empty or "model" not in f.columns or f["model"].nunique() < 2:
+            return super().summary()
+        lines = [f"{self.title}  (n_rows={self.n_rows:,}; models side by side, estimates)",
+                 self.side_by_side().to_string(index=False, float_format=lambda v: f"{v:.4f}")]
+        for w in self.warnings:
+            lines.append(f"WARNING: {w}")
+        return "\n".join(lines)
+
 
 def _group_ranks(groups: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes of groups, and the 0-based rank of each row within its group by descending ``key``."""

@@ -2,12 +2,23 @@
 
 Score of a (user/context text ``u``, item text ``a``) pair::
 
-    s(u, a) = exp(log_scale) * < n(P h(u)), n(P h(a)) > + b
+    s(u, a) = exp(log_scale) * < n(P h(u)), n(P h(a)) > + <w, n(P h(a))> + b
 
 ``h`` is the encoder's attention-masked mean pooling (the same pooling as
 :class:`causalrec.features.TextEmbedder`), ``P`` a square projection
 initialised to the identity, ``n`` L2 normalisation, and ``exp(log_scale)``,
-``b`` turn the cosine into a logit so the pointwise loss is a calibrated BCE.
+``b`` turn the cosine into a logit so the pointwise loss is a calibrated BCE;
+``<w, .>`` is an item-side prior (quality that no user text explains), ``w``
+initialised to 0.
+
+Zero-shot start, kept recoverable: at initialisation (``P = I``, ``w = 0``,
+pretrained encoder layers) the score is ``exp(log_scale) * cos0(u, a) + b``,
+a monotone map of the untrained encoder's cosine, so it ranks exactly as the
+zero-shot model. Training writes the score as that plus a correction
+``exp(log_scale) (cos_P(u, a) - cos0(u, a)) + <w, n(P h(a))>`` and
+:mod:`causalrec.ranking.train` penalises the distance of ``(P, w, trained
+layers)`` from their starting values (L2-SP), so a weak or noisy training
+signal leaves the model near the zero-shot scorer instead of away from it.
 
 Why a bi-encoder (one shared encoder for both sides) rather than a
 cross-encoder: ranking a catalogue for every user (NDCG over all candidates,
@@ -67,6 +78,9 @@ class TwoTowerRanker(nn.Module):
             self.proj.bias.zero_()
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.bias = nn.Parameter(torch.tensor(0.0))
+        self.item_bias = nn.Linear(d, 1, bias=False)
+        with torch.no_grad():
+            self.item_bias.weight.zero_()
         n_layers = len(self._layers())
         self.trainable_layers = n_layers if trainable_layers < 0 else min(int(trainable_layers), n_layers)
         self.meta = dict(meta or {})
@@ -156,6 +170,10 @@ class TwoTowerRanker(nn.Module):
         self.encoder.train(was_training)
         return torch.cat(hs), torch.cat(ms)
 
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Projection + L2 norm of mean-pooled states (the whole tower when ``trainable_layers == 0``)."""
+        return nn.functional.normalize(self.proj(pooled), dim=-1)
+
     def top(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Trainable layers + pooling + projection + L2 norm, from cached bottom states."""
         width = int(mask.sum(1).max().item()) if mask.numel() else 1
@@ -167,8 +185,7 @@ class TwoTowerRanker(nn.Module):
             for layer in list(self._layers())[self.n_frozen:]:
                 out = layer(hidden, attention_mask=m4)
                 hidden = out[0] if isinstance(out, tuple) else out
-        z = self.proj(_mean_pool(hidden, mask))
-        return nn.functional.normalize(z, dim=-1)
+        return self.head(_mean_pool(hidden, mask))
 
     def embed(self, texts: list[str], device: str = "cpu", batch_size: int = 128,
               cache: dict | None = None) -> np.ndarray:
@@ -186,7 +203,8 @@ class TwoTowerRanker(nn.Module):
         return out[inv]
 
     def logits(self, u: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.log_scale.exp() * (u * a).sum(-1) + self.bias
+        """Score of aligned (user, item) tower vectors: scaled cosine + item prior + bias."""
+        return self.log_scale.exp() * (u * a).sum(-1) + self.item_bias(a).squeeze(-1) + self.bias
 
     def score(self, user_texts: list[str], item_texts: list[str], device: str = "cpu",
               cache: dict | None = None) -> np.ndarray:
@@ -204,7 +222,8 @@ class TwoTowerRanker(nn.Module):
         u = torch.from_numpy(self.embed(list(user_texts), device))
         a = torch.from_numpy(self.embed(list(item_texts), device))
         with torch.no_grad():
-            return (self.log_scale.exp() * (u @ a.T) + self.bias).numpy().astype(np.float64)
+            prior = self.item_bias(a).squeeze(-1)
+            return (self.log_scale.exp() * (u @ a.T) + prior[None, :] + self.bias).numpy().astype(np.float64)
 
     # -- persistence -----------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
@@ -249,8 +268,9 @@ class TwoTowerRanker(nn.Module):
                     meta=cfg.get("meta", {}))
         state = load_file(str(d / WEIGHTS_NAME))
         missing, unexpected = model.load_state_dict(state, strict=False)
-        # position_ids-style buffers may legitimately be absent; real weights may not.
-        bad = [k for k in missing if not k.endswith("position_ids")] + list(unexpected)
+        # position_ids-style buffers may legitimately be absent, and so may the item prior of a
+        # ranker saved before it existed (it stays at its zero start); real weights may not.
+        bad = [k for k in missing if not k.endswith("position_ids") and k != "item_bias.weight"] + list(unexpected)
         if bad:
             raise InputError(f"ranker weights in '{d}' do not match its config (e.g. {bad[:3]})", column=str(d),
                              fix="the folder is corrupted or from another model; retrain")

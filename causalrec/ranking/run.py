@@ -46,11 +46,22 @@ def fit_ranker_on_frame(
     user_text: str = "user_text",
     item_text: str = "item_text",
     group: str | None = "request_id",
+    position: str | None = None,
+    position_base: int = 0,
+    val_label: str | None = None,
+    val_weight: str | None = None,
     encoder: str | os.PathLike | None = None,
     config: Any = None,
 ):
-    """Train a ranker from a table (e.g. ``causalrec debias`` output); returns ``(model, history)``."""
-    from causalrec.ranking.train import TrainConfig, train_ranker
+    """Train a ranker from a table (e.g. ``causalrec debias`` output); returns ``(model, history)``.
+
+    ``group`` (request ids) drives the list objectives and the validation
+    split; when the column is absent the pointwise objective trains without
+    one. ``val_label`` / ``val_weight`` name the columns that score the
+    held-out lists (default: ``label`` / ``weight``); ``position`` the slot
+    column of the ``click_model`` objective.
+    """
+    from causalrec.ranking.train import LIST_OBJECTIVES, TrainConfig, train_ranker
 
     df = read_table(data)
     check_nonempty(df, "training data")
@@ -58,20 +69,52 @@ def fit_ranker_on_frame(
     _need(df, label, "label", "--label")
     y = check_numeric(df, label)
     check_finite(y, label)
-    w = None
-    if weight is not None:
-        _need(df, weight, "sample weight", "--weight")
-        w = check_numeric(df, weight)
-        check_finite(w, weight)
-        if np.any(w < 0):
-            raise InputError(f"column '{weight}' has negative weights", column=weight,
+
+    def weights_of(col: str | None, flag: str) -> np.ndarray | None:
+        if col is None:
+            return None
+        _need(df, col, "sample weight", flag)
+        v = check_numeric(df, col)
+        check_finite(v, col)
+        if np.any(v < 0):
+            raise InputError(f"column '{col}' has negative weights", column=col,
                              fix="sample weights must be >= 0 (use the `weight` column of `causalrec debias`)")
+        return v
+
+    w = weights_of(weight, "--weight")
+    yv = None
+    if val_label is not None:
+        _need(df, val_label, "validation label", "--val-label")
+        yv = check_numeric(df, val_label)
+        check_finite(yv, val_label)
+    wv = weights_of(val_weight, "--val-weight")
     groups = None
-    if cfg.objective == "pairwise":
+    if cfg.objective in ("pairwise", *LIST_OBJECTIVES):
         _need(df, group, "request id", "--group")
+    if group is not None and group in df.columns:
         groups = df[group].to_numpy()
+    pos = None
+    if cfg.objective == "click_model":
+        _need(df, position, "position", "--position")
+        pos = _zero_based(check_numeric(df, position), position, position_base)
     return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
-                        weights=w, groups=groups, encoder=encoder, config=cfg)
+                        weights=w, groups=groups, positions=pos, val_labels=yv, val_weights=wv,
+                        encoder=encoder, config=cfg)
+
+
+def _zero_based(pos: np.ndarray, col: str, base: int) -> np.ndarray:
+    """Positions shifted to 0-based, with the error that names ``--position-base`` when they do not fit."""
+    p = np.asarray(pos, dtype=np.float64)
+    if np.any(p != np.round(p)):
+        raise InputError(f"column '{col}' has non-integer positions", column=col, fix="pass integer slots")
+    p = p.astype(np.int64) - int(base)
+    if p.size and p.min() < 0:
+        raise InputError(f"column '{col}' has position {int(p.min()) + base} below --position-base {base}",
+                         column=col, fix="declare the first slot with --position-base (0 or 1)")
+    if base == 0 and p.size and p.min() == 1:
+        raise InputError(f"positions in column '{col}' start at 1 but --position-base is 0", column=col,
+                         fix="pass --position-base 1")
+    return p
 
 
 def evaluate_ranker(
@@ -151,3 +194,33 @@ def evaluate_ranker(
         config["mode"] = "ope_on_randomised_logs"
     return RankingResult(command="rank eval", n_rows=len(df), estimates=estimates, diagnostics=diagnostics,
                          warnings=[], config=config, per_request=per_request)
+
+
+def compare_rankers(models: Sequence[tuple[str, Any]], data: pd.DataFrame | str | os.PathLike, **kwargs: Any):
+    """Evaluate several rankers on the same table; one :class:`RankingResult` with every model's estimates.
+
+    ``models``: ``(name, ranker)`` pairs; each estimate carries ``model=name``
+    in its extra fields, and ``result.side_by_side()`` / ``summary()`` put the
+    models next to each other. ``kwargs`` go to :func:`evaluate_ranker`.
+    """
+    from causalrec.ranking.evaluate import RankingResult
+
+    if not models:
+        raise InputError("no model to evaluate", column="model_dir", fix="pass one or more model folders")
+    df = read_table(data)
+    estimates: list[Estimate] = []
+    per_model: dict[str, Any] = {}
+    warnings: list[str] = []
+    config: dict[str, Any] = {}
+    for name, model in models:
+        r = evaluate_ranker(model, df, **kwargs)
+        for e in r.estimates:
+            e.extra = {**e.extra, "model": name}
+            estimates.append(e)
+        per_model[name] = {"diagnostics": r.diagnostics, "model": dict(getattr(model, "meta", {}))}
+        warnings += [f"{name}: {w}" for w in r.warnings]
+        config = {k: v for k, v in r.config.items() if k != "model"}
+    diagnostics = {**next(iter(per_model.values()))["diagnostics"], "models": list(per_model)}
+    config["models"] = {k: v["model"] for k, v in per_model.items()}
+    return RankingResult(command="rank eval", n_rows=len(df), estimates=estimates, diagnostics=diagnostics,
+                         warnings=warnings, config=config)

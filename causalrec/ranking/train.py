@@ -1,7 +1,16 @@
-"""Training the two-tower ranker on (corrected) labels with sample weights.
+"""Training the two-tower ranker on (corrected) labels, with unbiased model selection.
+
+Start and regularisation. The ranker starts as the zero-shot scorer (see
+:mod:`causalrec.ranking.model`: at its starting values it ranks exactly as the
+untrained encoder's cosine) and every objective below is minimised plus an
+L2-SP penalty toward those starting values::
+
+    L_total = L + reg * ( ||P - I||^2 + ||w||^2 + ||layers - pretrained||^2 )
+
+so the learned part is a correction of the zero-shot score, not a new model.
 
 Objectives (``y`` the label, possibly an IPS/DR corrected one; ``w`` the
-sample weight; ``s`` the logit):
+sample weight; gains ``g = w y``; ``s`` the logit; ``q`` a request list):
 
 * ``pointwise``: weighted soft-target binary cross-entropy, self-normalised
   within each mini-batch::
@@ -10,22 +19,64 @@ sample weight; ``s`` the logit):
 
   It is linear in ``y``, so unbiased labels (``E[y | x, a] = r(x, a)``) give
   an unbiased loss even when single labels exceed 1 or, for DR pseudo-labels,
-  fall below 0. Constant weights cancel
-  in the ratio: training with ``w = const`` is exactly naive training.
+  fall below 0. Constant weights cancel in the ratio: training with
+  ``w = const`` is exactly naive training.
 * ``pairwise``: RankNet within request lists, each ordered pair weighted by
-  its label gain (LambdaLoss-style; see :func:`causalrec.debias.pairwise_weights`)::
+  its label gain (see :func:`causalrec.debias.pairwise_weights`)::
 
       L = sum_(i,j) g_ij log(1 + exp(-(s_i - s_j))) / sum g_ij,
       g_ij = (y_i - y_j)^+ (w_i + w_j) / 2
 
+* ``listwise``: softmax cross-entropy over each list (ListNet's top-one
+  probability with unnormalised gains; Cao et al. 2007, Ai et al. 2018)::
+
+      L = - sum_q sum_{j in q} g_j log softmax_q(s)_j / (n_lists * gbar)
+
+  ``gbar`` is the mean over training lists of ``sum_j |g_j|``: a constant, so
+  the loss stays linear in the gains and IPS / DR gains keep it unbiased.
+* ``lambdarank``: an NDCG surrogate -- the pairwise logistic loss weighted by
+  how much swapping ``i`` and ``j`` changes the DCG discount under the
+  current ranking (LambdaRank, Burges 2010), with the gain on the winning
+  side only so the loss stays linear in the gains (IPS-unbiased)::
+
+      L = sum_q sum_{i != j} g_i |1/log2(1 + rank_i) - 1/log2(1 + rank_j)| log(1 + exp(s_j - s_i)) / (n_lists * gbar)
+
+* ``click_model``: a two-tower additive click model (PAL, Guo et al. 2019):
+  the raw click is explained by a relevance tower (the ranker) times an
+  examination tower per slot, ``P(C = 1 | u, a, k) = sigma(s(u, a)) sigma(e_k)``,
+  fitted by weighted BCE on the clicks of shown rows (``positions`` needed).
+  No propensity of the slot is needed; it assumes the examination
+  hypothesis (examination depends on the slot only). ``examination=`` fixes
+  the examination tower to a known curve (``log sigma(e_k)`` replaced by
+  ``log rho_k``): needed under a personalised ranking, where a learned
+  tower is confounded with relevance (the slot follows it). The fitted
+  ``sigma(e_k) / sigma(e_0)`` is stored in ``model.meta["examination"]``.
+
+Model selection without bias. A share ``val_share`` of the request lists
+(``groups``) is held out. Before training (epoch 0, the zero-shot scorer) and
+after each epoch the ranker's DCG@k on the held-out lists is estimated with
+the held-out *validation gains* ``g = w_val y_val`` (default: the training
+label and weight; pass corrected labels)::
+
+    DCG_hat@k = mean_q sum_{j in q, rank_j < k} g_j / log2(rank_j + 2)
+
+DCG is linear in the gains, so for a ranking fixed before the held-out
+labels are seen, IPS or DR gains make it an unbiased estimate of the DCG
+against the true relevance. The returned model is the epoch with the best
+estimate, but it replaces the zero-shot scorer only when its gain over epoch 0
+is at least ``min_gain_se`` standard errors of the paired (per-list)
+difference -- a noisy validation does not talk the ranker out of its start.
+
 The loop is plain torch (AdamW; encoder layers at ``lr``, the head at
 ``head_lr``), seeded, on ``device`` ("auto": CUDA when visible). The frozen
 part of the encoder is run once per unique text (see
-:mod:`causalrec.ranking.model`).
+:mod:`causalrec.ranking.model`); with ``trainable_layers=0`` the pooled vectors
+are computed once and an epoch only costs the projection.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,47 +85,118 @@ import numpy as np
 
 from causalrec.errors import InputError
 
-OBJECTIVES = ("pointwise", "pairwise")
+OBJECTIVES = ("pointwise", "pairwise", "listwise", "lambdarank", "click_model")
+LIST_OBJECTIVES = ("listwise", "lambdarank")
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of :func:`train_ranker` (small CPU defaults)."""
+    """Hyper-parameters of :func:`train_ranker` (small CPU defaults).
+
+    ``batch_size`` counts rows (pointwise, click_model), pairs (pairwise) or
+    request lists (listwise, lambdarank). ``epochs=0`` returns the zero-shot
+    scorer. ``reg`` is the L2-SP strength toward the zero-shot start;
+    ``val_share`` the share of request lists held out for model selection
+    (0: none, the last epoch is kept); ``val_k`` the DCG cut-off;
+    ``min_gain_se`` how many paired standard errors a trained epoch must gain
+    over the zero-shot one to replace it.
+    """
 
     objective: str = "pointwise"
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 64
     lr: float = 5e-5
     head_lr: float = 2e-3
     weight_decay: float = 0.0
+    reg: float = 1e-3
+    item_prior: bool = True
     max_length: int = 48
     trainable_layers: int = 1
     seed: int = 0
     device: str = "auto"
     max_pairs_per_group: int | None = 20
+    val_share: float = 0.2
+    val_k: int = 10
+    min_gain_se: float = 1.0
     progress: bool | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise InputError(f"unknown objective {self.objective!r}", column="objective",
                              fix=f"use one of {', '.join(OBJECTIVES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise InputError("epochs and batch_size must be >= 1", column="epochs", fix="pass positive integers")
+        if self.epochs < 0 or self.batch_size < 1:
+            raise InputError("epochs must be >= 0 and batch_size >= 1", column="epochs",
+                             fix="pass --epochs 0 for the zero-shot model, or a positive number")
+        if not 0 <= self.val_share < 1:
+            raise InputError(f"val_share must be in [0, 1), got {self.val_share}", column="val_share",
+                             fix="e.g. 0.2 (a fifth of the request lists held out), or 0 for none")
+        if self.reg < 0 or self.val_k < 1:
+            raise InputError("reg must be >= 0 and val_k >= 1", column="reg", fix="e.g. reg=1e-3, val_k=10")
 
 
 @dataclass
 class TrainHistory:
-    """Mean training loss per epoch and what was trained."""
+    """Training loss per epoch, the validation curve, the chosen epoch and what was trained."""
 
     losses: list[float] = field(default_factory=list)
+    val_curve: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
     n_rows: int = 0
+    n_val_rows: int = 0
+    n_val_lists: int = 0
     n_pairs: int = 0
     n_texts: int = 0
     device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def curve_text(self) -> str:
+        if not self.val_curve:
+            return "no validation split"
+        parts = [f"{r['epoch']}: {r['val_dcg']:.4f}" for r in self.val_curve]
+        return f"validation DCG@k by epoch (0 = zero-shot) {', '.join(parts)}; chosen epoch {self.best_epoch}"
+
+
+def _group_codes(groups: np.ndarray) -> np.ndarray:
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    return g.astype(np.int64)
+
+
+def _split_lists(g: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Boolean mask of validation rows: a seeded random ``share`` of the lists (at least one each side)."""
+    n_g = int(g.max()) + 1
+    if share <= 0 or n_g < 4:
+        return np.zeros(g.shape[0], dtype=bool)
+    rng = np.random.default_rng([seed, 7])
+    n_val = min(max(1, int(round(share * n_g))), n_g - 1)
+    val_lists = np.zeros(n_g, dtype=bool)
+    val_lists[rng.choice(n_g, size=n_val, replace=False)] = True
+    return val_lists[g]
+
+
+def _list_matrix(g: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``(n_lists, max_len)`` matrix of row indices per list (``-1`` pads), lists in code order."""
+    order = rows[np.argsort(g[rows], kind="stable")]
+    gs = g[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(gs)) + 1]
+    sizes = np.diff(np.r_[starts, gs.shape[0]])
+    M = np.full((starts.shape[0], int(sizes.max())), -1, dtype=np.int64)
+    lst = np.repeat(np.arange(starts.shape[0]), sizes)
+    col = np.arange(order.shape[0]) - np.repeat(starts, sizes)
+    M[lst, col] = order
+    return M
+
+
+def dcg_per_list(scores: np.ndarray, gains: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """``sum_{rank_j < k} g_j / log2(rank_j + 2)`` per list (ties broken by row order)."""
+    from causalrec.ranking.evaluate import _group_ranks
+
+    g, rank, _ = _group_ranks(np.asarray(groups), np.asarray(scores, dtype=np.float64))
+    disc = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
+    return np.bincount(g, weights=np.asarray(gains, dtype=np.float64) * disc, minlength=int(g.max()) + 1)
 
 
 def train_ranker(
@@ -84,6 +206,10 @@ def train_ranker(
     *,
     weights: np.ndarray | None = None,
     groups: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    val_weights: np.ndarray | None = None,
+    examination: np.ndarray | list[float] | None = None,
     model: Any = None,
     encoder: str | os.PathLike | None = None,
     config: TrainConfig | None = None,
@@ -93,9 +219,15 @@ def train_ranker(
 
     ``model``: an existing ranker to continue training; otherwise one is
     built from ``encoder`` (a local model folder; default all-MiniLM-L6-v2).
-    ``groups`` (request ids) are required for the pairwise objective.
-    ``bottom_cache``: a dict reused across trainings from the same encoder
-    (see :meth:`TwoTowerRanker.bottom`).
+    ``groups`` (request ids) are required for the pairwise and list objectives
+    and for the validation split; ``positions`` (0-based slots) for
+    ``click_model``; ``examination`` (relative examination per slot, e.g. a
+    randomised-slice estimate) fixes its examination tower instead of
+    learning it -- under a personalised ranking the slot and the relevance
+    are confounded and a learned tower is not identified. ``val_labels`` / ``val_weights`` (one per row; only the
+    held-out rows are read) give the validation gains, default the training
+    ones. ``bottom_cache``: a dict reused across trainings from the same
+    encoder (see :meth:`TwoTowerRanker.bottom`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -120,85 +252,243 @@ def train_ranker(
     if w.shape[0] != n or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise InputError("weights must be finite, non-negative, one per row", column="weight",
                          fix="check the weight column (use `causalrec debias` to produce one)")
-    if cfg.objective == "pairwise" and groups is None:
-        raise InputError("the pairwise objective needs request lists", column="request_id",
+    if cfg.objective in ("pairwise", *LIST_OBJECTIVES) and groups is None:
+        raise InputError(f"the {cfg.objective} objective needs request lists", column="request_id",
                          fix="pass --group COL (the request id column) or use --objective pointwise")
+    pos = None
+    if cfg.objective == "click_model":
+        if positions is None:
+            raise InputError("the click_model objective needs the slot of each row", column="position",
+                             fix="pass --position COL (0-based slots of the shown rows)")
+        pos = np.asarray(positions)
+        if pos.shape[0] != n or not np.issubdtype(pos.dtype, np.number) or np.any(pos < 0) \
+                or np.any(pos != np.round(pos)):
+            raise InputError("positions must be non-negative integers, one per row", column="position",
+                             fix="pass 0-based slots (declare --position-base 1 if they start at 1)")
+        pos = pos.astype(np.int64)
+        if not np.all((y == 0) | (y == 1)):
+            raise InputError("the click_model objective is fitted on raw 0/1 clicks", column="label",
+                             fix="pass the click column as --label (corrected labels go to --val-label)")
+    yv = y if val_labels is None else np.asarray(val_labels, dtype=np.float64)
+    wv = (w if val_labels is None else np.ones(n)) if val_weights is None else np.asarray(val_weights, np.float64)
+    if yv.shape[0] != n or wv.shape[0] != n or not (np.all(np.isfinite(yv)) and np.all(np.isfinite(wv))):
+        raise InputError("validation labels and weights must be finite, one per row", column="val_label",
+                         fix="pass aligned columns without missing values")
 
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if model is None:
         model = TwoTowerRanker.from_encoder(encoder, max_length=cfg.max_length,
                                             trainable_layers=cfg.trainable_layers, seed=cfg.seed)
+    hist = TrainHistory(n_rows=n, device=device, config=asdict(cfg))
+    if cfg.epochs == 0:
+        hist.notes.append("epochs=0: the zero-shot scorer, untrained")
+        model.eval()
+        model.meta.update({"objective": "zero_shot", "epochs": 0, "seed": cfg.seed, "train_rows": n})
+        return model.to("cpu"), hist
     model.to(device)
+
+    g = _group_codes(groups) if groups is not None else None
+    is_val = _split_lists(g, cfg.val_share, cfg.seed) if g is not None else np.zeros(n, dtype=bool)
+    if g is None and cfg.val_share > 0:
+        hist.notes.append("no request lists (groups): no validation split, the last epoch is kept")
+    elif cfg.val_share > 0 and not is_val.any():
+        hist.notes.append("fewer than 4 request lists: no validation split, the last epoch is kept")
+    if is_val.any() and cfg.objective == "click_model" and val_labels is None:
+        hist.notes.append("validation on raw clicks is position-biased: pass corrected val_labels")
+    tr = np.flatnonzero(~is_val)
+    va = np.flatnonzero(is_val)
+    hist.n_rows, hist.n_val_rows = int(tr.size), int(va.size)
+    hist.n_val_lists = int(np.unique(g[va]).size) if va.size else 0
+
     texts, inv = np.unique(np.concatenate([ut, it]), return_inverse=True)
+    hist.n_texts = int(len(texts))
     u_idx = torch.from_numpy(inv[:n].astype(np.int64))
     a_idx = torch.from_numpy(inv[n:].astype(np.int64))
     hid, msk = model.bottom(list(texts), device, cache=bottom_cache)
+    pooled = None
+    if model.trainable_layers == 0:
+        from causalrec.ranking.model import _mean_pool
 
-    yt = torch.tensor(y, dtype=torch.float32, device=device)
-    wt = torch.tensor(w, dtype=torch.float32, device=device)
-    head = [model.proj.weight, model.proj.bias, model.log_scale, model.bias]
-    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    groups_ = [{"params": head, "lr": cfg.head_lr}]
-    if enc_params:
-        groups_.append({"params": enc_params, "lr": cfg.lr})
-    opt = torch.optim.AdamW(groups_, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    if cfg.objective == "pairwise":
-        pi, pj, pw = pairwise_weights(y, w, np.asarray(groups), max_pairs_per_group=cfg.max_pairs_per_group,
-                                      seed=cfg.seed)
-        if pi.shape[0] == 0:
-            raise InputError("no request list has two rows with different labels: no pairs to train on",
-                             column="label", fix="use --objective pointwise, or check the request id column")
-        units = pi.shape[0]
-    else:
-        units = n
-    hist = TrainHistory(n_rows=n, n_pairs=int(units if cfg.objective == "pairwise" else 0), n_texts=len(texts),
-                        device=device, config=asdict(cfg))
-    show = cfg.progress if cfg.progress is not None else units * cfg.epochs > 20_000
-    model.train()
+        # nothing below the projection trains: pool once, an epoch then costs only the head
+        pooled = _mean_pool(hid, msk)
+        hid = msk = None
 
     def tower(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         uniq, back = torch.unique(idx, return_inverse=True)
+        if pooled is not None:
+            return model.head(pooled[uniq.to(pooled.device)]), back
         return model.top(hid[uniq.to(hid.device)], msk[uniq.to(msk.device)]), back
 
-    for _epoch in range(cfg.epochs):
+    def row_logits(rows: torch.Tensor) -> torch.Tensor:
+        z, back = tower(torch.cat([u_idx[rows], a_idx[rows]]))
+        m = rows.shape[0]
+        return model.logits(z[back[:m]], z[back[m:]])
+
+    yt = torch.tensor(y, dtype=torch.float32, device=device)
+    wt = torch.tensor(w, dtype=torch.float32, device=device)
+    gain_t = yt * wt
+    exam = log_exam = None
+    if cfg.objective == "click_model":
+        n_slots = int(pos.max()) + 1
+        # logit 2 ~ examination 0.88 everywhere: the data, not the start, orders the slots
+        pos_t = torch.from_numpy(pos).to(device)
+        if examination is None:
+            exam = torch.nn.Parameter(torch.full((n_slots,), 2.0, device=device))
+            log_exam = None
+        else:
+            ex = np.asarray(examination, dtype=np.float64)
+            if ex.ndim != 1 or ex.shape[0] < n_slots or not np.all((ex > 0) & np.isfinite(ex)):
+                raise InputError(f"examination must be {n_slots} positive values (one per slot)",
+                                 column="examination", fix="pass the curve of `causalrec debias` (rho_k)")
+            log_exam = torch.tensor(np.log(np.minimum(ex / ex[0], 1.0)), dtype=torch.float32, device=device)
+    head = [model.proj.weight, model.proj.bias, model.log_scale, model.bias]
+    if cfg.item_prior:
+        head.append(model.item_bias.weight)
+    if cfg.objective == "click_model" and log_exam is None:
+        head.append(exam)
+    enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
+    param_groups = [{"params": head, "lr": cfg.head_lr}]
+    if enc_params:
+        param_groups.append({"params": enc_params, "lr": cfg.lr})
+    opt = torch.optim.AdamW(param_groups, weight_decay=cfg.weight_decay)
+    # L2-SP anchors: the zero-shot values of everything that defines the correction
+    anchored = [(model.proj.weight, model.proj.weight.detach().clone()),
+                (model.proj.bias, model.proj.bias.detach().clone()),
+                (model.item_bias.weight, model.item_bias.weight.detach().clone())]
+    anchored += [(p, p.detach().clone()) for p in enc_params]
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    if cfg.objective == "pairwise":
+        pi_, pj_, pw_ = pairwise_weights(y[tr], w[tr], g[tr], max_pairs_per_group=cfg.max_pairs_per_group,
+                                         seed=cfg.seed)
+        if pi_.shape[0] == 0:
+            raise InputError("no request list has two rows with different labels: no pairs to train on",
+                             column="label", fix="use --objective pointwise, or check the request id column")
+        pi, pj, pw = tr[pi_], tr[pj_], pw_
+        units = pi.shape[0]
+        hist.n_pairs = int(units)
+    elif cfg.objective in LIST_OBJECTIVES:
+        lists = torch.from_numpy(_list_matrix(g, tr))
+        units = lists.shape[0]
+        gabs = np.bincount(g[tr], weights=np.abs(y[tr] * w[tr]), minlength=int(g.max()) + 1)
+        gbar = float(gabs[np.unique(g[tr])].mean())
+        if gbar <= 0:
+            raise InputError("every training gain is zero: nothing to rank", column="label",
+                             fix="check the label column (clicks or corrected labels)")
+    else:
+        units = tr.shape[0]
+    tr_t = torch.from_numpy(tr)
+
+    va_t = torch.from_numpy(va)
+    val_gain = yv[va] * wv[va] if va.size else None
+
+    def validate() -> np.ndarray:
+        model.eval()
+        with torch.no_grad():
+            s = np.concatenate([row_logits(va_t[b:b + 4096]).double().cpu().numpy()
+                                for b in range(0, va.size, 4096)])
+        model.train()
+        return dcg_per_list(s, val_gain, g[va], cfg.val_k)
+
+    show = cfg.progress if cfg.progress is not None else units * cfg.epochs > 20_000
+    model.train()
+    best_state, base_dcg = None, None
+    if va.size:
+        base_dcg = validate()
+        hist.val_curve.append({"epoch": 0, "val_dcg": float(base_dcg.mean()), "gain_vs_zero_shot": 0.0,
+                               "gain_se": 0.0})
+        best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), 0, float(base_dcg.mean())
+
+    def loss_of(b: torch.Tensor) -> torch.Tensor | None:
+        if cfg.objective in ("pointwise", "click_model"):
+            rows = tr_t[b]
+            logit = row_logits(rows)
+            rd = rows.to(device)
+            bw = wt[rd]
+            denom = bw.sum()
+            if float(denom) <= 0:
+                return None
+            if cfg.objective != "click_model":
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt[rd], reduction="none")
+            else:
+                le = log_exam[pos_t[rd]] if log_exam is not None else torch.nn.functional.logsigmoid(exam[pos_t[rd]])
+                logp = torch.nn.functional.logsigmoid(logit) + le
+                log1mp = torch.log1p(-torch.exp(logp).clamp(max=1 - 1e-6))
+                bce = -(yt[rd] * logp + (1.0 - yt[rd]) * log1mp)
+            return (bw * bce).sum() / denom
+        if cfg.objective == "pairwise":
+            bi = torch.from_numpy(pi[b.numpy()])
+            bj = torch.from_numpy(pj[b.numpy()])
+            gw = torch.tensor(pw[b.numpy()], dtype=torch.float32, device=device)
+            z, back = tower(torch.cat([u_idx[bi], a_idx[bi], a_idx[bj]]))
+            m = len(bi)
+            zu, zi, zj = z[back[:m]], z[back[m:2 * m]], z[back[2 * m:]]
+            # the user side of i and j is the same request: one user tower
+            diff = model.logits(zu, zi) - model.logits(zu, zj)
+            return (gw * torch.nn.functional.softplus(-diff)).sum() / gw.sum().clamp_min(1e-12)
+        M = lists[b]
+        valid = M >= 0
+        rows = M.clamp_min(0)
+        flat = row_logits(rows.reshape(-1)).reshape(M.shape)
+        gains = torch.where(valid.to(device), gain_t[rows.to(device)], torch.zeros((), device=device))
+        vmask = valid.to(device)
+        s = flat.masked_fill(~vmask, -1e9)
+        if cfg.objective == "listwise":
+            logp = torch.log_softmax(s, dim=1)
+            return -(gains * torch.where(vmask, logp, torch.zeros((), device=device))).sum() / (M.shape[0] * gbar)
+        # lambdarank: |delta discount| of swapping i and j under the current (detached) ranking
+        with torch.no_grad():
+            rank = torch.argsort(torch.argsort(-s, dim=1), dim=1).to(flat.dtype) + 1.0
+            disc = 1.0 / torch.log2(1.0 + rank)
+            dd = (disc[:, :, None] - disc[:, None, :]).abs()
+            pair = vmask[:, :, None] & vmask[:, None, :]
+            pair &= ~torch.eye(M.shape[1], dtype=torch.bool, device=device)[None]
+        sd = s[:, None, :] - s[:, :, None]          # [q, i, j] = s_j - s_i
+        term = gains[:, :, None] * dd * torch.nn.functional.softplus(sd)
+        return torch.where(pair, term, torch.zeros((), device=device)).sum() / (M.shape[0] * gbar)
+
+    for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(units, generator=gen)
         total, count = 0.0, 0
-        for s in tqdm(range(0, units, cfg.batch_size), desc=f"epoch {_epoch + 1}/{cfg.epochs}", disable=not show):
+        for s in tqdm(range(0, units, cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}", disable=not show):
             b = perm[s:s + cfg.batch_size]
-            if cfg.objective == "pointwise":
-                rows = b
-                both = torch.cat([u_idx[rows], a_idx[rows]])
-                z, back = tower(both)
-                zu, za = z[back[:len(rows)]], z[back[len(rows):]]
-                logit = model.logits(zu, za)
-                bw = wt[rows.to(device)]
-                bce = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logit, yt[rows.to(device)], reduction="none")
-                denom = bw.sum()
-                if float(denom) <= 0:
-                    continue
-                loss = (bw * bce).sum() / denom
+            loss = loss_of(b)
+            if loss is None:
+                continue
+            if cfg.reg > 0:
+                penalty = sum(((p - p0) ** 2).sum() for p, p0 in anchored)
+                loss_total = loss + cfg.reg * penalty
             else:
-                bi = torch.from_numpy(pi[b.numpy()])
-                bj = torch.from_numpy(pj[b.numpy()])
-                g = torch.tensor(pw[b.numpy()], dtype=torch.float32, device=device)
-                both = torch.cat([u_idx[bi], a_idx[bi], a_idx[bj]])
-                z, back = tower(both)
-                m = len(bi)
-                zu, zi, zj = z[back[:m]], z[back[m:2 * m]], z[back[2 * m:]]
-                # the user side of i and j is the same request: one user tower
-                diff = model.logits(zu, zi) - model.logits(zu, zj)
-                loss = (g * torch.nn.functional.softplus(-diff)).sum() / g.sum().clamp_min(1e-12)
+                loss_total = loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_total.backward()
             opt.step()
             total += float(loss.detach()) * len(b)
             count += len(b)
         hist.losses.append(total / max(count, 1))
+        if va.size:
+            d = validate()
+            diff = d - base_dcg
+            se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
+            val = float(d.mean())
+            hist.val_curve.append({"epoch": epoch, "val_dcg": val, "gain_vs_zero_shot": float(diff.mean()),
+                                   "gain_se": se})
+            if val > best_val and float(diff.mean()) >= cfg.min_gain_se * se:
+                best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        hist.best_epoch = best_epoch
+    else:
+        hist.best_epoch = cfg.epochs
     model.eval()
-    model.meta.update({"objective": cfg.objective, "epochs": cfg.epochs, "seed": cfg.seed,
-                       "train_rows": n, "final_loss": hist.losses[-1]})
+    meta = {"objective": cfg.objective, "epochs": cfg.epochs, "best_epoch": hist.best_epoch, "seed": cfg.seed,
+            "train_rows": hist.n_rows, "final_loss": hist.losses[-1], "reg": cfg.reg}
+    if exam is not None:
+        e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
+        meta["examination"] = (e / e[0]).tolist()
+    elif log_exam is not None:
+        meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
+        meta["examination_fixed"] = True
+    model.meta.update(meta)
     return model.to("cpu"), hist

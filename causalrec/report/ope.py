@@ -81,6 +81,8 @@ def build_ope_report(result) -> Report:
     if result.estimates:
         rep.figure(_forest(result), title="Estimates with confidence intervals")
 
+    _catalogue_sections(rep, result)
+
     rep.heading("Importance weights")
     hist = result.weight_histogram or {}
     if hist.get("counts"):
@@ -93,10 +95,39 @@ def build_ope_report(result) -> Report:
     return rep
 
 
+def _catalogue_sections(rep, result) -> None:
+    """Large catalogues (item clusters) and SLOPE selection: rendered from the result's diagnostics."""
+    d = result.diagnostics
+    cat = d.get("catalogue")
+    if cat:
+        rep.heading("Large catalogue: items as clusters of their text")
+        rep.text("mips, snmips and offcem weight each impression by the target's over the logging policy's "
+                 "probability of the logged item's cluster, p(e | x, pi_e) / p(e | x, pi_0), instead of the item's "
+                 "own ratio: far less variance when clusters hold many items, unbiased when the item affects the "
+                 "outcome only through its cluster (offcem models the rest with an item-level outcome model) and the "
+                 "logging policy reaches every cluster the target uses.")
+        rep.kv({"catalogue items": cat.get("n_items"), "embedding dimension": cat.get("embedding_dim"),
+                "clustering": cat.get("clustering"), "cluster count": cat.get("cluster_choice"),
+                "candidates": ", ".join(str(k) for k in cat.get("cluster_candidates", [])),
+                "cluster weights": cat.get("cluster_weights")}, title="Item representation")
+    sel = d.get("selection")
+    if sel:
+        rep.heading("Hyper-parameter selection (SLOPE)")
+        rep.text("Candidates ordered from least biased (most variable) to most biased; SLOPE keeps the last one whose "
+                 "interval (estimate +- width x SE) still intersects those of all the less biased candidates. The "
+                 "chosen estimate's interval does not account for the selection.")
+        for name, s in sel.items():
+            frame = pd.DataFrame(s["candidates"])
+            frame.insert(0, s["parameter"], frame.pop("value").astype(str))
+            frame["chosen"] = ["yes" if str(v) == str(s["chosen"]) else "" for v in frame[s["parameter"]]]
+            rep.table(frame, title=f"{name}: {s['parameter']} chosen = {s['chosen']}",
+                      note=f"width {s.get('width_se')} standard errors", digits=5)
+
+
 def _estimates_frame(result) -> pd.DataFrame:
     frame = result.to_frame()
     keep = [c for c in ("estimator", "target", "estimate", "se", "se_iid", "ci_low", "ci_high", "boot_ci_low",
-                        "boot_ci_high", "mc_se", "clip", "tau", "lambda") if c in frame.columns]
+                        "boot_ci_high", "mc_se", "clip", "tau", "lambda", "clusters", "selected_by") if c in frame.columns]
     frame = frame[keep]
     return frame.dropna(axis=1, how="all")
 

@@ -108,7 +108,8 @@ def analyze(
     gives that column's labels directly (one per analysed row) when ``result.data``
     does not hold it.
     cate: ``linear_dml``, ``causal_forest``, ``dr_learner`` or ``None``.
-    cate_models: ``(model_y, model_t)``; default clones of the models the result used.
+    cate_models: ``(model_y, model_t)`` to re-fit the nuisances; default: the result's own
+    cross-fitted nuisances (no second fit), through ``Precomputed*`` models.
     """
     from causalrec.diagnostics import covariate_balance, overlap, weight_diagnostics
     from causalrec.uplift.segments import embedding_segments, group_effects
@@ -171,8 +172,13 @@ def analyze(
         if cate and mods is not None:
             from causalrec.uplift.cate import fit_cate
 
-            my, mt = cate_models if cate_models is not None else _result_models(result)
-            out.cate = fit_cate(y[fit_rows], t[fit_rows], mods[fit_rows], W=X[fit_rows], method=cate,
+            if cate_models is not None:
+                my, mt = cate_models
+                W_fit = X[fit_rows]
+            else:  # the run's cross-fitted nuisances, fitted once (W = row numbers to look them up)
+                my, mt = _shared_models(nu, cate)
+                W_fit = np.flatnonzero(fit_rows).astype(float)[:, None]
+            out.cate = fit_cate(y[fit_rows], t[fit_rows], mods[fit_rows], W=W_fit, method=cate,
                                 model_y=my, model_t=mt, feature_names=[f"PC{j + 1}" for j in range(mods.shape[1])],
                                 cv=int(cfg.get("n_folds", 5)), ci_level=ci_level, random_state=seed,
                                 X_predict=mods[ev])
@@ -200,13 +206,18 @@ def analyze(
     return out
 
 
-def _result_models(result: Any) -> tuple[Any, Any]:
-    """Fresh copies of the nuisance models the result used (or causalrec's defaults)."""
-    from causalrec.uplift.cate import default_nuisances
+def _shared_models(nu: dict[str, Any], method: str) -> tuple[Any, Any]:
+    """``(model_y, model_t)`` that return the run's out-of-fold nuisances (econml's final
+    stage on them): ``E[Y|X] = e mu1 + (1 - e) mu0`` for DML-type learners, the arm means
+    for the DR learner."""
+    from causalrec.models import (
+        PrecomputedArmRegressor,
+        PrecomputedClassifier,
+        PrecomputedRegressor,
+    )
 
-    models = getattr(result, "models", None)
-    if models:
-        from sklearn.base import clone
-
-        return clone(models[0]), clone(models[1])
-    return default_nuisances()
+    e, mu0, mu1 = (np.asarray(nu[k], dtype=float) for k in ("e_hat", "mu0", "mu1"))
+    m = nu.get("m_hat")
+    m = e * mu1 + (1.0 - e) * mu0 if m is None else m
+    my = PrecomputedArmRegressor(mu0, mu1) if method == "dr_learner" else PrecomputedRegressor(m)
+    return my, PrecomputedClassifier(e)

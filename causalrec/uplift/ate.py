@@ -19,10 +19,11 @@ Assumptions for every adjusted estimator: no unmeasured confounding given ``X``
   cross-fitted nuisances it is root-n normal (Chernozhukov et al. 2018).
 * ``dml``: econml's ``LinearDML`` (partialling out with cross-fitted ``E[Y|W]`` and
   ``e(W)``, then a linear final stage ``theta(x) = b' [1, x]`` on low-dimensional
-  effect modifiers ``x``); ATE is the mean of ``theta(x_i)``, ATT its mean over
-  exposed rows. With no effect modifiers it estimates the overlap-weighted
+  effect modifiers ``x``; :mod:`causalrec.uplift.estimate` passes the out-of-fold
+  ``mu1 - mu0`` and leading principal components); ATE is the mean of ``theta(x_i)``, ATT
+  its mean over exposed rows. With no effect modifiers it estimates the overlap-weighted
   effect ``E[e(1-e) tau] / E[e(1-e)]``, which differs from the ATE when effects
-  are heterogeneous.
+  are heterogeneous. Its standard errors come from the final stage's scores (see ``dml``).
 
 Standard errors of ipw/aipw are influence-function (sandwich) ones,
 ``sd(psi_i) / sqrt(n)`` (:func:`causalrec.inference.influence_se`), treating the
@@ -102,14 +103,42 @@ def aipw(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.n
     ]
 
 
+def dml_final_stage_scores(y_res: np.ndarray, t_res: np.ndarray, phi: np.ndarray, b: np.ndarray,
+                           sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row scores of DML's linear final stage and its Jacobian.
+
+    The final stage solves ``sum_i w_i s_i(b) = 0`` with
+    ``s_i(b) = w_i t~_i phi_i (y~_i - t~_i phi_i' b)`` (``y~ = Y - m(X)``,
+    ``t~ = T - e(X)``, ``phi = [1, x]``); ``J = mean(w t~^2 phi phi')``. Then
+    ``b_hat - b = J^{-1} mean(s_i) + o_p(n^{-1/2})``: ``J^{-1} s_i`` are ``b``'s influence
+    values, which a cluster-robust variance sums within clusters.
+    """
+    w = np.ones(len(y_res)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    resid = y_res - t_res * (phi @ b)
+    scores = (w * t_res * resid)[:, None] * phi
+    jac = (phi * (w * t_res ** 2)[:, None]).T @ phi / len(y_res)
+    return scores, jac
+
+
 def dml(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, model_y: Any, model_t: Any,
         effect_modifiers: np.ndarray | None = None, n_folds: int = 5,
         groups: np.ndarray | None = None, seed: int = 0, ci_level: float = 0.95) -> tuple[list[Estimate], Any]:
     """ATE and ATT from econml's ``LinearDML`` with explicit nuisance models.
 
-    ``X`` are the controls ``W`` (embeddings, covariates); ``effect_modifiers``
-    the low-dimensional ``x`` of the final stage (``None``: constant effect).
+    ``X`` are the controls ``W`` (embeddings, covariates, or row numbers for
+    ``Precomputed*`` nuisances); ``effect_modifiers`` the low-dimensional ``x`` of the final
+    stage ``theta(x) = phi(x)' b``, ``phi = [1, x]`` (``None``: constant effect).
     Returns the estimates and the fitted econml estimator.
+
+    Point estimates are econml's: ``ATE = mean_i theta(x_i)``, ``ATT`` its mean over the
+    exposed rows. Standard errors come from the final stage's scores
+    (:func:`dml_final_stage_scores`), not from econml's inference, for two reasons:
+    econml 0.17's final stage is HC0 with ``groups`` driving only the folds, so rows of
+    one user would count as independent; and ``ate_inference().stderr_mean`` treats the
+    ``x_i`` as fixed. The influence value of the ATE is
+    ``(theta(x_i) - ATE) + mean(phi)' J^{-1} s_i`` (ATT: ``T_i / p (theta(x_i) - ATT) +
+    mean_{T=1}(phi)' J^{-1} s_i``), clustered by ``groups`` when given
+    (:func:`causalrec.inference.cluster_se`).
     """
     from causalrec.errors import require
 
@@ -117,15 +146,27 @@ def dml(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, model_y: Any, model_t: A
     est = econml_dml.LinearDML(model_y=model_y, model_t=model_t, discrete_treatment=True,
                                cv=n_folds, random_state=seed)
     Xm = effect_modifiers
-    est.fit(y.astype(float), t.astype(int), X=Xm, W=X, groups=groups, inference="statsmodels")
-    alpha = 1.0 - ci_level
+    n = len(t)
+    # econml's own interval machinery is not used (see the docstring): no inference, cached residuals
+    est.fit(y.astype(float), t.astype(int), X=Xm, W=X, groups=groups, cache_values=True, inference=None)
+    y_res, t_res, x_cached, _ = est.residuals_
+    y_res, t_res = np.asarray(y_res, dtype=float).ravel(), np.asarray(t_res, dtype=float).reshape(n, -1)[:, 0]
+    if Xm is not None and not np.allclose(np.asarray(x_cached, dtype=float), Xm):
+        raise RuntimeError("econml returned the DML residuals in another row order")  # pragma: no cover
+    phi = np.ones((n, 1)) if Xm is None else np.column_stack([np.ones(n), np.asarray(Xm, dtype=float)])
+    b = np.concatenate([np.atleast_1d(np.squeeze(est.intercept_)),
+                        np.atleast_1d(np.squeeze(est.coef_))]) if Xm is not None else \
+        np.atleast_1d(np.squeeze(est.intercept_))
+    scores, jac = dml_final_stage_scores(y_res, t_res, phi, b)
+    infl_b = np.linalg.solve(jac, scores.T).T  # (n, k): influence values of b
+    theta = phi @ b
+    tf = t.astype(float)
+    p = tf.mean()
     out = []
-    for target, rows in (("ate", slice(None)), ("att", t.astype(bool))):
-        inf = est.ate_inference(X=None if Xm is None else Xm[rows])
-        point = float(np.squeeze(inf.mean_point))
-        se = float(np.squeeze(inf.stderr_mean))
-        lo, hi = (float(np.squeeze(v)) for v in inf.conf_int_mean(alpha=alpha))
-        e = Estimate.normal("dml", target, point, se, ci_level, null=0.0)
-        e.ci_low, e.ci_high = lo, hi
-        out.append(e)
+    for target, wts in (("ate", np.ones(n)), ("att", tf / p)):
+        point = float(np.mean(wts * theta))
+        lin = phi.T @ wts / n  # d point / d b
+        psi = wts * (theta - point) + infl_b @ lin
+        se = _se(psi, groups)
+        out.append(Estimate.normal("dml", target, point, se, ci_level, null=0.0))
     return out, est

@@ -34,6 +34,12 @@ cores, where dowhy's 100-simulation default with neural nuisances would take
 hours. Pass ``model_y``/``model_t`` (e.g. causalrec's models) to refute with
 the main analysis's models.
 
+Unlike DML and the CATE learners, which run on the run's cross-fitted nuisances
+(:mod:`causalrec.models.crossfit`), a refutation must re-fit its nuisances: each refuter
+re-estimates on perturbed data (a permuted treatment, an added covariate, a subset), and
+nuisances fitted on the original data would make the test vacuous. The run's nuisances
+enter as the balancing / prognostic ``scores`` above.
+
 dowhy 0.14 writes a ``propensity_score`` column into the frame it is given and
 later refuters reuse those stale scores (a false "refuted"): dowhy gets a
 fresh frame, without any such column, for every test.

@@ -75,3 +75,30 @@ def test_conflicting_and_bad_options_exit_2(logs_path, tmp_path, capsys):
     assert main(["debias", str(logs_path), "--outcome", "nope", "--propensity", "logged_p",
                  "--method", "ips", "--out", o]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_debias_cli_one_based_slots_without_position_base_name_the_flag(logs_path, tmp_path, capsys):
+    rc = main(["debias", str(logs_path), "--outcome", "click", "--propensity", "logged_p", "--position", "slot",
+               "--method", "ips", "--bootstrap", "0", "--out", str(tmp_path / "c.parquet")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--position-base 1" in err and "lower n_positions" not in err
+
+
+def test_debias_cli_harvest_and_identification_warning(logs_path, tmp_path, capsys):
+    summ = tmp_path / "s.json"
+    rc = main(["debias", str(logs_path), "--outcome", "click", "--propensity", "logged_p", "--position", "slot",
+               "--position-base", "1", "--method", "ips", "--bootstrap", "0", "--out", str(tmp_path / "c.parquet"),
+               "--summary-json", str(summ), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    d = json.loads(summ.read_text())
+    # a personalised logging ranking: the item-level EM warns, and says what the pairs can do
+    assert any("not randomised" in w for w in d["warnings"]), d["warnings"]
+    assert "share_rows_pair_multi_position" in d["examination"]
+    rc = main(["debias", str(logs_path), "--outcome", "click", "--propensity", "logged_p", "--position", "slot",
+               "--position-base", "1", "--method", "ips", "--bootstrap", "0", "--examination", "harvest",
+               "--out", str(tmp_path / "h.parquet")])
+    # 3,000 rows from 200 users rarely repeat a (user, item) pair at two slots: harvesting either runs
+    # on the few it finds (with a warning) or says it cannot identify the slots
+    err = capsys.readouterr().err
+    assert rc == 0 or (rc == 2 and "harvesting cannot identify" in err), err

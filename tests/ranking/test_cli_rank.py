@@ -70,5 +70,5 @@ def test_rank_bad_inputs_exit_2(data, tiny_encoder_dir, tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
     assert main(["rank", "eval", str(tmp_path), str(data / "train.parquet"), "--out", str(tmp_path / "r.json")]) == 2
     assert "ranker" in capsys.readouterr().err
-    assert main(["rank", "train", str(data / "train.parquet"), "--label", "click", "--objective", "listwise",
+    assert main(["rank", "train", str(data / "train.parquet"), "--label", "click", "--objective", "listnet",
                  "--model", str(tiny_encoder_dir), "--out", str(tmp_path / "m")]) == 2

@@ -1,0 +1,124 @@
+"""``estimate`` / ``causalrec uplift`` with user histories, logged propensities, head choice, text clusters."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from causalrec.cli import main
+from causalrec.errors import InputError
+from causalrec.simulate import simulate_logs
+from causalrec.uplift import estimate
+
+
+@pytest.fixture(scope="module")
+def logs():
+    return simulate_logs(600, seed=2, catalog_seed=0, n_users=150, n_items=60).observed()
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_encoder_dir):
+    from causalrec.features import TextEmbedder
+
+    return TextEmbedder(model=tiny_encoder_dir, device="cpu", progress=False)
+
+
+def fast_models():
+    return dict(propensity_model=LogisticRegression(max_iter=300), outcome_model=LinearRegression())
+
+
+def test_history_mean_pooling_and_joined_string(logs, embedder):
+    r = estimate(logs, treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+                 item_text="item_text", methods=("aipw",), n_folds=2, embedder=embedder, **fast_models())
+    d = embedder.dim
+    assert r.config["user_representation"].startswith("history (mean")
+    assert r.nuisance["X"].shape[1] == 3 * d  # [u, v, u*v]: the history column is not embedded joined too
+    # the user block is the mean of the history items' vectors
+    hist = logs["user_text"].iloc[0].split(" | ")
+    expected = embedder.encode(hist).mean(axis=0)
+    np.testing.assert_allclose(r.nuisance["X"][0, :d], expected, rtol=1e-4, atol=1e-5)
+    # a list column gives the same features as the separator
+    lists = logs.assign(hist=logs["user_text"].str.split(" | ", regex=False)).drop(columns="user_text")
+    r2 = estimate(lists, treatment="treatment", outcome="outcome", user_history="hist", item_text="item_text",
+                  methods=("aipw",), n_folds=2, embedder=embedder, **fast_models())
+    np.testing.assert_allclose(r2.nuisance["X"], r.nuisance["X"], rtol=1e-5, atol=1e-6)
+    assert r2.get("aipw", "ate").estimate == pytest.approx(r.get("aipw", "ate").estimate, abs=1e-6)
+
+
+def test_text_clusters_and_attention(logs, embedder):
+    r = estimate(logs, treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+                 item_text="item_text", text_clusters=4, history_pooling="attention", methods=("aipw",),
+                 n_folds=2, embedder=embedder, **fast_models())
+    X = r.nuisance["X"]
+    assert r.config["text_clusters_k"] == 4 and X.shape[1] == 3 * 4
+    np.testing.assert_allclose(X[:, 4:8].sum(axis=1), 1.0, atol=1e-5)  # item memberships sum to one
+
+
+def test_logged_propensity_skips_model(logs, embedder):
+    r = estimate(logs, treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+                 item_text="item_text", propensity="propensity", methods=("ipw", "aipw", "dml"), n_folds=2,
+                 embedder=embedder, dml_effect_modifiers=0, **fast_models())
+    e = np.clip(logs["propensity"].to_numpy(), 0.01, 0.99)
+    np.testing.assert_allclose(r.nuisance["e_hat"], e)
+    assert r.config["propensity_model"].startswith("logged column")
+    t, y = logs["treatment"].to_numpy(), logs["outcome"].to_numpy(float)
+    ipw = np.mean(t * y / e - (1 - t) * y / (1 - e))
+    assert r.get("ipw", "ate").estimate == pytest.approx(ipw, rel=1e-9)
+    assert np.isfinite(r.get("dml", "ate").estimate)
+
+
+def test_heads_auto_reports_choice_and_losses(logs, embedder):
+    r = estimate(logs, treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+                 item_text="item_text", heads="auto", text_clusters=4, methods=("aipw",), n_folds=2,
+                 embedder=embedder, device="cpu")
+    sel = r.diagnostics["nuisance_selection"]
+    for part in ("propensity", "outcome"):
+        losses = sel[part]["losses"]
+        assert set(losses) == {"mlp", "bilinear"}
+        assert sel[part]["chosen"] == min(losses, key=losses.get)
+
+
+@pytest.mark.parametrize("kwargs, column", [
+    ({"user_text": "nope"}, "nope"),
+    ({"item_text": "title_missing"}, "title_missing"),
+    ({"user_history": "hist_missing"}, "hist_missing"),
+    ({"propensity": "p_missing"}, "p_missing"),
+])
+def test_named_columns_must_exist(logs, kwargs, column):
+    with pytest.raises(InputError) as exc:
+        estimate(logs, treatment="treatment", outcome="outcome", methods=("aipw",), **kwargs)
+    assert exc.value.column == column
+
+
+def test_bad_propensity_and_empty_history(logs, embedder):
+    bad = logs.assign(p=np.where(np.arange(len(logs)) == 3, 1.0, 0.5))
+    with pytest.raises(InputError) as exc:
+        estimate(bad, treatment="treatment", outcome="outcome", propensity="p", methods=("ipw",),
+                 embedder=embedder, **fast_models())
+    assert exc.value.column == "p" and "(0, 1)" in str(exc.value)
+    empty = logs.assign(h=[[] for _ in range(len(logs))])
+    with pytest.raises(InputError) as exc:
+        estimate(empty, treatment="treatment", outcome="outcome", user_history="h", item_text="item_text",
+                 methods=("aipw",), embedder=embedder, **fast_models())
+    assert exc.value.column == "h" and "empty for every row" in str(exc.value)
+
+
+def test_cli_options_and_errors(logs, tiny_encoder_dir, tmp_path, capsys):
+    path = tmp_path / "logs.csv"
+    logs.to_csv(path, index=False)
+    out = tmp_path / "r.json"
+    code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
+                 "user_text", "--history-sep", " | ", "--item-text", "item_text", "--propensity", "propensity",
+                 "--text-clusters", "4", "--method", "naive,aipw", "--folds", "2", "--model", str(tiny_encoder_dir),
+                 "--device", "cpu", "--out", str(out), "--quiet"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["propensity"] == "propensity" and res["config"]["user_history"] == "user_text"
+    for argv, col in ((["--user-text", "missing_col"], "missing_col"), (["--propensity", "user_id"], "user_id"),
+                      (["--item-text", "title_missing"], "title_missing")):
+        code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", *argv,
+                     "--method", "aipw", "--quiet"])
+        assert code == 2
+        assert col in capsys.readouterr().err
