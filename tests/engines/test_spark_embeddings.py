@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from causalrec.features.embedder import TextEmbedder
 from causalrec.features.spark import embed_unique_texts
 
 
+@pytest.mark.slow  # Spark jobs: several seconds each
 def test_unique_texts_embedded_once_and_cached(spark, tiny_encoder_dir, tmp_path):
     texts = [f"item number {i % 7} in blue" for i in range(40)] + [None]
     sdf = spark.createDataFrame(pd.DataFrame({"title": texts, "row": range(41)})).repartition(3)
