@@ -26,7 +26,9 @@ IDs repeat little and carry almost no information).
 * affinity ``a_ui = <(1 - hidden_confounding) psi_u + hidden_confounding theta_u, phi_i>``
   in ``[0, 1]``, standardised ``z = (a - 0.25) / 0.25``. With
   ``hidden_confounding = 0`` (default) the confounder is a function of the two
-  texts: adjusting for the text identifies the effect.
+  texts: adjusting for the text identifies the effect (strictly, text plus the
+  observed ``is_random`` flag: on the randomised slice both exposure and slots
+  follow other rules, and the effect depends on the slot).
 * exposure (treatment) ``T ~ Bernoulli(e)``,
   ``e = overlap + (1 - 2 overlap) * sigmoid(exposure_intercept + confounding * 1.5 * z)``;
   on the randomised slice (share ``random_share`` of requests) ``e = random_exposure``.

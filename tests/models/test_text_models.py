@@ -74,3 +74,23 @@ def test_cross_fitted_loss():
     assert cross_fitted_loss("mse", y, p, mask=np.array([1, 1, 0, 0], bool)) == pytest.approx(0.04)
     with pytest.raises(InputError):
         cross_fitted_loss("hinge", y, p)
+
+
+def test_shared_representation_through_the_engine():
+    from causalrec.models import TreatmentOutcome, cross_fit, make_folds
+    from causalrec.models.text_models import SharedTextNuisance
+
+    X, t, s = bilinear_data(n=1200)
+    rng = np.random.default_rng(3)
+    y = (rng.random(len(t)) < 1 / (1 + np.exp(-(0.8 * s + 0.5 * t)))).astype(float)
+    m = SharedTextNuisance(embedding_dim=8, rank=8, hidden_layer_sizes=(), max_epochs=30, device="cpu",
+                           learning_rate=1e-2)
+    assert clone(m).get_params() == m.get_params()
+    folds = make_folds(len(t), 2, stratify=t, random_state=0)
+    cf = cross_fit(TreatmentOutcome(None, None, joint={"shared": m}), {"X": X, "t": t, "y": y}, folds)
+    e, mu0, mu1 = cf["e"], cf["mu0"], cf["mu1"]
+    assert e.shape == mu0.shape == mu1.shape == (len(t),)
+    assert ((e > 0) & (e < 1)).all() and ((mu0 >= 0) & (mu1 <= 1)).all()
+    assert np.corrcoef(e, s)[0, 1] > 0.6  # the shared towers see the u^T v that drives exposure
+    with pytest.raises(InputError):
+        SharedTextNuisance(embedding_dim=8).fit(X, t)  # needs Y = [t, y]
