@@ -331,3 +331,63 @@ def test_output_paths_that_cannot_be_written(capsys, small_log, tmp_path):
     rc, text = _run(capsys, [*base, "--out", str(tmp_path / "file" / "r.json")])  # parent is a file
     _no_traceback(rc, text)
     assert str(tmp_path / "file") in text
+
+
+# --- 4. start-up: the CLI, `ope` and `ab` load no torch / transformers / econml / dowhy ---------
+
+HEAVY = ("torch", "transformers", "econml", "dowhy", "sklearn", "statsmodels")
+NEVER_ON_RUN = ("torch", "transformers", "econml", "dowhy")  # ab computes power with statsmodels
+
+_STARTUP = r"""
+import contextlib, io, json, sys
+heavy = {heavy!r}
+seen = {{}}
+def record(step):
+    seen[step] = sorted(m for m in heavy + ("pandas", "numpy", "pyarrow") if m in sys.modules)
+from causalrec.cli import main
+record("import")
+for cmd in ("ope", "ab"):
+    with contextlib.redirect_stdout(io.StringIO()):
+        main([cmd, "--help"])
+    record(cmd + " --help")
+with contextlib.redirect_stdout(io.StringIO()):
+    rc_ope = main(["ope", {logs!r}, "--target", {target!r}, "--outcome", "click", "--estimators", "ips,snips"])
+    record("ope run")
+    rc_ab = main(["ab", {ab!r}, "--variant", "variant", "--metric", "revenue"])
+    record("ab run")
+print(json.dumps({{"seen": seen, "rc": [rc_ope, rc_ab]}}))
+"""
+
+
+def test_cli_start_up_imports(small_log):
+    import json
+
+    d, _ = small_log
+    code = _STARTUP.format(heavy=HEAVY, logs=str(d / "logs.csv"), target=str(d / "target.csv"),
+                           ab=str(SAMPLES / "ab" / "experiment.csv"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["rc"] == [0, 0], proc.stderr
+    seen = out["seen"]
+    # importing the CLI and printing help need neither the heavy libraries nor pandas/numpy
+    for step in ("import", "ope --help", "ab --help"):
+        assert seen[step] == [], (step, seen[step])
+    # running ope and ab loads the data stack, never torch, transformers, econml or dowhy
+    for step in ("ope run", "ab run"):
+        assert not set(seen[step]) & set(NEVER_ON_RUN), (step, seen[step])
+        assert "pandas" in seen[step]
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 1.5])
+def test_uplift_logged_propensity_outside_open_unit_interval(capsys, tmp_path, text_log_csv, value):
+    # uplift needs 1/e and 1/(1-e): a logged exposure propensity must lie strictly inside (0, 1)
+    df = text_log_csv.assign(p=0.4)
+    df.loc[3, "p"] = value
+    df.to_csv(tmp_path / "p.csv", index=False)
+    rc, text = _run(capsys, ["uplift", str(tmp_path / "p.csv"), "--treatment", "treatment", "--outcome", "outcome",
+                             "--covariates", "item_price", "--propensity", "p", "--method", "ipw", "--folds", "2"])
+    _no_traceback(rc, text)
+    assert "'p'" in text and "(0, 1)" in text

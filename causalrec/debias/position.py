@@ -374,7 +374,8 @@ def _poisson_fe(c_cell: np.ndarray, n_cell: np.ndarray, key: np.ndarray, pos: np
     """Alternating MLE of ``E[c] = n theta_pos gamma_key`` over (key, slot) cells; theta with theta_0 = 1."""
     theta = np.ones(k)
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         gamma = np.bincount(key, weights=c_cell, minlength=n_keys) / np.maximum(
             np.bincount(key, weights=n_cell * theta[pos], minlength=n_keys), 1e-300)
         new = np.bincount(pos, weights=c_cell, minlength=k) / np.maximum(

@@ -64,22 +64,48 @@ def fit_temperature(z: np.ndarray, y_idx: np.ndarray, w: np.ndarray | None = Non
 def clip_propensity(p, clip: float) -> tuple[np.ndarray, float]:
     """Clip probabilities to ``[clip, 1 - clip]``; return ``(clipped, share of entries clipped)``.
 
-    For an ``(n, K)`` matrix with K > 2, rows are clipped below at ``clip`` and
-    renormalised (the share counts entries that were below ``clip``).
+    For an ``(n, K)`` matrix with K > 2 (needs ``K * clip <= 1``), each row is projected
+    onto ``{q : sum q = 1, q >= clip}`` by flooring its ``m`` smallest entries at ``clip``
+    and rescaling the others to the remaining mass ``1 - m clip``, with ``m`` the
+    smallest number for which every rescaled entry is still ``>= clip`` (flooring and then
+    renormalising, as before, left floored entries below the floor). The share counts
+    floored entries.
     """
     p = np.asarray(p, dtype=np.float64)
     if clip is None or clip <= 0:
         return p.copy(), 0.0
     if p.ndim == 2 and p.shape[1] > 2:
-        low = p < clip
-        q = np.maximum(p, clip)
-        return q / q.sum(axis=1, keepdims=True), float(low.mean())
+        return _floor_rows(p, float(clip))
     if p.ndim == 2:
         p1 = p[:, 1]
         c = np.clip(p1, clip, 1 - clip)
         return np.column_stack([1 - c, c]), float(((p1 < clip) | (p1 > 1 - clip)).mean())
     c = np.clip(p, clip, 1 - clip)
     return c, float(((p < clip) | (p > 1 - clip)).mean())
+
+
+def _floor_rows(p: np.ndarray, clip: float) -> tuple[np.ndarray, float]:
+    """Row-wise projection of ``(n, K)`` probabilities onto ``q >= clip`` (see ``clip_propensity``)."""
+    n, k = p.shape
+    if k * clip > 1.0 + 1e-12:
+        raise ValueError(f"a floor of {clip} on {k} classes exceeds the total probability")
+    order = np.argsort(p, axis=1, kind="stable")
+    ps = np.take_along_axis(p, order, axis=1)  # ascending
+    tail = np.cumsum(ps[:, ::-1], axis=1)[:, ::-1]  # tail[:, m] = sum of the K - m largest
+    m = np.arange(k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = (1.0 - m * clip) / tail
+    # with m floored, the smallest kept entry ps[:, m] must stay >= clip after scaling;
+    # m = K - 1 always qualifies (its one entry becomes 1 - (K - 1) clip >= clip)
+    ok = ps * scale >= clip * (1.0 - 1e-12)
+    ok[:, -1] = True
+    first = np.argmax(ok, axis=1)
+    rows = np.arange(n)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(m, (n, k)), axis=1)
+    floored = rank < first[:, None]
+    q = np.where(floored, clip, p * scale[rows, first][:, None])
+    return q, float(floored.mean())
 
 
 def expected_calibration_error(y, p, n_bins: int = 10) -> float:

@@ -96,7 +96,9 @@ def apply(result, groups, width: float = SLOPE_WIDTH):
         j = slope_index([c.estimate for c in cand], [c.se for c in cand], width)
         chosen = cand[j]
         chosen.extra["selected_by"] = "slope"
-        name = chosen.estimator
+        # candidates carry distinct run labels ("ips(clip=30)"); the kept estimate is the requested name
+        name = chosen.estimator.split("(")[0]
+        chosen.estimator = name
         sel[name] = {
             "parameter": PUBLIC[attr], "chosen": _val(values[j]), "method": "slope", "width_se": width,
             "order": "least biased first", "candidates": [

@@ -137,7 +137,8 @@ def analyze(
     data = getattr(result, "data", None)
     if per_item and data is not None and "item_id" in data.columns:
         out.groups.append(group_effects(y, t, e, mu0, mu1, data["item_id"].astype(str).to_numpy(), by="item_id",
-                                        min_size=min_group_size, ci_level=ci_level, clip=clip))
+                                        min_size=min_group_size, ci_level=ci_level, clip=clip,
+                                        clusters=nu.get("groups")))
     elif per_item:
         out.notes.append("Per-item effects skipped: the log has no item id column.")
     if segments:
@@ -158,7 +159,7 @@ def analyze(
                                  fix="name a log column (e.g. a user attribute) or use 'embedding'")
             labels, by = data[segments].astype(str).to_numpy(), segments
         out.groups.append(group_effects(y, t, e, mu0, mu1, labels, by=by, min_size=min_group_size,
-                                        ci_level=ci_level, clip=clip))
+                                        ci_level=ci_level, clip=clip, clusters=nu.get("groups")))
         if segments == "embedding":
             out.notes.append(f"User segments are {n_segments} KMeans clusters of the user-text embeddings.")
     if cate or curves:
@@ -188,13 +189,15 @@ def analyze(
             if curves:
                 from causalrec.uplift.curves import uplift_curve
 
+                users = nu.get("groups")
                 out.curve = uplift_curve(out.cate.tau, y[ev], t[ev], e_hat=e[ev], mu0=mu0[ev], mu1=mu1[ev],
-                                         n_boot=n_boot, ci_level=ci_level, clip=clip, seed=seed)
+                                         n_boot=n_boot, ci_level=ci_level, clip=clip, seed=seed,
+                                         clusters=None if users is None else np.asarray(users)[ev])
         elif curves:
             from causalrec.uplift.curves import uplift_curve
 
             out.curve = uplift_curve(mu1 - mu0, y, t, e_hat=e, mu0=mu0, mu1=mu1, n_boot=n_boot,
-                                     ci_level=ci_level, clip=clip, seed=seed)
+                                     ci_level=ci_level, clip=clip, seed=seed, clusters=nu.get("groups"))
             out.notes.append("The uplift curve ranks rows by the outcome models' mu1 - mu0 (cross-fitted).")
     if refute:
         from causalrec.uplift.refute import refute as run_refute

@@ -123,8 +123,12 @@ def uplift_curve(
     clip: float = 0.01,
     seed: int = 0,
     batch: int = 16,
+    clusters=None,
 ) -> UpliftCurve:
     """Uplift/Qini curves of ranking by ``score`` (module docstring).
+
+    ``clusters`` (one label per row, e.g. the user): the bootstrap resamples whole
+    clusters, so rows of one user are not treated as independent.
 
     ``weighting="auto"`` picks ``dr`` when ``mu0``/``mu1`` are given, ``ips``
     when only ``e_hat`` is, and ``plain`` otherwise (randomised data).
@@ -153,10 +157,9 @@ def uplift_curve(
         else:
             e = oh.e_used
             psi = t * y / e - (1.0 - t) * y / (1.0 - e)
-        s, psi, t_k = s[keep], psi[keep], t[keep]
+        s, psi = s[keep], psi[keep]
         order = np.argsort(-s, kind="stable")
         cols = (psi[order],)
-        del t_k
     elif weighting == "plain":
         order = np.argsort(-s, kind="stable")
         ts, ys = t[order], y[order]
@@ -177,12 +180,26 @@ def uplift_curve(
                       n_rows=n, overlap_note=note)
     if n_boot and n_boot > 1:
         rng = np.random.default_rng(seed)
-        p = np.full(n, 1.0 / n)
+        codes = None
+        if clusters is not None:
+            from causalrec.inference import cluster_codes
+
+            cl = np.asarray(clusters).reshape(-1)
+            if cl.shape[0] != y.shape[0]:
+                raise InputError(f"clusters has {cl.shape[0]} labels for {y.shape[0]} rows", column="clusters",
+                                 fix="pass one cluster label (e.g. the user id) per row")
+            if weighting in ("dr", "ips"):
+                cl = cl[keep]
+            codes = cluster_codes(cl[order], "clusters (the user column)")
+        units = n if codes is None else int(codes.max()) + 1
+        p = np.full(units, 1.0 / units)
         reps = []
         done = 0
         while done < n_boot:
             b = min(batch, n_boot - done)
-            counts = rng.multinomial(n, p, size=b).astype(np.float64)
+            counts = rng.multinomial(units, p, size=b).astype(np.float64)
+            if codes is not None:  # each row takes its cluster's multiplicity
+                counts = counts[:, codes]
             g, _ = _curves_from_counts(counts, cols, k_idx, n, weighting)
             g[:, 0] = 0.0
             reps.append(g)

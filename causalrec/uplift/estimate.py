@@ -398,6 +398,42 @@ def dml_effect_modifier_matrix(X: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, 
     return np.column_stack(cols) if cols else None
 
 
+def _tail_warnings(diagnostics: dict[str, Any], t: np.ndarray, y: np.ndarray, e: np.ndarray, e_raw: np.ndarray,
+                   mu0: np.ndarray, mu1: np.ndarray, rows: np.ndarray) -> list[str]:
+    """Heavy-tailed AIPW influence values, poor propensity calibration and balance that
+    worsens after weighting: diagnostics, and warnings naming the log rows responsible
+    (``rows``: log row position of each analysed row)."""
+    from causalrec.diagnostics.tails import (
+        CALIBRATION_WARN,
+        INFLUENCE_TAIL_WARN,
+        calibration_gap,
+        influence_tail,
+        row_list,
+    )
+
+    out = []
+    share, idx = influence_tail(ate_mod.aipw_scores(t, y, e, mu0, mu1))
+    diagnostics["influence_top1pct_share"] = share
+    if share > INFLUENCE_TAIL_WARN:
+        out.append(f"heavy-tailed influence values: {len(idx)} rows (1%) carry {share:.0%} of the AIPW variance "
+                   f"(log rows {row_list(rows[idx])}; propensities there {row_list(np.round(e[idx], 3))}): the "
+                   "AIPW/IPW estimates and their intervals rest on these rows")
+    ece, bad, (lo, hi, me, mt) = calibration_gap(t, e_raw)
+    diagnostics["propensity_ece"] = ece
+    if ece > CALIBRATION_WARN:
+        out.append(f"poorly calibrated propensities: expected calibration error {ece:.3f}; worst in "
+                   f"e in [{lo:.1f}, {hi:.1f}) (mean e {me:.3f}, treated share {mt:.3f}; log rows "
+                   f"{row_list(rows[bad])}): inverse-propensity weights there are off")
+    before, after = diagnostics.get("smd_max_before"), diagnostics.get("smd_max_after")
+    if before is not None and after is not None and after > before:
+        w = np.where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
+        heavy = np.argsort(-w, kind="stable")[:5]
+        out.append(f"covariate balance is worse after weighting (max |SMD| {before:.3f} -> {after:.3f}): the "
+                   f"propensity model does not balance the adjustment features; heaviest-weighted log rows "
+                   f"{row_list(rows[heavy])} (weights {row_list(np.round(w[heavy], 1))})")
+    return out
+
+
 def _pca(X: np.ndarray, k: int, seed: int) -> np.ndarray | None:
     if k <= 0:
         return None
@@ -656,6 +692,7 @@ def estimate(
         if diagnostics["ess_share"] < 0.1:
             warnings.append(f"effective sample size of the weights is {ess:.0f} ({ess / len(t):.1%} of rows): "
                             "estimates rest on a few heavily weighted rows")
+        warnings += _tail_warnings(diagnostics, t, y, e, e_raw[keep], mu0, mu1, np.flatnonzero(keep))
         diagnostics["nuisance_models"] = nu["crossfit"].selection_report()
         nuisance.update({"e_hat": e, "e_raw": e_raw[keep], "mu0": mu0, "mu1": mu1, "X": Xk, "t": t, "y": y,
                          # E[Y | X] for DML's partialling out, from the same fits

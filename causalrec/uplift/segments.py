@@ -7,6 +7,10 @@ effect is the mean of the influence values of its rows,
             - (1 - T_i) (Y_i - mu0(x_i)) / (1 - e(x_i)),
     tau_g = mean_{i in g} psi_i,   se_g = sd_{i in g}(psi) / sqrt(n_g),
 
+or, with ``clusters`` (the user), the cluster-robust
+``se_g^2 = C_g / (C_g - 1) sum_c (sum_{i in g, c} (psi_i - tau_g))^2 / n_g^2`` over the
+``C_g`` users with rows in the group, so a user's rows do not count as independent,
+
 valid under no unmeasured confounding and overlap within the group, with
 cross-fitted nuisances ``e, mu0, mu1``. Reporting many groups invites false
 discoveries, so every table carries Holm (family-wise error) and
@@ -73,12 +77,14 @@ def group_effects(
     overlap: str = "clip",
     clip: float = 0.01,
     sort_by: str = "n",
+    clusters=None,
 ) -> GroupEffects:
     """AIPW effect of each value of ``groups`` (see module docstring).
 
     Groups with fewer than ``min_size`` rows or without both treated and control
     rows are left out and counted. ``overlap``/``clip`` as in
-    :func:`causalrec.diagnostics.handle_overlap`.
+    :func:`causalrec.diagnostics.handle_overlap`. ``clusters``: one label per row (the
+    user); standard errors are then cluster-robust within each group.
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -91,14 +97,31 @@ def group_effects(
     oh = handle_overlap(e_hat, overlap, clip)
     psi = aipw_scores(t, np.asarray(y, dtype=float), oh.e_used, np.asarray(mu0, dtype=float),
                       np.asarray(mu1, dtype=float))
-    frame = pd.DataFrame({"g": groups, "psi": psi, "t": t})[oh.keep]
+    frame = pd.DataFrame({"g": groups, "psi": psi, "t": t})
+    if clusters is not None:
+        cl = np.asarray(clusters)
+        if cl.shape[0] != n:
+            raise InputError(f"clusters have {cl.shape[0]} rows, data has {n}", column="user_id",
+                             fix="pass one user label per row")
+        frame["c"] = cl
+    frame = frame[oh.keep]
     agg = frame.groupby("g", sort=False, observed=True).agg(
         n=("psi", "size"), n_treated=("t", "sum"), estimate=("psi", "mean"), sd=("psi", "std"))
     total = len(agg)
     ok = (agg["n"] >= min_size) & (agg["n_treated"] > 0) & (agg["n_treated"] < agg["n"])
     agg = agg[ok].copy()
     z = z_value(ci_level)
-    agg["se"] = agg["sd"] / np.sqrt(agg["n"])
+    if clusters is None:
+        agg["se"] = agg["sd"] / np.sqrt(agg["n"])
+    else:
+        # sums of centred psi per (group, user), then the Liang-Zeger sum per group
+        dev = frame["psi"] - frame["g"].map(agg["estimate"])
+        cs = dev.groupby([frame["g"], frame["c"]], sort=False, observed=True).sum()
+        ss = (cs ** 2).groupby(level=0, observed=True).sum()
+        n_cl = cs.groupby(level=0, observed=True).size()
+        ss, n_cl = ss.reindex(agg.index), n_cl.reindex(agg.index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            agg["se"] = np.sqrt(n_cl / (n_cl - 1) * ss) / agg["n"]
     agg["ci_low"] = agg["estimate"] - z * agg["se"]
     agg["ci_high"] = agg["estimate"] + z * agg["se"]
     from scipy import stats

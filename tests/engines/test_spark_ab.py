@@ -55,6 +55,7 @@ def test_cuped_and_ratio_per_user(spark, users):
     assert_same(remote, local)
 
 
+@pytest.mark.slow  # Spark jobs: several seconds each
 def test_sessions_summed_per_unit_across_partitions(spark, sessions):
     kw = dict(variant="variant", metrics=["revenue"], ratios=["clicks/revenue"], unit="user_id",
               covariates=["pre_revenue"], lin=True)

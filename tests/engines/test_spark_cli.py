@@ -34,6 +34,7 @@ def close(a, b):
         assert x[1] == pytest.approx(y[1], rel=1e-9) and x[2] == pytest.approx(y[2], rel=1e-9)
 
 
+@pytest.mark.slow  # Spark jobs: several seconds each
 def test_ope_cli_spark_equals_streaming(spark, files, tmp_path):
     args = ["--target", str(files / "target.csv"), "--outcome", "click", "--estimators", "ips,snips,dr",
             "--quiet"]
@@ -45,6 +46,7 @@ def test_ope_cli_spark_equals_streaming(spark, files, tmp_path):
     assert json.loads((tmp_path / "b.json").read_text())["config"]["engine"] == "spark"
 
 
+@pytest.mark.slow  # Spark jobs: several seconds each
 def test_ab_cli_spark(spark, files, tmp_path):
     args = ["--variant", "variant", "--metric", "revenue", "--covariate", "pre_revenue"]
     assert main(["ab", str(files / "ab.parquet"), *args, "--out", str(tmp_path / "a.json")]) == 0
@@ -63,6 +65,7 @@ def test_bad_input_exits_2(spark, files, tmp_path):
                  "--propensity", "propensity", "--out", str(tmp_path / "o.parquet"), "--engine", "spark"]) == 2
 
 
+@pytest.mark.slow  # Spark jobs: several seconds each
 def test_debias_cli_writes_a_parquet_folder(spark, files, tmp_path):
     out = tmp_path / "train.parquet"
     assert main(["debias", str(files / "logs.parquet"), "--outcome", "click", "--method", "snips", "--propensity",

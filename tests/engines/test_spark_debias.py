@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from causalrec.data.schema import LogSchema
@@ -20,7 +19,7 @@ def logs():
     return make_bandit_logs(4_000, n_items=15, seed=8).logs
 
 
-@pytest.mark.parametrize("method", ["snips", "ips"])
+@pytest.mark.parametrize("method", ["snips", pytest.param("ips", marks=pytest.mark.slow)])
 def test_weights_and_labels_equal_in_process(spark, logs, method):
     kw = dict(schema=SCHEMA, method=method, clip=0.02, cap=40.0, examination=CURVE, bootstrap=0)
     local = debias(logs, **kw)

@@ -44,7 +44,7 @@ def counted():
 
 
 def test_aipw_and_dml_share_one_set_of_nuisance_fits(counted):
-    df = _frame()
+    df = _frame(2000)
     r = estimate(df, treatment="exposed", outcome="revenue", covariates=["x1", "x2", "x3"],
                  methods=("ipw", "aipw", "dml"), n_folds=FOLDS, dml_effect_modifiers=0, **counted)
     # e once per fold, mu0 and mu1 once per fold each; DML added no fit of its own

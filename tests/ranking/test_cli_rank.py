@@ -72,3 +72,39 @@ def test_rank_bad_inputs_exit_2(data, tiny_encoder_dir, tmp_path, capsys):
     assert "ranker" in capsys.readouterr().err
     assert main(["rank", "train", str(data / "train.parquet"), "--label", "click", "--objective", "listnet",
                  "--model", str(tiny_encoder_dir), "--out", str(tmp_path / "m")]) == 2
+
+
+def test_rank_train_epochs_zero_and_eval_side_by_side(data, tiny_encoder_dir, tmp_path, capsys):
+    zero, trained = tmp_path / "zero_shot", tmp_path / "trained"
+    base = ["rank", "train", str(data / "train.parquet"), "--label", "click", "--model", str(tiny_encoder_dir),
+            "--max-length", "16", "--device", "cpu"]
+    assert main(base + ["--epochs", "0", "--out", str(zero)]) == 0
+    assert "zero-shot" in capsys.readouterr().out
+    assert main(base + ["--epochs", "2", "--val-label", "true_relevance", "--out", str(trained)]) == 0
+    assert "chosen epoch" in capsys.readouterr().out
+    hist = json.loads((trained / "train_history.json").read_text())
+    assert [r["epoch"] for r in hist["val_curve"]] == [0, 1, 2] and hist["best_epoch"] in (0, 1, 2)
+    out = tmp_path / "both.json"
+    rc = main(["rank", "eval", str(zero), str(trained), str(data / "train.parquet"), "--relevance",
+               "true_relevance", "--k", "2", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "zero_shot" in printed and "trained" in printed and "side by side" in printed
+    d = json.loads(out.read_text())
+    models = {e["model"] for e in d["estimates"]}
+    assert models == {"zero_shot", "trained"}
+    assert {e["target"] for e in d["estimates"] if e["model"] == "zero_shot"} == {"ndcg@2", "recall@2"}
+
+
+def test_rank_train_click_model_one_based_positions(data, tiny_encoder_dir, tmp_path, capsys):
+    df = pd.read_parquet(data / "train.parquet")
+    df["slot"] = df.groupby("request_id").cumcount() + 1
+    path = tmp_path / "clicks.parquet"
+    df.to_parquet(path, index=False)
+    args = ["rank", "train", str(path), "--label", "click", "--objective", "click_model", "--position", "slot",
+            "--model", str(tiny_encoder_dir), "--epochs", "1", "--max-length", "16", "--out", str(tmp_path / "m")]
+    assert main(args) == 2
+    assert "--position-base 1" in capsys.readouterr().err
+    assert main(args + ["--position-base", "1", "--val-label", "true_relevance"]) == 0
+    cfg = json.loads((tmp_path / "m" / "ranker_config.json").read_text())
+    assert len(cfg["meta"]["examination"]) == 4 and cfg["meta"]["examination"][0] == 1.0

@@ -1,0 +1,139 @@
+"""Zero-shot start, L2-SP, unbiased epoch selection, listwise / lambdarank / click-model objectives."""
+
+import numpy as np
+import pytest
+import torch
+
+from causalrec.errors import InputError
+from causalrec.ranking import TrainConfig, TwoTowerRanker, dcg_per_list, train_ranker
+
+USERS = np.array(["user likes jazz piano", "user likes coffee tea", "user likes running shoes"])
+ITEMS = np.array(["jazz piano", "coffee tea", "running shoes", "red lamp"])
+
+
+def _lists(n_req=80, seed=0):
+    """Each user likes the item *after* the one its text names: the zero-shot cosine ranks it wrongly."""
+    rng = np.random.default_rng(seed)
+    u = np.repeat(rng.integers(0, 3, n_req), 4)
+    i = np.tile(np.arange(4), n_req)
+    return USERS[u], ITEMS[i], (i == (u + 1) % 3).astype(float), np.repeat(np.arange(n_req), 4)
+
+
+def _cfg(**kw):
+    base = dict(epochs=3, max_length=16, batch_size=8, seed=0, device="cpu", trainable_layers=0, head_lr=2e-2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _zero_shot_scores(enc, u, i):
+    return TwoTowerRanker.from_encoder(enc, max_length=16, trainable_layers=0).score(list(u), list(i))
+
+
+def test_epochs_zero_is_the_zero_shot_cosine(tiny_encoder_dir):
+    u, i, y, g = _lists(10)
+    model, hist = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(epochs=0))
+    assert hist.losses == [] and model.meta["objective"] == "zero_shot"
+    # the score is exp(log_scale) * cosine of the mean-pooled encoder vectors (+ zero prior and bias)
+    from causalrec.features import TextEmbedder
+
+    emb = TextEmbedder(model=tiny_encoder_dir, max_length=16, cache_dir=False)
+    cos = (emb.encode(list(u)) * emb.encode(list(i))).sum(1)
+    np.testing.assert_allclose(model.score(list(u), list(i)), 5.0 * cos, rtol=1e-4, atol=1e-5)
+
+
+def test_noise_labels_keep_the_zero_shot_scorer(tiny_encoder_dir):
+    u, i, _, g = _lists(80)
+    noise = np.random.default_rng(3).binomial(1, 0.3, u.size).astype(float)
+    model, hist = train_ranker(u, i, noise, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise"))
+    assert [r["epoch"] for r in hist.val_curve] == [0, 1, 2, 3]
+    assert hist.best_epoch == 0, hist.val_curve
+    np.testing.assert_allclose(model.score(list(u), list(i)), _zero_shot_scores(tiny_encoder_dir, u, i),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", ["listwise", "lambdarank", "pointwise"])
+def test_informative_labels_replace_the_zero_shot_scorer(tiny_encoder_dir, objective):
+    u, i, y, g = _lists(80)
+    model, hist = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir,
+                               config=_cfg(objective=objective, epochs=4, batch_size=32 if objective == "pointwise" else 8))
+    assert hist.best_epoch > 0, hist.val_curve
+    best = hist.val_curve[hist.best_epoch]
+    assert best["gain_vs_zero_shot"] >= best["gain_se"] > 0
+    trained = dcg_per_list(model.score(list(u), list(i)), y, g, k=2).mean()
+    zero = dcg_per_list(_zero_shot_scores(tiny_encoder_dir, u, i), y, g, k=2).mean()
+    assert trained > zero + 0.05, (trained, zero)
+
+
+def test_listwise_loss_is_invariant_to_scaling_the_gains(tiny_encoder_dir):
+    u, i, y, g = _lists(40)
+    a, _ = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise", val_share=0))
+    b, _ = train_ranker(u, i, 4.0 * y, groups=g, encoder=tiny_encoder_dir,
+                        config=_cfg(objective="listwise", val_share=0))
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, b.state_dict()[k], rtol=1e-4, atol=1e-5)
+
+
+def test_reg_pulls_the_correction_toward_zero_shot(tiny_encoder_dir):
+    u, i, y, g = _lists(80)
+    eye = None
+    dist = {}
+    for reg in (0.0, 1.0):
+        m, _ = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir,
+                            config=_cfg(objective="listwise", reg=reg, val_share=0))
+        eye = torch.eye(m.proj.weight.shape[0])
+        dist[reg] = float(((m.proj.weight.detach() - eye) ** 2).sum() + (m.item_bias.weight.detach() ** 2).sum())
+    assert dist[1.0] < 0.5 * dist[0.0], dist
+
+
+def _click_data(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    uu, ii = rng.integers(0, 3, n), rng.integers(0, 4, n)
+    pos = rng.integers(0, 3, n)  # random slots: examination identified
+    rel = np.where(uu == ii, 0.9, 0.1)
+    click = (rng.random(n) < rel * THETA[pos]).astype(float)
+    return USERS[uu], ITEMS[ii], click, np.arange(n) // 3, pos
+
+
+THETA = np.array([1.0, 0.5, 0.25])
+
+
+@pytest.mark.slow
+def test_click_model_learns_the_examination_on_random_slots(tiny_encoder_dir):
+    u, i, click, g, pos = _click_data()
+    cfg = _cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, reg=0.0)
+    model, _ = train_ranker(u, i, click, groups=g, positions=pos, encoder=tiny_encoder_dir, config=cfg)
+    ex = np.asarray(model.meta["examination"])
+    assert np.max(np.abs(ex - THETA)) < 0.12, ex
+
+
+def test_click_model_with_a_fixed_examination_and_its_errors(tiny_encoder_dir):
+    u, i, click, g, pos = _click_data(600)
+    cfg = _cfg(objective="click_model", epochs=1, batch_size=64)
+    fixed, _ = train_ranker(u, i, click, groups=g, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
+                            config=cfg)
+    np.testing.assert_allclose(fixed.meta["examination"], THETA, rtol=1e-6)
+    assert fixed.meta["examination_fixed"] is True
+    with pytest.raises(InputError, match="position"):
+        train_ranker(u, i, click, encoder=tiny_encoder_dir, config=cfg)
+    with pytest.raises(InputError, match="0/1 clicks"):
+        train_ranker(u, i, click / 0.5, positions=pos, encoder=tiny_encoder_dir, config=cfg)
+    with pytest.raises(InputError, match="examination"):
+        train_ranker(u, i, click, positions=pos, examination=[1.0, 0.5], encoder=tiny_encoder_dir, config=cfg)
+
+
+def test_dcg_per_list_by_hand():
+    s = np.array([0.9, 0.1, 0.5, 0.3, 0.2])
+    gain = np.array([1.0, 2.0, 0.0, -1.0, 3.0])
+    grp = np.array([0, 0, 0, 1, 1])
+    d = dcg_per_list(s, gain, grp, k=2)
+    assert d[0] == pytest.approx(1.0 / np.log2(2) + 0.0 / np.log2(3))
+    assert d[1] == pytest.approx(-1.0 / np.log2(2) + 3.0 / np.log2(3))
+
+
+def test_bad_config():
+    with pytest.raises(InputError, match="epochs"):
+        TrainConfig(epochs=-1)
+    with pytest.raises(InputError, match="val_share"):
+        TrainConfig(val_share=1.0)
+    with pytest.raises(InputError, match="objective"):
+        TrainConfig(objective="listnet")
