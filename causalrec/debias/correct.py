@@ -53,6 +53,23 @@ OUTPUT_COLUMNS = ("weight", "corrected_label", "debias_method", "debias_clip", "
                   "debias_propensity", "debias_examination")
 
 
+def with_corrected_columns(out: pd.DataFrame, *, weight, label, method: str, clip: float | None,
+                           provenance: str, propensity, examination) -> pd.DataFrame:
+    """Write the :data:`OUTPUT_COLUMNS` onto ``out`` (a copy the caller owns) and return it.
+
+    The one place the corrected table's columns are named and filled, so the in-process
+    path and the Spark engine's per-partition transform write the same table.
+    """
+    out["weight"] = weight
+    out["corrected_label"] = label
+    out["debias_method"] = method
+    out["debias_clip"] = np.nan if clip is None else float(clip)
+    out["debias_model"] = provenance
+    out["debias_propensity"] = propensity
+    out["debias_examination"] = examination
+    return out
+
+
 @dataclass
 class DebiasResult(CausalResult):
     """The corrected frame plus what changed: weights, examination curve, label shift per item.
@@ -373,14 +390,8 @@ def debias(
     clash = [col for col in OUTPUT_COLUMNS if col in out.columns]
     if clash:
         warnings.append(f"input columns {clash} were overwritten by the corrected values")
-    out = out.reset_index(drop=True)
-    out["weight"] = weight
-    out["corrected_label"] = y
-    out["debias_method"] = method
-    out["debias_clip"] = np.nan if clip is None else float(clip)
-    out["debias_model"] = provenance
-    out["debias_propensity"] = prop
-    out["debias_examination"] = rho
+    out = with_corrected_columns(out.reset_index(drop=True), weight=weight, label=y, method=method,
+                                 clip=clip, provenance=provenance, propensity=prop, examination=rho)
 
     # 4. what changed
     w = weight

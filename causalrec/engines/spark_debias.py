@@ -52,6 +52,7 @@ def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, c
     from pyspark.sql import functions as F
 
     from causalrec.data.validation import check_numeric, validate_log
+    from causalrec.debias.correct import with_corrected_columns
     from causalrec.debias.labels import ips_labels
     from causalrec.debias.position import PositionBias, position_bias_from_curve
     from causalrec.debias.weights import exposure_weights
@@ -127,15 +128,8 @@ def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, c
             if len(b) == 0:
                 continue
             _, y, ew, prop, rho = rows_of(b)
-            out = b.copy()
-            out["weight"] = ew.weights / scale
-            out["corrected_label"] = y
-            out["debias_method"] = method
-            out["debias_clip"] = np.nan if clip is None else float(clip)
-            out["debias_model"] = provenance
-            out["debias_propensity"] = prop
-            out["debias_examination"] = rho
-            yield out
+            yield with_corrected_columns(b.copy(), weight=ew.weights / scale, label=y, method=method, clip=clip,
+                                         provenance=provenance, propensity=prop, examination=rho)
 
     kept = [f for f in sdf.schema.fields if f.name not in NEW_COLUMNS]
     out_schema = ", ".join([f"`{f.name}` {f.dataType.simpleString()}" for f in kept] +
