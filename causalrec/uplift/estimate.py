@@ -36,7 +36,7 @@ import pandas as pd
 
 from causalrec.data.readers import read_table
 from causalrec.data.schema import LogSchema
-from causalrec.data.validation import validate_log
+from causalrec.data.validation import check_columns_named, validate_log
 from causalrec.errors import InputError
 from causalrec.uplift import ate as ate_mod
 from causalrec.uplift.result import UpliftResult
@@ -243,15 +243,6 @@ def build_features(
 
 
 HEADS = ("mlp", "bilinear", "auto")
-
-
-def _require_named_columns(df: pd.DataFrame, named: dict[str, str | None]) -> None:
-    """A column the caller named explicitly must exist (no silent fallback)."""
-    for option, col in named.items():
-        if col is not None and col not in df.columns:
-            raise InputError(f"{option} names column '{col}', which the log does not have; columns: "
-                             f"{list(df.columns)[:12]}", column=col,
-                             fix=f"pass {option} with one of the log's columns (or leave it out)")
 
 
 def _logged_propensity(s: pd.Series, col: str) -> np.ndarray:
@@ -597,8 +588,8 @@ def estimate(
         raise InputError(f"unknown heads {heads!r}; use one of {HEADS}", column="heads",
                          fix="--heads mlp, bilinear or auto")
     df = read_table(logs)
-    _require_named_columns(df, {"--user-text": user_text, "--item-text": item_text if items is None else None,
-                                "--user-history": user_history, "--propensity": propensity})
+    check_columns_named(df.columns, {"--user-text": user_text, "--item-text": item_text if items is None else None,
+                        "--user-history": user_history, "--propensity": propensity})
     hist_values = df[user_history] if user_history is not None else None
     logged_e = _logged_propensity(df[propensity], propensity) if propensity is not None else None
     if segments and segments != "embedding" and segments not in df.columns:  # fail before any fitting
