@@ -391,3 +391,33 @@ def test_uplift_logged_propensity_outside_open_unit_interval(capsys, tmp_path, t
                              "--covariates", "item_price", "--propensity", "p", "--method", "ipw", "--folds", "2"])
     _no_traceback(rc, text)
     assert "'p'" in text and "(0, 1)" in text
+
+
+# --- 3. an option value outside its set fails before any data is read, naming the option -----
+
+OPE = SAMPLES / "ope"
+
+
+@pytest.mark.parametrize("args,option,needle", [
+    ([str(OPE / "logs.csv"), "--target", str(OPE / "target_uniform.csv"), "--outcome", "click",
+      "--value-per", "bogus"], "--value-per", "impression"),
+    ([str(OPE / "slates" / "logs.csv"), "--target", str(OPE / "slates" / "target_scores.csv"), "--outcome",
+      "click", "--target-kind", "bogus"], "--target-kind", "plackett-luce, topk"),
+])
+def test_ope_option_value_outside_its_set(capsys, args, option, needle):
+    rc, text = _run(capsys, ["ope", *args, "--quiet"])
+    assert rc == 2, text
+    assert f"option '{option}'" in text and "bogus" in text
+    assert needle in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("method", ["ips", "dr"])
+def test_debias_n_folds_below_two_is_refused_on_every_path(capsys, tmp_path, method):
+    # ips with an item-share propensity never cross-fits: the value used to pass silently there
+    rc, text = _run(capsys, ["debias", str(SAMPLES / "text_logs" / "logs.parquet"), "--method", method,
+                             "--outcome", "click", "--estimate-propensity", "--n-folds", "0",
+                             "--out", str(tmp_path / "o.parquet"), "--quiet"])
+    assert rc == 2, text
+    assert "option '--n-folds'" in text and "got 0" in text
+    assert not (tmp_path / "o.parquet").exists()

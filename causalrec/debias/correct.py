@@ -255,6 +255,10 @@ def debias(
     if isinstance(examination, str) and examination not in EXAMINATION:
         raise InputError(f"unknown examination source {examination!r}", column="examination",
                          fix=f"use one of {', '.join(EXAMINATION)}, or pass a curve")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+        # checked up front: not every path cross-fits, and a bad value must not pass silently on one of them
+        raise InputError(f"n_folds must be an integer >= 2, got {n_folds!r}", column="--n-folds",
+                         fix="use 2 or more folds (default 5)")
     from causalrec.engines import is_spark_dataframe
 
     spark = is_spark_dataframe(logs)

@@ -229,6 +229,15 @@ def _evaluate(
     policy's true probabilities of each (item, position) given everything the target
     conditions on, and are positive wherever the target puts mass (positivity).
     """
+    from causalrec.ope.slate_eval import VALUE_PER
+    from causalrec.ope.slate_policy import target_kind_name
+
+    # option values are checked before any data is read, so a typo fails in a second
+    if value_per not in VALUE_PER:
+        raise InputError(f"unknown value_per '{value_per}'", column="--value-per",
+                         fix="--value-per impression (mean outcome per slot) or list (per request)")
+    if target_kind is not None:
+        target_kind = target_kind_name(target_kind)
     ests = make_estimators(estimators, clip=clip, switch_tau=switch_tau, dros_lambda=dros_lambda)
     try:
         z_value(ci_level)

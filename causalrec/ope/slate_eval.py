@@ -83,9 +83,6 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             "probability at its slot, while the slate estimators read it as the probability given the items above",
             column="estimators", fix="run them separately (ips on a log whose propensity is the marginal), or use "
             "their slate counterparts: iips (for ips), sniips (for snips), cascade_dr (for dr)")
-    if value_per not in VALUE_PER:
-        raise InputError(f"value_per must be one of {VALUE_PER}, got {value_per!r}", column="value_per",
-                         fix="--value-per impression (mean outcome per slot) or list (per request)")
     available = column_names(logs)
     if not schema.request_id or schema.request_id not in available:
         raise InputError(f"the slate estimators need the request column '{schema.request_id}', which the log "

@@ -42,6 +42,17 @@ from causalrec.ope.lists import Lists, show_key
 from causalrec.ope.policy import ItemVocab, Pairs, _canonical_policy_columns
 
 TARGET_KINDS = ("plackett-luce", "topk")
+
+
+def target_kind_name(kind: str) -> str:
+    """The canonical name of a score-table target kind (``pl`` -> ``plackett-luce``), or a clear error."""
+    name = str(kind).strip().lower().replace("_", "-")
+    if name in ("pl", "plackett", "plackettluce"):
+        name = "plackett-luce"
+    if name not in TARGET_KINDS:
+        raise InputError(f"unknown target kind '{kind}'", column="--target-kind",
+                         fix=f"use one of {', '.join(TARGET_KINDS)}")
+    return name
 MC_BATCHES = 8
 PAIR_LIMIT = 2_000_000_000  # (row, candidate) pairs a Cascade-DR model term may average over
 
@@ -235,12 +246,7 @@ class ScoreTarget:
 
     def __init__(self, table: pd.DataFrame, *, schema: LogSchema, kind: str = "plackett-luce",
                  temperature: float = 1.0, mc_samples: int = 1000, seed: int = 0, source: str = "table"):
-        kind = str(kind).strip().lower().replace("_", "-")
-        if kind in ("pl", "plackett", "plackettluce"):
-            kind = "plackett-luce"
-        if kind not in TARGET_KINDS:
-            raise InputError(f"unknown target kind '{kind}'", column="target_kind",
-                             fix=f"use one of {', '.join(TARGET_KINDS)}")
+        kind = target_kind_name(kind)
         if not (np.isfinite(temperature) and temperature > 0):
             raise InputError(f"temperature must be > 0, got {temperature}", column="temperature",
                              fix="e.g. --temperature 1 (larger = closer to uniform; topk is the limit T -> 0)")
