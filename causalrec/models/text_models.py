@@ -38,25 +38,38 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from causalrec.errors import InputError
+from causalrec.models.mlp import TorchMLPBase
 from causalrec.models.outcome import OutcomeModel
 from causalrec.models.propensity import PropensityModel
 
 
 def _bilinear_net(model, mlp, n_out: int, d: int, rank: int, shared: bool):
     import torch
-    import torch.nn as nn
 
     # The towers see the *unstandardised* vectors (times sqrt(d), so entries are of
     # unit order for L2-normalised embeddings): per-column standardisation would give
     # u and v different coordinates and break the shared tower's symmetry.
     mean = torch.as_tensor(np.asarray(model.x_mean_[:2 * d], dtype=np.float32))
     scale = torch.as_tensor(np.asarray(model.x_scale_[:2 * d], dtype=np.float32) * np.float32(np.sqrt(d)))
+    return _torch_module("BilinearNet")(mlp, mean, scale, n_out, d, rank, shared)
+
+
+def _define_torch_modules() -> dict:
+    """The torch networks of this module, defined on first use so importing it needs no torch.
+
+    They are module-level classes (reached through the module's ``__getattr__``), not
+    closures, so a fitted model pickles and unpickles (joblib, econml's copies).
+    """
+    import torch
+    import torch.nn as nn
 
     class BilinearNet(nn.Module):
         """``mlp(x) + out((u A) * (v B))`` on raw ``u, v``; ``B = A`` when ``shared``."""
 
-        def __init__(self):
+        def __init__(self, mlp, mean, scale, n_out: int, d: int, rank: int, shared: bool):
             super().__init__()
+            self.d = int(d)
+            self.root = float(np.sqrt(d))
             self.mlp = mlp
             self.register_buffer("mean", mean)
             self.register_buffer("scale", scale)
@@ -66,17 +79,61 @@ def _bilinear_net(model, mlp, n_out: int, d: int, rank: int, shared: bool):
             nn.init.normal_(self.out.weight, std=0.1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            raw = x[:, :2 * d] * self.scale + self.mean * np.float32(np.sqrt(d))
+            d = self.d
+            raw = x[:, :2 * d] * self.scale + self.mean * np.float32(self.root)
             z = self.user_tower(raw[:, :d]) * self.item_tower(raw[:, d:])
             return self.mlp(x) + self.out(z)
 
-    return BilinearNet()
+    class JointNet(nn.Module):
+        """Shared trunk ``[relu(trunk(x)), (A u) * (A v)]`` -> heads ``(logit e, mu0, mu1)`` plus ``eps``."""
+
+        def __init__(self, trunk, mean, scale, d: int, rank: int, width: int, has_trunk: bool):
+            super().__init__()
+            self.d = int(d)
+            self.root = float(np.sqrt(d))
+            self.has_trunk = bool(has_trunk)
+            self.trunk = trunk
+            self.register_buffer("mean", mean)
+            self.register_buffer("scale", scale)
+            self.tower = nn.Linear(d, rank, bias=False)
+            self.heads = nn.Linear(width + rank, 3)
+            self.eps = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            d = self.d
+            raw = (x[:, :2 * d] * self.scale + self.mean) * np.float32(self.root)
+            z = self.tower(raw[:, :d]) * self.tower(raw[:, d:])
+            h = torch.relu(self.trunk(x)) if self.has_trunk else x
+            out = self.heads(torch.cat([h, z], dim=1))
+            return torch.cat([out, self.eps.expand(x.shape[0], 1)], dim=1)
+
+    found = {}
+    for cls in (BilinearNet, JointNet):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__
+        found[cls.__name__] = cls
+    return found
+
+
+_TORCH_MODULES: dict = {}
+
+
+def _torch_module(name: str):
+    if not _TORCH_MODULES:
+        _TORCH_MODULES.update(_define_torch_modules())
+    return _TORCH_MODULES[name]
+
+
+def __getattr__(name: str):
+    # pickle finds the networks by name here (PEP 562); torch is imported only then
+    if name in ("BilinearNet", "JointNet"):
+        return _torch_module(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_dim(model, n_in: int) -> int:
     d = model.embedding_dim
     if d is None or int(d) < 1 or 2 * int(d) > n_in:
-        raise InputError(f"{type(model).__name__} needs embedding_dim with 2 * embedding_dim <= "
+        raise InputError(f"{getattr(model, '_name', type(model).__name__)} needs embedding_dim with 2 * embedding_dim <= "
                          f"{n_in} columns, got {d!r}", column="embedding_dim",
                          fix="pass the text embedding dimension (X starts with [u, v, u*v])")
     if int(model.rank) < 1:
@@ -206,91 +263,13 @@ class SharedTextNuisance(BaseEstimator):
         self.beta = beta
 
     def _trainer(self):
-        """A TorchMLPBase carrying this model's hyper-parameters and the joint loss."""
-        from causalrec.models.mlp import TorchMLPBase
-
-        outer = self
-
-        class _Joint(TorchMLPBase):
-            def _encode_targets(self, Y):
-                Y = np.asarray(Y, dtype=np.float64)
-                if Y.ndim != 2 or Y.shape[1] != 2:
-                    raise InputError("SharedTextNuisance.fit needs Y = [t, y] with two columns", column="Y")
-                t = Y[:, 0]
-                if not np.isin(t, (0.0, 1.0)).all():
-                    raise InputError("the treatment column of Y must be 0/1", column="treatment")
-                y = Y[:, 1]
-                if outer.loss == "bce":
-                    if y.min() < 0 or y.max() > 1:
-                        raise InputError("loss='bce' needs outcomes in [0, 1]", column="outcome",
-                                         fix="use loss='mse' for unbounded outcomes")
-                    self.y_mean_, self.y_scale_ = 0.0, 1.0
-                elif outer.loss == "mse":
-                    self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
-                else:
-                    raise InputError(f"unknown loss {outer.loss!r}", column="loss", fix="use 'bce' or 'mse'")
-                return np.column_stack([t, (y - self.y_mean_) / self.y_scale_]).astype(np.float32), 3
-
-            def _stratify(self, target):
-                return target[:, 0]
-
-            def _validate_kwargs(self):
-                return {"multi_output": True, "y_numeric": True}
-
-            def _build(self, n_in, n_out):
-                import torch
-                import torch.nn as nn
-
-                d = _check_dim(outer, n_in)
-                sizes = self.hidden_layer_sizes
-                sizes = (int(sizes),) if np.isscalar(sizes) else tuple(int(s) for s in sizes)
-                width = sizes[-1] if sizes else n_in
-                trunk = TorchMLPBase._build(self, n_in, width) if sizes else nn.Identity()
-                mean = torch.as_tensor(np.asarray(self.x_mean_[:2 * d], dtype=np.float32))
-                scale = torch.as_tensor(np.asarray(self.x_scale_[:2 * d], dtype=np.float32))
-                rank = int(outer.rank)
-                root = np.float32(np.sqrt(d))
-
-                class JointNet(nn.Module):
-                    def __init__(self):
-                        super().__init__()
-                        self.trunk = trunk
-                        self.register_buffer("mean", mean)
-                        self.register_buffer("scale", scale)
-                        self.tower = nn.Linear(d, rank, bias=False)
-                        self.heads = nn.Linear(width + rank, 3)
-                        self.eps = nn.Parameter(torch.zeros(1))
-
-                    def forward(self, x):
-                        raw = (x[:, :2 * d] * self.scale + self.mean) * root
-                        z = self.tower(raw[:, :d]) * self.tower(raw[:, d:])
-                        h = torch.relu(self.trunk(x)) if sizes else x
-                        out = self.heads(torch.cat([h, z], dim=1))
-                        return torch.cat([out, self.eps.expand(x.shape[0], 1)], dim=1)
-
-                return JointNet()
-
-            def _loss(self, out, target):
-                import torch.nn.functional as F
-
-                t, y = target[:, 0], target[:, 1]
-                e = torch_sigmoid(out[:, 0]).clamp(0.01, 0.99)
-                l_e = F.binary_cross_entropy_with_logits(out[:, 0], t, reduction="none")
-                mu_t_raw = t * out[:, 2] + (1 - t) * out[:, 1]
-                if outer.loss == "bce":
-                    mu_t = torch_sigmoid(mu_t_raw)
-                    l_mu = F.binary_cross_entropy_with_logits(mu_t_raw, y, reduction="none")
-                else:
-                    mu_t = mu_t_raw
-                    l_mu = (mu_t_raw - y) ** 2
-                h = t / e - (1 - t) / (1 - e)
-                l_tr = (y - mu_t - out[:, 3] * h) ** 2
-                return l_e + float(outer.alpha) * l_mu + float(outer.beta) * l_tr
-
+        """A :class:`_JointTrainer` carrying this model's hyper-parameters and the joint loss."""
         params = {k: getattr(self, k) for k in ("hidden_layer_sizes", "dropout", "learning_rate", "weight_decay",
                                                  "batch_size", "max_epochs", "patience", "validation_fraction",
                                                  "tol", "device", "random_state", "verbose", "num_threads")}
-        return _Joint(**params)
+        tr = _JointTrainer(**params)
+        tr.joint = {k: getattr(self, k) for k in ("loss", "embedding_dim", "rank", "alpha", "beta")}
+        return tr
 
     def fit(self, X, Y, sample_weight=None):
         tr = self._trainer()
@@ -311,6 +290,78 @@ class SharedTextNuisance(BaseEstimator):
         else:
             mu = raw[:, 1:3] * tr.y_scale_ + tr.y_mean_
         return np.column_stack([e, mu])
+
+
+class _JointTrainer(TorchMLPBase):
+    """The training loop of :mod:`causalrec.models.mlp` with :class:`SharedTextNuisance`'s targets,
+    network and loss (``self.joint`` holds that model's ``loss``, ``embedding_dim``, ``rank``,
+    ``alpha``, ``beta``). Module-level so a fitted model pickles."""
+
+    def _encode_targets(self, Y):
+        Y = np.asarray(Y, dtype=np.float64)
+        if Y.ndim != 2 or Y.shape[1] != 2:
+            raise InputError("SharedTextNuisance.fit needs Y = [t, y] with two columns", column="Y")
+        t = Y[:, 0]
+        if not np.isin(t, (0.0, 1.0)).all():
+            raise InputError("the treatment column of Y must be 0/1", column="treatment")
+        y = Y[:, 1]
+        loss = self.joint["loss"]
+        if loss == "bce":
+            if y.min() < 0 or y.max() > 1:
+                raise InputError("loss='bce' needs outcomes in [0, 1]", column="outcome",
+                                 fix="use loss='mse' for unbounded outcomes")
+            self.y_mean_, self.y_scale_ = 0.0, 1.0
+        elif loss == "mse":
+            self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        else:
+            raise InputError(f"unknown loss {loss!r}", column="loss", fix="use 'bce' or 'mse'")
+        return np.column_stack([t, (y - self.y_mean_) / self.y_scale_]).astype(np.float32), 3
+
+    def _stratify(self, target):
+        return target[:, 0]
+
+    def _validate_kwargs(self):
+        return {"multi_output": True, "y_numeric": True}
+
+    def _build(self, n_in, n_out):
+        import torch
+        import torch.nn as nn
+
+        cfg = self.joint
+        d = _check_dim(_DimCheck(cfg["embedding_dim"], cfg["rank"], "SharedTextNuisance"), n_in)
+        sizes = self.hidden_layer_sizes
+        sizes = (int(sizes),) if np.isscalar(sizes) else tuple(int(s) for s in sizes)
+        width = sizes[-1] if sizes else n_in
+        trunk = TorchMLPBase._build(self, n_in, width) if sizes else nn.Identity()
+        mean = torch.as_tensor(np.asarray(self.x_mean_[:2 * d], dtype=np.float32))
+        scale = torch.as_tensor(np.asarray(self.x_scale_[:2 * d], dtype=np.float32))
+        return _torch_module("JointNet")(trunk, mean, scale, d, int(cfg["rank"]), width, bool(sizes))
+
+    def _loss(self, out, target):
+        import torch.nn.functional as F
+
+        cfg = self.joint
+        t, y = target[:, 0], target[:, 1]
+        e = torch_sigmoid(out[:, 0]).clamp(0.01, 0.99)
+        l_e = F.binary_cross_entropy_with_logits(out[:, 0], t, reduction="none")
+        mu_t_raw = t * out[:, 2] + (1 - t) * out[:, 1]
+        if cfg["loss"] == "bce":
+            mu_t = torch_sigmoid(mu_t_raw)
+            l_mu = F.binary_cross_entropy_with_logits(mu_t_raw, y, reduction="none")
+        else:
+            mu_t = mu_t_raw
+            l_mu = (mu_t_raw - y) ** 2
+        h = t / e - (1 - t) / (1 - e)
+        l_tr = (y - mu_t - out[:, 3] * h) ** 2
+        return l_e + float(cfg["alpha"]) * l_mu + float(cfg["beta"]) * l_tr
+
+
+class _DimCheck:
+    """What :func:`_check_dim` reads of a model, for the trainer that is not the model itself."""
+
+    def __init__(self, embedding_dim, rank, name: str):
+        self.embedding_dim, self.rank = embedding_dim, rank
+        self._name = name
 
 
 def torch_sigmoid(x):

@@ -94,3 +94,26 @@ def test_shared_representation_through_the_engine():
     assert np.corrcoef(e, s)[0, 1] > 0.6  # the shared towers see the u^T v that drives exposure
     with pytest.raises(InputError):
         SharedTextNuisance(embedding_dim=8).fit(X, t)  # needs Y = [t, y]
+
+
+@pytest.mark.parametrize("kind", ["propensity", "outcome", "shared"])
+def test_fitted_heads_pickle_and_predict_the_same(kind):
+    # joblib caches, econml's copies and users' saved models need picklable networks (no closures)
+    import pickle
+
+    from causalrec.models.text_models import SharedTextNuisance
+
+    X, t, s = bilinear_data(n=600)
+    if kind == "propensity":
+        m = BilinearPropensityModel(embedding_dim=8, max_epochs=3, **{k: v for k, v in FAST.items()
+                                                                      if k != "max_epochs"}).fit(X, t)
+        pred = m.predict_proba
+    elif kind == "outcome":
+        m = BilinearOutcomeModel(embedding_dim=8, max_epochs=3, device="cpu").fit(X, s)
+        pred = m.predict
+    else:
+        m = SharedTextNuisance(embedding_dim=8, max_epochs=3, device="cpu", loss="mse").fit(X, np.column_stack([t, s]))
+        pred = m.predict
+    back = pickle.loads(pickle.dumps(m))
+    again = back.predict_proba if kind == "propensity" else back.predict
+    np.testing.assert_array_equal(again(X), pred(X))
