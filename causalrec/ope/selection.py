@@ -67,20 +67,25 @@ def grids(select: dict[str, bool], clusters: list[int] | None) -> dict[str, list
 
 
 def expand(ests, grid: dict[str, list]):
-    """``(estimators with candidates, groups)``; a group is ``(position, attribute, values, indices)``."""
+    """``(estimators with candidates, groups)``; a group is ``(position, attribute, values, indices, name)``
+    with ``name`` the requested estimator's name in the run (what the kept candidate is called)."""
+    from causalrec.ope.estimators import run_names
+
+    names = run_names(ests)
     out, groups = [], []
     for i, e in enumerate(ests):
         hit = next(((opt, attr) for opt, (attr, names) in PARAMS.items() if opt in grid and e.name in names), None)
         if hit is None:
             out.append(e)
-            groups.append((i, None, None, [len(out) - 1]))
+            groups.append((i, None, None, [len(out) - 1], names[i]))
             continue
         opt, attr = hit
         idx = []
         for v in grid[opt]:
-            out.append(replace(e, **{attr: v}))
+            # candidates are told apart by their parameters; an alias would make them one name
+            out.append(replace(e, alias=None, **{attr: v}))
             idx.append(len(out) - 1)
-        groups.append((i, attr, list(grid[opt]), idx))
+        groups.append((i, attr, list(grid[opt]), idx, names[i]))
     return out, groups
 
 
@@ -88,7 +93,7 @@ def apply(result, groups, width: float = SLOPE_WIDTH):
     """Keep one estimate per requested estimator (SLOPE's choice for expanded ones)."""
     ests = result.estimates
     kept, sel = [], {}
-    for _, attr, values, idx in groups:
+    for _, attr, values, idx, name in groups:
         if attr is None:
             kept.append(ests[idx[0]])
             continue
@@ -96,8 +101,7 @@ def apply(result, groups, width: float = SLOPE_WIDTH):
         j = slope_index([c.estimate for c in cand], [c.se for c in cand], width)
         chosen = cand[j]
         chosen.extra["selected_by"] = "slope"
-        # candidates carry distinct run labels ("ips(clip=30)"); the kept estimate is the requested name
-        name = chosen.estimator.split("(")[0]
+        # candidates carry distinct run labels ("ips(clip=30)"); the kept estimate takes the requested name
         chosen.estimator = name
         sel[name] = {
             "parameter": PUBLIC[attr], "chosen": _val(values[j]), "method": "slope", "width_se": width,

@@ -65,3 +65,13 @@ def test_bad_choice_and_cli(sb, tmp_path, capsys):
     capsys.readouterr()
     assert main(["ope", str(tmp_path / "logs.csv"), "--target", str(tmp_path / "t.csv"), "--outcome", "click",
                  "--dros-lambda", "big"]) == 2
+
+
+def test_selected_estimators_keep_their_run_names(sb):
+    # an alias (or two instances of one estimator) must survive selection under its own name
+    from causalrec.ope.estimators import IPS
+
+    r = evaluate(sb.logs, sb.targets["greedy_mix"], schema=LogSchema(outcome="click"),
+                 estimators=[IPS(alias="ips(tuned)"), "snips", "dm"], clip="slope")
+    assert [e.estimator for e in r.estimates] == ["ips(tuned)", "snips", "dm"]
+    assert set(r.diagnostics["selection"]) == {"ips(tuned)", "snips"}
