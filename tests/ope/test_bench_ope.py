@@ -14,12 +14,10 @@ Run directly: ``python -m pytest -q -m slow tests/ope/test_bench_ope.py -s``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+_hs = importlib.util.spec_from_file_location("bench_harness", Path(__file__).with_name("bench_harness.py"))
+harness = importlib.util.module_from_spec(_hs)
+_hs.loader.exec_module(harness)  # shared by the OPE benchmarks (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_MEM = 10_000_000
@@ -108,18 +110,6 @@ def write_parquet(path: Path, n_rows: int, seed0: int) -> None:
 
 # -- subprocess workers ---------------------------------------------------------------
 
-def _rss_now_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
-
-
 def worker(mode: str, path: str, target_path: str) -> dict:
     import pandas as pd
 
@@ -132,11 +122,11 @@ def worker(mode: str, path: str, target_path: str) -> dict:
         r = evaluate(path, target, schema=LogSchema(outcome="click"), estimators=("ips", "snips", "dr"),
                      batch_size=1_000_000, progress=False)
         dt = time.perf_counter() - t0
-        return {"seconds": dt, "peak_rss_mb": _peak_mb(), "n_rows": r.n_rows,
+        return {"seconds": dt, "peak_rss_mb": harness.peak_mb(), "n_rows": r.n_rows,
                 "estimates": {e.estimator: [e.estimate, e.se, e.ci_low, e.ci_high] for e in r.estimates},
                 "mode": r.config["mode"], "ess_ratio": r.diagnostics["ess_ratio"]}
     df = pd.read_parquet(path)
-    loaded = _rss_now_mb()
+    loaded = harness.rss_now_mb()
     times = []
     if mode == "causalrec":
         from causalrec.data import LogSchema
@@ -159,25 +149,8 @@ def worker(mode: str, path: str, target_path: str) -> dict:
             times.append(time.perf_counter() - t0)
         est = {k: list(v) for k, v in res.items() if k != "_diag"}
     times = times[1:]
-    return {"seconds_runs": times, "seconds": float(np.median(times)), "peak_rss_mb": _peak_mb(),
+    return {"seconds_runs": times, "seconds": float(np.median(times)), "peak_rss_mb": harness.peak_mb(),
             "rss_after_load_mb": loaded, "n_rows": len(df), "estimates": est}
-
-
-def _run_worker(mode: str, path: Path, target_path: Path, timeout: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), mode, str(path), str(target_path)],
-                         capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {mode} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "?"
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, numpy {np.__version__}"
 
 
 @pytest.mark.slow
@@ -193,8 +166,8 @@ def test_bench_ope():
         t0 = time.perf_counter()
         write_parquet(tmp / "logs10m.parquet", N_MEM, seed0=1000)
         gen10 = time.perf_counter() - t0
-        cr = _run_worker("causalrec", tmp / "logs10m.parquet", tpath, 1800)
-        npy = _run_worker("numpy", tmp / "logs10m.parquet", tpath, 1800)
+        cr = harness.run_worker(__file__, ["causalrec", tmp / "logs10m.parquet", tpath], 1800)
+        npy = harness.run_worker(__file__, ["numpy", tmp / "logs10m.parquet", tpath], 1800)
         for k in ("ips", "snips", "dr"):
             np.testing.assert_allclose(cr["estimates"][k], npy["estimates"][k], rtol=1e-9)
         (tmp / "logs10m.parquet").unlink()
@@ -203,7 +176,7 @@ def test_bench_ope():
         write_parquet(tmp / "logs100m.parquet", N_STREAM, seed0=2000)
         gen100 = time.perf_counter() - t0
         size_gb = (tmp / "logs100m.parquet").stat().st_size / 1e9
-        st = _run_worker("stream", tmp / "logs100m.parquet", tpath, 3600)
+        st = harness.run_worker(__file__, ["stream", tmp / "logs100m.parquet", tpath], 3600)
         load1 = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,7 +221,7 @@ def test_bench_ope():
         "",
         *est_rows,
         "",
-        f"Machine: {_machine()}. Load average (1/5/15 min) at start {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
+        f"Machine: {harness.machine()}. Load average (1/5/15 min) at start {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
         f"at end {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f} (shared with other jobs, so times are upper bounds). "
         f"Writing the test files took {gen10:.0f} s (10M) and {gen100:.0f} s (100M).",
         "",

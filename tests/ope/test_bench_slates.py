@@ -21,9 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+_hs = importlib.util.spec_from_file_location("bench_harness", Path(__file__).with_name("bench_harness.py"))
+harness = importlib.util.module_from_spec(_hs)
+_hs.loader.exec_module(harness)  # shared by the OPE benchmarks (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_REQUESTS = 1_000_000
@@ -131,10 +133,6 @@ def write_log(path: Path, seed: int = 1):
     return scores, marg
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker(mode: str, path: str, target_path: str) -> dict:
     import pandas as pd
 
@@ -154,27 +152,9 @@ def worker(mode: str, path: str, target_path: str) -> dict:
             res = evaluate(path, target, schema=schema, estimators=ests, target_kind="plackett-luce",
                            batch_size=1_000_000, progress=False)
         times.append(time.perf_counter() - t0)
-    return {"seconds_runs": times, "seconds": float(min(times)), "peak_rss_mb": _peak_mb(), "n_rows": res.n_rows,
+    return {"seconds_runs": times, "seconds": float(min(times)), "peak_rss_mb": harness.peak_mb(), "n_rows": res.n_rows,
             "mode": res.config["mode"], "cluster": res.config["cluster"],
             "estimates": {e.estimator: [e.estimate, e.se, e.ci_low, e.ci_high] for e in res.estimates}}
-
-
-def _run_worker(mode: str, path: Path, target_path: Path, timeout: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2",
-               PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), mode, str(path), str(target_path)],
-                         capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {mode} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    """The machine line of the item-level OPE benchmark (one definition, in test_bench_ope.py)."""
-    spec = importlib.util.spec_from_file_location("bench_ope", Path(__file__).with_name("test_bench_ope.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod._machine()
 
 
 @pytest.mark.slow
@@ -190,9 +170,9 @@ def test_bench_slates():
         scores.to_parquet(tmp / "scores.parquet")
         marg.to_parquet(tmp / "marg.parquet")
         size_gb = (tmp / "slates10m.parquet").stat().st_size / 1e9
-        ips = _run_worker("ips", tmp / "slates10m.parquet", tmp / "marg.parquet", 3600)
-        rips = _run_worker("rips", tmp / "slates10m.parquet", tmp / "scores.parquet", 3600)
-        sl = _run_worker("slates", tmp / "slates10m.parquet", tmp / "scores.parquet", 3600)
+        ips = harness.run_worker(__file__, ["ips", tmp / "slates10m.parquet", tmp / "marg.parquet"], 3600)
+        rips = harness.run_worker(__file__, ["rips", tmp / "slates10m.parquet", tmp / "scores.parquet"], 3600)
+        sl = harness.run_worker(__file__, ["slates", tmp / "slates10m.parquet", tmp / "scores.parquet"], 3600)
         load1 = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -230,7 +210,7 @@ def test_bench_slates():
         "|---|---:|---:|---|",
         *est_rows,
         "",
-        f"Machine: {_machine()}. Load average (1/5/15 min) at start {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
+        f"Machine: {harness.machine()}. Load average (1/5/15 min) at start {load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, "
         f"at end {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f} (shared with other jobs, so times are upper bounds). "
         f"Writing the log took {gen:.0f} s.",
         "",

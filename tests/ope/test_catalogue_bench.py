@@ -19,11 +19,10 @@ Run directly: ``python -m pytest -q -m slow tests/ope/test_catalogue_bench.py -s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+_hs = importlib.util.spec_from_file_location("bench_harness", Path(__file__).with_name("bench_harness.py"))
+harness = importlib.util.module_from_spec(_hs)
+_hs.loader.exec_module(harness)  # shared by the OPE benchmarks (tests/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = int(os.environ.get("CAUSALREC_BENCH_ROWS", 10_000_000))
@@ -69,10 +72,6 @@ def write_files(tmp: Path, seed: int = 0):
     return sim
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker(mode: str, tmp: str) -> dict:
     from causalrec.data import LogSchema
     from causalrec.ope import evaluate
@@ -90,28 +89,10 @@ def worker(mode: str, tmp: str) -> dict:
                            items=d / "items.parquet", logging_policy=d / "logging.parquet",
                            embedding_clusters=32 if mode == "mips" else None, batch_size=CHUNK, progress=False)
         times.append(time.perf_counter() - t0)
-    return {"seconds_runs": times, "seconds": float(min(times)), "peak_rss_mb": _peak_mb(), "n_rows": res.n_rows,
+    return {"seconds_runs": times, "seconds": float(min(times)), "peak_rss_mb": harness.peak_mb(), "n_rows": res.n_rows,
             "mode": res.config["mode"], "cluster": res.config["cluster"],
             "chosen": (res.diagnostics.get("selection", {}).get("mips", {}).get("chosen")),
             "estimates": {e.estimator: [e.estimate, e.se, e.ci_low, e.ci_high] for e in res.estimates}}
-
-
-def _run_worker(mode: str, tmp: Path, timeout: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), mode, str(tmp)], capture_output=True,
-                         text=True, timeout=timeout, env=env, cwd=str(ROOT))
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {mode} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_ope", Path(__file__).with_name("test_bench_ope.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod._machine()
 
 
 @pytest.mark.slow
@@ -129,9 +110,9 @@ def test_bench_catalogue():
         Catalogue.from_table(sim.catalogue).embeddings()  # warm the embedding cache (a first run's cost)
         embed = time.perf_counter() - t0
         size_gb = (tmp / "logs.parquet").stat().st_size / 1e9
-        ips = _run_worker("ips", tmp, 3600)
-        mips = _run_worker("mips", tmp, 3600)
-        slope = _run_worker("mips_slope", tmp, 3600)
+        ips = harness.run_worker(__file__, ["ips", tmp], 3600)
+        mips = harness.run_worker(__file__, ["mips", tmp], 3600)
+        slope = harness.run_worker(__file__, ["mips_slope", tmp], 3600)
         load1 = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -169,7 +150,7 @@ def test_bench_catalogue():
         "|---|---:|---:|---|",
         *est_rows,
         "",
-        f"Truth {sim.truth:.5f}. Machine: {_machine()}. Load average (1/5/15 min) at start "
+        f"Truth {sim.truth:.5f}. Machine: {harness.machine()}. Load average (1/5/15 min) at start "
         f"{load0[0]:.1f}/{load0[1]:.1f}/{load0[2]:.1f}, at end {load1[0]:.1f}/{load1[1]:.1f}/{load1[2]:.1f} (shared "
         f"with other jobs, so times are upper bounds). Writing the log took {gen:.0f} s; embedding the "
         f"{N_ITEMS:,} titles the first time (MiniLM, CPU) took {embed:.0f} s.",
