@@ -43,6 +43,7 @@ from causalrec.debias.position import (
     regression_em,
 )
 from causalrec.debias.weights import ExposureWeights, empirical_propensity, exposure_weights
+from causalrec.diagnostics.weights import ess_warning
 from causalrec.errors import InputError
 from causalrec.inference import influence_se
 from causalrec.results import CausalResult, Estimate, jsonable
@@ -326,9 +327,9 @@ def debias(
         # candidate mode divides by pi inside the label (SNIPS normalises the label there), so raw IPS weights
         wmethod = "ips" if method == "ips" or exposure is not None else "snips"
     ew = exposure_weights(prop[on], wmethod, clip=clip, cap=cap)
-    if ew.n and ew.ess < 0.1 * ew.n and method != "naive":
-        warnings.append(f"effective sample size of the weights is {ew.ess:,.0f} of {ew.n:,} rows "
-                        f"({ew.ess / ew.n:.1%}): corrected training will be noisy; consider --clip")
+    msg = ess_warning(ew.ess, ew.n, "corrected training will be noisy; consider --clip")
+    if msg and method != "naive":
+        warnings.append(msg)
 
     # 2. examination per position (estimated on shown rows: only they can be clicked)
     pb: PositionBias | None = None

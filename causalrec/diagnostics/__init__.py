@@ -6,7 +6,7 @@ Each function takes plain arrays (treatment ``t``, estimated propensity
 and ``to_dict()``; the report layer draws them.
 """
 
-from causalrec.diagnostics.balance import BalanceResult, covariate_balance
+from causalrec.diagnostics.balance import BalanceResult, covariate_balance, design_balance
 from causalrec.diagnostics.overlap import (
     OverlapHandling,
     OverlapResult,
@@ -14,18 +14,25 @@ from causalrec.diagnostics.overlap import (
     overlap,
 )
 from causalrec.diagnostics.weights import (
+    ESS_WARN_SHARE,
     WeightDiagnostics,
     effective_sample_size,
+    ess_from_sums,
+    ess_warning,
     weight_diagnostics,
 )
 
 __all__ = [
+    "ESS_WARN_SHARE",
     "BalanceResult",
     "OverlapHandling",
     "OverlapResult",
     "WeightDiagnostics",
     "covariate_balance",
+    "design_balance",
     "effective_sample_size",
+    "ess_from_sums",
+    "ess_warning",
     "handle_overlap",
     "overlap",
     "weight_diagnostics",

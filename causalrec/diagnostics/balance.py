@@ -12,11 +12,15 @@ scale (Austin & Stuart 2015). ``|SMD| < 0.1`` is the usual reading of
 
 Text embeddings have hundreds of dimensions; balance is checked on their
 leading principal components (the directions along which the arms can
-differ most visibly), plus every tabular covariate.
+differ most visibly), plus every tabular covariate. :func:`design_balance`
+does this for a causalrec design matrix (columns named ``u0..`` user text,
+``i0..`` item text, ``ui0..`` their product, then covariates): it is the one
+balance that uplift's diagnostics, warning and report use.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +38,7 @@ class BalanceResult:
     estimand: str
     threshold: float
     table: pd.DataFrame  # covariate, kind, smd_before, smd_after
+    n_components: int | None = None  # principal components per embedding block
 
     @property
     def max_abs_before(self) -> float:
@@ -51,7 +56,7 @@ class BalanceResult:
         return jsonable({
             "estimand": self.estimand, "threshold": self.threshold,
             "max_abs_smd_before": self.max_abs_before, "max_abs_smd_after": self.max_abs_after,
-            "n_imbalanced_after": self.n_imbalanced_after,
+            "n_imbalanced_after": self.n_imbalanced_after, "n_components": self.n_components,
             "table": self.table.to_dict(orient="records"),
         })
 
@@ -126,10 +131,47 @@ def covariate_balance(
         for j in range(pcs.shape[1]):
             blocks.append((f"{label} PC{j + 1}", "embedding PC", pcs[:, j]))
     if not blocks:
-        return BalanceResult(estimand, threshold, pd.DataFrame(columns=["covariate", "kind", "smd_before", "smd_after"]))
+        return BalanceResult(estimand, threshold, pd.DataFrame(columns=["covariate", "kind", "smd_before", "smd_after"]),
+                             n_components)
     x = np.column_stack([b[2] for b in blocks])
     table = pd.DataFrame({
         "covariate": [b[0] for b in blocks], "kind": [b[1] for b in blocks],
         "smd_before": smd(x, t), "smd_after": smd(x, t, w),
     })
-    return BalanceResult(estimand, float(threshold), table)
+    return BalanceResult(estimand, float(threshold), table, n_components)
+
+
+_EMB_BLOCKS = (("user_text", re.compile(r"^u\d+$")), ("item_text", re.compile(r"^i\d+$")))
+#: more unnamed tabular columns than this (one-hot ids, raw arrays) are summarised like an embedding
+MAX_TABULAR = 30
+
+
+def split_design(X: np.ndarray, names: list[str] | None) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str]]:
+    """Embedding blocks (by column name: ``u<j>`` user text, ``i<j>`` item text) and the
+    remaining tabular columns of a design matrix; the ``ui<j>`` products are left out
+    (they are functions of the two blocks)."""
+    names = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
+    used = np.zeros(len(names), bool)
+    blocks: dict[str, np.ndarray] = {}
+    for label, pat in _EMB_BLOCKS:
+        idx = np.array([bool(pat.match(n)) for n in names])
+        if idx.any():
+            blocks[label] = X[:, idx]
+            used |= idx
+    used |= np.array([n.startswith("ui") and n[2:].isdigit() for n in names])
+    rest = np.flatnonzero(~used)
+    if rest.size == 0:
+        return blocks, None, []
+    if rest.size > MAX_TABULAR:
+        blocks["features"] = X[:, rest]
+        return blocks, None, []
+    return blocks, X[:, rest], [names[j] for j in rest]
+
+
+def design_balance(t: np.ndarray, e_hat: np.ndarray, X: np.ndarray, names: list[str] | None, *,
+                   n_components: int = 5, estimand: str = "ate", threshold: float = 0.1,
+                   random_state: int = 0) -> BalanceResult:
+    """:func:`covariate_balance` of a design matrix split by :func:`split_design`."""
+    blocks, tab, tab_names = split_design(np.asarray(X, dtype=np.float32), names)
+    return covariate_balance(t, e_hat, tab, names=tab_names, embeddings=blocks, n_components=n_components,
+                             estimand=estimand, threshold=threshold, random_state=random_state)

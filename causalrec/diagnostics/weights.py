@@ -9,6 +9,11 @@ The effective sample size of weights ``w`` over a set of rows is Kish's
 ``ESS = (sum w)^2 / sum w^2``: the number of equally weighted rows that would
 give the same variance of a weighted mean. An ESS far below the row count
 means a few rows carry the estimate (poor overlap).
+
+One definition and one warning threshold for every command (uplift, OPE, debias,
+the Spark engines): :func:`effective_sample_size` / :func:`ess_from_sums` (streamed
+sums), and :func:`ess_warning` fires when ``ESS < ESS_WARN_SHARE * n`` with ``n``
+the rows the weights are defined on.
 """
 
 from __future__ import annotations
@@ -32,11 +37,31 @@ def ipw_weights(t: np.ndarray, e_hat: np.ndarray, estimand: str = "ate") -> np.n
     raise InputError(f"unknown estimand {estimand!r}", column="estimand", fix="use 'ate' or 'att'")
 
 
+#: Kish ESS below this share of the rows triggers the ESS warning. 10%: below it the
+#: variance of a weighted mean is at least 10x that of an unweighted one on the same rows.
+ESS_WARN_SHARE = 0.1
+
+
+def ess_from_sums(sum_w: float, sum_w2: float) -> float:
+    """Kish's ESS ``(sum w)^2 / sum w^2`` from running sums (0 when every weight is 0)."""
+    return float(sum_w) ** 2 / float(sum_w2) if sum_w2 > 0 else 0.0
+
+
 def effective_sample_size(w: np.ndarray) -> float:
     """Kish's effective sample size ``(sum w)^2 / sum w^2``."""
     w = np.asarray(w, dtype=float)
-    s2 = float(np.sum(w * w))
-    return float(np.sum(w) ** 2 / s2) if s2 > 0 else 0.0
+    return ess_from_sums(float(np.sum(w)), float(np.sum(w * w)))
+
+
+def ess_warning(ess: float, n: int, consequence: str) -> str | None:
+    """The one ESS warning: a message when ``ess < ESS_WARN_SHARE * n``, else ``None``.
+
+    ``consequence`` says what a small ESS means for the caller's estimate
+    (e.g. "corrected training will be noisy; consider --clip")."""
+    if n <= 0 or ess >= ESS_WARN_SHARE * n:
+        return None
+    return (f"effective sample size of the weights is {ess:,.1f} of {n:,} rows ({ess / n:.2%}, below "
+            f"{ESS_WARN_SHARE:.0%}): {consequence}")
 
 
 @dataclass

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from causalrec.diagnostics.weights import ess_from_sums, ess_warning
 from causalrec.engines.spark import run_partitions
 from causalrec.errors import InputError
 from causalrec.results import CausalResult, Estimate, jsonable
@@ -138,11 +139,11 @@ def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, c
                        ).mapInPandas(transform, out_schema)
     q = frame.agg(F.percentile("weight", [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0]).alias("q")).collect()[0]["q"]
     quant = dict(zip(("min", "p01", "p25", "p50", "p75", "p99", "max"), map(float, q), strict=True))
-    ess = tot["sw"] ** 2 / tot["sw2"] if tot["sw2"] > 0 else 0.0
+    ess = ess_from_sums(tot["sw"], tot["sw2"])
     warnings = []
-    if ess < 0.1 * n and method != "naive":
-        warnings.append(f"effective sample size of the weights is {ess:,.0f} of {n:,} rows "
-                        f"({ess / n:.1%}): corrected training will be noisy; consider --clip")
+    msg = ess_warning(ess, n, "corrected training will be noisy; consider --clip")
+    if msg and method != "naive":
+        warnings.append(msg)
     if pb is not None and position_clip is not None and np.any(pb.examination < position_clip):
         warnings.append(f"examination below position_clip={position_clip} at positions "
                         f"{np.flatnonzero(pb.examination < position_clip).tolist()}: their labels are clipped "

@@ -608,8 +608,11 @@ class _Accumulator:
                      "target never shows it there (weight 0); check that the score table covers the candidates")
         fam = self.fam["list"]
         if "sips" in names or "snsips" in names:
+            from causalrec.diagnostics.weights import ess_from_sums, ess_warning
+
             n, s, s2, _ = fam
-            if n and s2 > 0 and s * s / s2 / n < 0.01:
-                w.append(f"the whole-list weights of sips have an effective sample size of {100 * s * s / s2 / n:.2f}% "
-                         "of the lists: sips is unreliable here; prefer rips or cascade_dr (cascade rewards) or iips")
+            msg = ess_warning(ess_from_sums(s, s2), n, "the whole-list weights of sips rest on a few lists: sips is "
+                              "unreliable here; prefer rips or cascade_dr (cascade rewards) or iips")
+            if msg and s2 > 0:
+                w.append(msg)
         return w

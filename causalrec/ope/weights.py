@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from causalrec.diagnostics.weights import ess_from_sums, ess_warning
 from causalrec.ope.estimators import vdot
 
 LOG_LO, LOG_HI, STEP = -8.0, 8.0, 0.01
 N_FINE = int(round((LOG_HI - LOG_LO) / STEP))
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
-ESS_WARN_SHARE = 0.01
 
 
 class WeightStats:
@@ -108,7 +108,7 @@ class WeightStats:
 
     def diagnostics(self) -> dict:
         n = self.n
-        ess = self.sum_w**2 / self.sum_w2 if self.sum_w2 > 0 else 0.0
+        ess = ess_from_sums(self.sum_w, self.sum_w2)
         mean_raw = self.sum_raw / n if n else float("nan")
         var_raw = (self.sum_raw2 - n * mean_raw**2) / (n - 1) if n > 1 else float("nan")
         d = {
@@ -149,12 +149,10 @@ class WeightStats:
     def warnings(self) -> list[str]:
         d = self.diagnostics()
         out = []
-        if self.n and d["ess_ratio"] < ESS_WARN_SHARE:
-            out.append(
-                f"effective sample size {d['ess']:.1f} is {100 * d['ess_ratio']:.2f}% of the {self.n:,} rows "
-                f"(< {100 * ESS_WARN_SHARE:.0f}%): a few rows with large weights drive the weighting "
-                "estimates; prefer DR-type estimators, clip the weights, or collect more randomised data"
-            )
+        msg = ess_warning(d["ess"], self.n, "a few rows with large weights drive the weighting estimates; "
+                          "prefer DR-type estimators, clip the weights, or collect more randomised data")
+        if msg and self.sum_w2 > 0:
+            out.append(msg)
         if self.n and self.sum_w2 == 0:
             out.append("the target policy puts no mass on any logged (item, position): weighting "
                        "estimates are 0 and carry no information; only DM extrapolates")

@@ -15,7 +15,6 @@ CATE distribution is that of the held-out half.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,6 @@ import numpy as np
 from causalrec.errors import InputError
 from causalrec.results import jsonable
 
-_EMB_BLOCKS = (("user_text", re.compile(r"^u\d+$")), ("item_text", re.compile(r"^i\d+$")))
-_MAX_TABULAR = 30
 
 
 @dataclass
@@ -60,26 +57,6 @@ class UpliftAnalysis:
         return "\n".join(parts + self.notes)
 
 
-def _split_design(X: np.ndarray, names: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[str]]:
-    """Embedding blocks (by column name) and the remaining tabular columns of ``X``."""
-    names = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
-    used = np.zeros(len(names), bool)
-    blocks: dict[str, np.ndarray] = {}
-    for label, pat in _EMB_BLOCKS:
-        idx = np.array([bool(pat.match(n)) for n in names])
-        if idx.any():
-            blocks[label] = X[:, idx]
-            used |= idx
-    used |= np.array([n.startswith("ui") and n[2:].isdigit() for n in names])
-    rest = np.flatnonzero(~used)
-    if rest.size == 0:
-        return blocks, None, []
-    if rest.size > _MAX_TABULAR:  # one-hot ids or raw arrays: summarise them like an embedding
-        blocks["features"] = X[:, rest]
-        return blocks, None, []
-    return blocks, X[:, rest], [names[j] for j in rest]
-
-
 def analyze(
     result: Any,
     *,
@@ -111,7 +88,8 @@ def analyze(
     cate_models: ``(model_y, model_t)`` to re-fit the nuisances; default: the result's own
     cross-fitted nuisances (no second fit), through ``Precomputed*`` models.
     """
-    from causalrec.diagnostics import covariate_balance, overlap, weight_diagnostics
+    from causalrec.diagnostics import design_balance, overlap, weight_diagnostics
+    from causalrec.diagnostics.balance import split_design
     from causalrec.uplift.segments import embedding_segments, group_effects
 
     nu = getattr(result, "nuisance", None) or {}
@@ -131,9 +109,11 @@ def analyze(
                                  "cate_modifiers": cate_modifiers, "honest_split": honest_split})
     out.overlap = overlap(t, e_raw, clip=clip)
     out.weights = weight_diagnostics(t, e, "ate")
-    blocks, tab, tab_names = _split_design(X, nu.get("feature_names"))
-    out.balance = covariate_balance(t, e, tab, names=tab_names, embeddings=blocks,
-                                    n_components=balance_components, random_state=seed)
+    blocks, _, _ = split_design(X, nu.get("feature_names"))
+    # the run's own balance (the one its warning read) unless other components were asked for
+    run_bal = nu.get("balance")
+    out.balance = run_bal if getattr(run_bal, "n_components", None) == balance_components else \
+        design_balance(t, e, X, nu.get("feature_names"), n_components=balance_components, random_state=seed)
     data = getattr(result, "data", None)
     if per_item and data is not None and "item_id" in data.columns:
         out.groups.append(group_effects(y, t, e, mu0, mu1, data["item_id"].astype(str).to_numpy(), by="item_id",

@@ -435,21 +435,6 @@ def _pca(X: np.ndarray, k: int, seed: int) -> np.ndarray | None:
     return PCA(n_components=k, random_state=seed).fit_transform(Xs)
 
 
-def _balance(X: np.ndarray, t: np.ndarray, e: np.ndarray, names: list[str], k: int = 10) -> dict[str, float]:
-    """Max / mean absolute standardised mean difference over the leading principal
-    components of ``X`` (or ``X`` itself when narrow), before and after ATE weighting."""
-    Z = _pca(X, k, 0) if X.shape[1] > k else (X - X.mean(0))
-    if Z is None or Z.shape[1] == 0:
-        return {}
-    tb = t.astype(bool)
-    sd = np.sqrt((Z[tb].var(0) + Z[~tb].var(0)) / 2) + 1e-12
-    raw = np.abs(Z[tb].mean(0) - Z[~tb].mean(0)) / sd
-    w1, w0 = 1.0 / e[tb], 1.0 / (1.0 - e[~tb])
-    wtd = np.abs(np.average(Z[tb], axis=0, weights=w1) - np.average(Z[~tb], axis=0, weights=w0)) / sd
-    return {"smd_max_before": float(raw.max()), "smd_mean_before": float(raw.mean()),
-            "smd_max_after": float(wtd.max()), "smd_mean_after": float(wtd.mean())}
-
-
 def estimate(
     logs: Any,
     *,
@@ -667,28 +652,35 @@ def estimate(
         groups = groups_all[keep] if groups_all is not None else None
         mu0, mu1 = nu["mu0"][keep], nu["mu1"][keep]
         Xk = X[keep]
-        w = np.where(t == 1, 1.0 / e, 1.0 / (1.0 - e))
-        ess = float(w.sum() ** 2 / (w ** 2).sum())
+        from causalrec.diagnostics import design_balance, effective_sample_size, ess_warning
+        from causalrec.diagnostics.weights import ipw_weights
+
+        w = ipw_weights(t, e, "ate")
+        ess = effective_sample_size(w)
         diagnostics.update({
             "propensity_min": float(e_raw.min()), "propensity_max": float(e_raw.max()),
             "propensity_q01": float(np.quantile(e_raw, 0.01)), "propensity_q99": float(np.quantile(e_raw, 0.99)),
             "clip": clip, "share_clipped": share_clipped, "ess": ess, "ess_share": ess / len(t),
             "max_weight": float(w.max()),
         })
-        diagnostics.update(_balance(Xk, t, e, names))
+        balance = design_balance(t, e, Xk, names, random_state=seed)
+        diagnostics.update({"smd_max_before": balance.max_abs_before, "smd_max_after": balance.max_abs_after,
+                            "smd_mean_before": float(balance.table["smd_before"].abs().mean()),
+                            "smd_mean_after": float(balance.table["smd_after"].abs().mean())})
         if share_clipped > 0.05:
             warnings.append(f"{share_clipped:.1%} of propensities were clipped to [{clip}, {1 - clip}]: "
                             "weak overlap; IPW/AIPW are biased towards the clipped weights' estimand. "
                             "Consider trim=... (the estimand then becomes the overlap population).")
-        if diagnostics["ess_share"] < 0.1:
-            warnings.append(f"effective sample size of the weights is {ess:.0f} ({ess / len(t):.1%} of rows): "
-                            "estimates rest on a few heavily weighted rows")
+        msg = ess_warning(ess, len(t), "estimates rest on a few heavily weighted rows")
+        if msg:
+            warnings.append(msg)
         warnings += _tail_warnings(diagnostics, t, y, e, e_raw[keep], mu0, mu1, np.flatnonzero(keep))
         diagnostics["nuisance_models"] = nu["crossfit"].selection_report()
         nuisance.update({"e_hat": e, "e_raw": e_raw[keep], "mu0": mu0, "mu1": mu1, "X": Xk, "t": t, "y": y,
                          # E[Y | X] for DML's partialling out, from the same fits
                          "m_hat": e * mu1 + (1.0 - e) * mu0, "crossfit": nu["crossfit"],
-                         "groups": groups, "keep": keep, "folds": nu["folds"][keep], "feature_names": names})
+                         "groups": groups, "keep": keep, "folds": nu["folds"][keep], "feature_names": names,
+                         "balance": balance})
     else:
         t, y, groups = t_all, y_all, groups_all
 
