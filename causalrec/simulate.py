@@ -34,7 +34,9 @@ IDs repeat little and carry almost no information).
   on the randomised slice (share ``random_share`` of requests) ``e = random_exposure``.
   ``overlap`` bounds the propensity in ``[overlap, 1 - overlap]``.
 * position: the slot an item takes when exposed. Logged requests rank candidates
-  by ``z`` plus Gumbel noise; randomised requests shuffle them. Examination
+  by ``z`` plus Gumbel noise (plus ``logging_item_boost * b_w``, a promotion
+  of the title's noise word ``w`` unrelated to relevance, also in the exposure
+  logit; off by default); randomised requests shuffle them. Examination
   ``exam(p) = (1 + p) ** -position_bias``.
 * relevance ``r = sigmoid(relevance_intercept + 1.5 z + q_i)`` with item quality
   ``q_i ~ N(0, quality_sd)``.
@@ -265,12 +267,13 @@ def _make_items(rng: np.random.Generator, n: int, n_topics: int, title_noise: fl
     phi = np.zeros((n, n_topics))
     np.add.at(phi, (np.repeat(np.arange(n), WORDS_PER_TITLE), title_topics.ravel()), 1.0)
     phi /= WORDS_PER_TITLE
-    title = _join_words([noise[rng.integers(0, len(noise), n)]] + [title_words[:, j] for j in range(WORDS_PER_TITLE)])
+    noise_index = rng.integers(0, len(noise), n)
+    title = _join_words([noise[noise_index]] + [title_words[:, j] for j in range(WORDS_PER_TITLE)])
     desc = _join_words([desc_words[:, j] for j in range(WORDS_PER_DESCRIPTION)])
     desc = "a " + noise[rng.integers(0, len(noise), n)] + " pick: " + desc
     ids = np.array([f"{prefix}{i:05d}" for i in range(start, start + n)], dtype=object)
     return {
-        "item_id": ids, "title": title, "description": desc,
+        "item_id": ids, "title": title, "description": desc, "noise_index": noise_index,
         "topic": np.array(names, dtype=object)[main], "topic_index": main, "phi": phi,
         "quality": rng.normal(0.0, quality_sd, n),
         "price": np.round(np.exp(rng.normal(3.0, 0.6, n)), 2),
@@ -337,6 +340,7 @@ def simulate_logs(
     outcome_affinity: float = 1.0,
     relevance_intercept: float = -0.5,
     conversion: float = 0.6,
+    logging_item_boost: float = 0.0,
     catalog_seed: int | None = None,
 ) -> SimulatedLogs:
     """Simulate text-recommendation logs with known potential outcomes.
@@ -348,7 +352,16 @@ def simulate_logs(
     interests not visible in the text into the affinity (0: the text carries the
     whole confounder). ``catalog_seed`` (default: ``seed``) draws the catalogue
     and user pool, so runs with different ``seed`` and one ``catalog_seed``
-    share texts (and embedding caches).
+    share texts (and embedding caches). ``logging_item_boost`` (default 0: off)
+    makes the logging recommender promote items for a reason unrelated to
+    relevance: each title's leading noise word (``"premium"``, ``"classic"``...)
+    gets a boost ``b_w ~ N(0, 1)`` (drawn from its own stream, so the default
+    leaves every other draw unchanged), and on logged requests
+    ``logging_item_boost * b_w`` is added to both the exposure logit and the
+    ranking score. The logged propensity includes it; relevance does not, so
+    boosted items collect more clicks (exposed more, at better slots) without
+    being more relevant -- what naive click training learns and corrected
+    training must not.
     """
     n_rows = int(n_rows)
     if n_rows < 1:
@@ -366,6 +379,7 @@ def simulate_logs(
         _check(name, float(locals()[name]), 0.0, 1.0)
     _check("random_exposure", random_exposure, 0.0, 1.0, lo_open=True, hi_open=True)
     _check("position_bias", position_bias, 0.0, np.inf, hi_open=True)
+    _check("logging_item_boost", logging_item_boost, 0.0, np.inf, hi_open=True)
     if history_length[0] < 1 or history_length[1] < history_length[0]:
         raise InputError(f"history_length must be (lo, hi) with 1 <= lo <= hi, got {history_length}",
                          column="history_length", fix="e.g. history_length=(2, 6)")
@@ -412,12 +426,17 @@ def simulate_logs(
 
     is_random_req = rng.random(n_req) < random_share
     is_random = np.repeat(is_random_req, P)
-    e_log = overlap + (1.0 - 2.0 * overlap) * _sigmoid(exposure_intercept + confounding * 1.5 * z)
+    boost = np.zeros(n_all)
+    if logging_item_boost > 0:
+        # a separate stream: switching the knob on changes no other draw of the simulation
+        word_boost = np.random.default_rng([int(seed), 2]).normal(0.0, 1.0, len(NOISE_WORDS))
+        boost = logging_item_boost * word_boost[all_items["noise_index"][row_item]]
+    e_log = overlap + (1.0 - 2.0 * overlap) * _sigmoid(exposure_intercept + confounding * 1.5 * z + boost)
     propensity = np.where(is_random, random_exposure, e_log)
     treatment = (rng.random(n_all) < propensity).astype(np.int8)
 
     # slots: logged requests rank by affinity + Gumbel noise, randomised ones shuffle
-    score = np.where(is_random, 0.0, z) + rng.gumbel(size=n_all)
+    score = np.where(is_random, 0.0, z + boost) + rng.gumbel(size=n_all)
     order = np.argsort(-score.reshape(n_req, P), axis=1)
     position = np.argsort(order, axis=1).ravel().astype(np.int64)
     exam = (1.0 + position) ** (-position_bias)

@@ -142,3 +142,22 @@ def test_cli_writes_files(tmp_path):
     assert truth["ate"] == pytest.approx((logs["p_y1"] - logs["p_y0"]).mean())
     assert isinstance(truth["item_uplift"], list) and truth["knobs"]["seed"] == 2
     assert main(["simulate", "--n-rows", "10", "--out", str(out), "--overlap", "0.9"]) == 2
+
+
+def test_logging_item_boost_off_by_default_and_misleads_clicks_when_on():
+    base = simulate_logs(4000, seed=5, random_share=0.2)
+    off = simulate_logs(4000, seed=5, random_share=0.2, logging_item_boost=0.0)
+    pd.testing.assert_frame_equal(base.logs, off.logs)
+    on = simulate_logs(4000, seed=5, random_share=0.2, logging_item_boost=2.0)
+    # relevance, affinity and the randomised slice are untouched: only the logging policy changes
+    np.testing.assert_allclose(on.logs["true_relevance"], base.logs["true_relevance"])
+    rnd = on.logs["is_random"] == 1
+    np.testing.assert_allclose(on.logs.loc[rnd, "propensity"], base.logs.loc[rnd, "propensity"])
+    logged = on.logs[~rnd]
+    assert not np.allclose(logged["propensity"], base.logs.loc[~rnd, "propensity"])
+    # the boost is unrelated to relevance but moves exposure: the noise word predicts exposure, not relevance
+    word = logged["item_text"].str.split().str[0]
+    by_word = logged.groupby(word).agg(t=("treatment", "mean"), r=("true_relevance", "mean"))
+    assert by_word["t"].std() > 2 * base.logs[~rnd].groupby(word)["treatment"].mean().std()
+    with pytest.raises(InputError, match="logging_item_boost"):
+        simulate_logs(100, logging_item_boost=-1.0)

@@ -91,40 +91,53 @@ def check_binary(df: pd.DataFrame, col: str, names: Mapping[str, str] | None = N
     return s.to_numpy().astype(np.int8)
 
 
-def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str] | None = None) -> np.ndarray:
-    """Canonical (0-based) positions as int64; range-checked when ``n_positions`` is declared."""
-    vals = check_numeric(df, "position", names)
-    check_finite(vals, "position", names)
+def zero_based_positions(values: np.ndarray, base: int = 0, column: str = "position", *,
+                         n_positions: int | None = None) -> np.ndarray:
+    """Positions as the user wrote them -> canonical 0-based ``int64`` (``pos - base``), checked.
+
+    The one position-base check of the package (the log validation, the ranker's
+    click model and the position-bias estimators call it). Raises, naming
+    ``column``, when the values are not whole finite numbers, fall below
+    ``base``, reach ``n_positions`` (when given), or -- with ``base = 0`` --
+    start at 1: slot 0 is the top of every list, so no row there with 1 as the
+    smallest value is what 1-based slots read as 0-based look like, and the
+    error names ``--position-base 1``.
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    check_finite(vals, column)
     if np.any(vals != np.round(vals)):
-        raise InputError("positions must be whole numbers", column=_name("position", names),
+        raise InputError(f"column '{column}': positions must be whole numbers", column=column,
                          fix="store the slot index as an integer")
-    base = schema.position_base
-    # positions arrive as the user wrote them; compare in 0-based terms
-    pos = vals.astype(np.int64) - base
-    if base == 0 and len(pos) and pos.min() == 1:
-        # slot 0 is the top of every list: no row there with 1 as the smallest value is
-        # what 1-based positions read as 0-based look like (every slot would be off by one)
+    pos = vals.astype(np.int64) - int(base)
+    if base == 0 and pos.size and pos.min() == 1:
         raise InputError(
-            f"column '{_name('position', names)}' starts at 1 but positions are read as 0-based "
+            f"column '{column}' starts at 1 but positions are read as 0-based "
             "(position base 0): no row is at the top slot 0",
-            column=_name("position", names),
+            column=column,
             fix="pass --position-base 1 (position_base=1 in the LogSchema) if your slots count from 1",
         )
-    if (pos < 0).any():
+    if pos.size and pos.min() < 0:
         raise InputError(
-            f"column '{_name('position', names)}' has values below the declared base {base}",
-            column=_name("position", names),
+            f"column '{column}' has position {int(pos.min()) + int(base)}, below the declared base {base}",
+            column=column,
             fix="declare the right base (--position-base 0 or 1)",
         )
-    if schema.n_positions is not None and (pos >= schema.n_positions).any():
-        hi = int(pos.max()) + base
+    if n_positions is not None and pos.size and pos.max() >= n_positions:
+        hi = int(pos.max()) + int(base)
         raise InputError(
-            f"column '{_name('position', names)}' has position {hi}, outside the declared range "
-            f"{base}..{base + schema.n_positions - 1}",
-            column=_name("position", names),
+            f"column '{column}' has position {hi}, outside the declared range "
+            f"{base}..{int(base) + int(n_positions) - 1}",
+            column=column,
             fix="check --position-base and --n-positions, or drop rows with out-of-range positions",
         )
     return pos
+
+
+def check_positions(df: pd.DataFrame, schema: LogSchema, names: Mapping[str, str] | None = None) -> np.ndarray:
+    """Canonical (0-based) positions as int64; range-checked when ``n_positions`` is declared."""
+    vals = check_numeric(df, "position", names)
+    return zero_based_positions(vals, schema.position_base, _name("position", names),
+                                n_positions=schema.n_positions)
 
 
 def check_level(value: float, name: str = "ci_level", example: float = 0.95) -> float:

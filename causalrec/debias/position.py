@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from causalrec.data.validation import zero_based_positions
 from causalrec.errors import InputError
 from causalrec.inference import z_value
 from causalrec.results import Estimate, jsonable
@@ -138,17 +139,15 @@ def _check_positions(clicks: np.ndarray, positions: np.ndarray, n_positions: int
                          fix="pass one click and one position per row")
     if not np.all(np.isfinite(c)):
         raise InputError("clicks have missing values", column="outcome", fix="drop or fill those rows")
-    pos = pos.astype(np.int64)
     if pos.size == 0:
         raise InputError("no rows to estimate position bias from", column="position", fix="pass a non-empty log")
-    if pos.min() < 0:
-        raise InputError("positions must be 0-based here (canonical)", column="position",
-                         fix="declare position_base=1 in the schema if your positions start at 1")
+    # canonical 0-based slots here; the one position-base check names --position-base 1 for 1-based ones
+    pos = zero_based_positions(pos, 0, "position")
     if pos.min() >= 1:
-        # the usual cause: 1-based slots read as 0-based, which leaves slot 0 empty
-        raise InputError(f"no rows at position 0: the positions start at {int(pos.min())}, "
-                         "but positions are read as 0-based (position base 0)", column="position",
-                         fix="pass --position-base 1 (position_base=1 in the LogSchema) if your slots count from 1")
+        # the reference slot 0 must be present: every ratio is relative to it
+        raise InputError(f"no rows at position 0 (the positions start at {int(pos.min())}): examination is "
+                         "estimated relative to the top slot", column="position",
+                         fix="include rows of the top slot, or pass --position-base 1 if your slots count from 1")
     k = int(pos.max()) + 1 if n_positions is None else int(n_positions)
     if pos.max() >= k:
         raise InputError(f"position {int(pos.max())} is outside 0..{k - 1}", column="position",

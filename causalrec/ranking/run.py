@@ -16,7 +16,7 @@ import pandas as pd
 
 from causalrec.data.readers import read_table
 from causalrec.data.schema import LogSchema
-from causalrec.data.validation import check_finite, check_nonempty, check_numeric
+from causalrec.data.validation import check_finite, check_nonempty, check_numeric, zero_based_positions
 from causalrec.errors import InputError
 from causalrec.results import Estimate
 
@@ -96,25 +96,10 @@ def fit_ranker_on_frame(
     pos = None
     if cfg.objective == "click_model":
         _need(df, position, "position", "--position")
-        pos = _zero_based(check_numeric(df, position), position, position_base)
+        pos = zero_based_positions(check_numeric(df, position), position_base, position)
     return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
                         weights=w, groups=groups, positions=pos, val_labels=yv, val_weights=wv,
                         encoder=encoder, config=cfg)
-
-
-def _zero_based(pos: np.ndarray, col: str, base: int) -> np.ndarray:
-    """Positions shifted to 0-based, with the error that names ``--position-base`` when they do not fit."""
-    p = np.asarray(pos, dtype=np.float64)
-    if np.any(p != np.round(p)):
-        raise InputError(f"column '{col}' has non-integer positions", column=col, fix="pass integer slots")
-    p = p.astype(np.int64) - int(base)
-    if p.size and p.min() < 0:
-        raise InputError(f"column '{col}' has position {int(p.min()) + base} below --position-base {base}",
-                         column=col, fix="declare the first slot with --position-base (0 or 1)")
-    if base == 0 and p.size and p.min() == 1:
-        raise InputError(f"positions in column '{col}' start at 1 but --position-base is 0", column=col,
-                         fix="pass --position-base 1")
-    return p
 
 
 def evaluate_ranker(

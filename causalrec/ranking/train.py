@@ -62,7 +62,11 @@ label and weight; pass corrected labels)::
 
 DCG is linear in the gains, so for a ranking fixed before the held-out
 labels are seen, IPS or DR gains make it an unbiased estimate of the DCG
-against the true relevance. The returned model is the epoch with the best
+against the true relevance. The ``click_model`` objective given an ``examination``
+curve and no validation labels scores the held-out lists with the clicks
+divided by their slot's examination, ``g = c / max(rho_k, val_position_clip)``
+(IPS on the slot: ``E[g | u, a, k] = P(C = 1 | u, a, k = 0)`` when the curve
+is right and the floor does not bind), so selection is not position-biased. The returned model is the epoch with the best
 estimate, but it replaces the zero-shot scorer only when its gain over epoch 0
 is at least ``min_gain_se`` standard errors of the paired (per-list)
 difference -- a noisy validation does not talk the ranker out of its start.
@@ -99,7 +103,8 @@ class TrainConfig:
     ``val_share`` the share of request lists held out for model selection
     (0: none, the last epoch is kept); ``val_k`` the DCG cut-off;
     ``min_gain_se`` how many paired standard errors a trained epoch must gain
-    over the zero-shot one to replace it.
+    over the zero-shot one to replace it. ``val_position_clip``: floor on ``rho_k`` in the
+    click-model validation gains ``c / rho_k``.
     """
 
     objective: str = "pointwise"
@@ -118,6 +123,7 @@ class TrainConfig:
     val_share: float = 0.2
     val_k: int = 10
     min_gain_se: float = 1.0
+    val_position_clip: float = 0.05
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -146,6 +152,7 @@ class TrainHistory:
     n_val_lists: int = 0
     n_pairs: int = 0
     n_texts: int = 0
+    val_gains: str = ""
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
@@ -226,13 +233,15 @@ def train_ranker(
     learning it -- under a personalised ranking the slot and the relevance
     are confounded and a learned tower is not identified. ``val_labels`` / ``val_weights`` (one per row; only the
     held-out rows are read) give the validation gains, default the training
-    ones. ``bottom_cache``: a dict reused across trainings from the same
+    ones -- for ``click_model`` with ``examination`` given, the held-out clicks
+    divided by ``rho_k``. ``bottom_cache``: a dict reused across trainings from the same
     encoder (see :meth:`TwoTowerRanker.bottom`).
     """
     import torch
     from tqdm.auto import tqdm
 
-    from causalrec.debias.labels import pairwise_weights
+    from causalrec.data.validation import zero_based_positions
+    from causalrec.debias.labels import ips_labels, pairwise_weights
     from causalrec.features.device import resolve_device
     from causalrec.ranking.model import TwoTowerRanker
 
@@ -261,15 +270,28 @@ def train_ranker(
             raise InputError("the click_model objective needs the slot of each row", column="position",
                              fix="pass --position COL (0-based slots of the shown rows)")
         pos = np.asarray(positions)
-        if pos.shape[0] != n or not np.issubdtype(pos.dtype, np.number) or np.any(pos < 0) \
-                or np.any(pos != np.round(pos)):
-            raise InputError("positions must be non-negative integers, one per row", column="position",
+        if pos.shape[0] != n or not np.issubdtype(pos.dtype, np.number):
+            raise InputError("positions must be integers, one per row", column="position",
                              fix="pass 0-based slots (declare --position-base 1 if they start at 1)")
-        pos = pos.astype(np.int64)
+        pos = zero_based_positions(pos, 0, "position")
         if not np.all((y == 0) | (y == 1)):
             raise InputError("the click_model objective is fitted on raw 0/1 clicks", column="label",
                              fix="pass the click column as --label (corrected labels go to --val-label)")
+    rho_curve = None
+    if cfg.objective == "click_model" and examination is not None:
+        n_slots = int(pos.max()) + 1
+        ex = np.asarray(examination, dtype=np.float64)
+        if ex.ndim != 1 or ex.shape[0] < n_slots or not np.all((ex > 0) & np.isfinite(ex)):
+            raise InputError(f"examination must be {n_slots} positive values (one per slot)",
+                             column="examination", fix="pass the curve of `causalrec debias` (rho_k)")
+        rho_curve = np.minimum(ex / ex[0], 1.0)
     yv = y if val_labels is None else np.asarray(val_labels, dtype=np.float64)
+    val_source = "training labels" if val_labels is None else "given validation labels"
+    if val_labels is None and rho_curve is not None:
+        # a known examination curve makes the held-out clicks position-unbiased gains (IPS on the slot):
+        # E[c / rho_k] = relevance at the top slot, so DCG on them is unbiased for a fixed ranking
+        yv = ips_labels(y, rho_curve[pos], position_clip=cfg.val_position_clip)
+        val_source = f"held-out clicks / rho_k (examination curve given, rho floored at {cfg.val_position_clip})"
     wv = (w if val_labels is None else np.ones(n)) if val_weights is None else np.asarray(val_weights, np.float64)
     if yv.shape[0] != n or wv.shape[0] != n or not (np.all(np.isfinite(yv)) and np.all(np.isfinite(wv))):
         raise InputError("validation labels and weights must be finite, one per row", column="val_label",
@@ -294,8 +316,11 @@ def train_ranker(
         hist.notes.append("no request lists (groups): no validation split, the last epoch is kept")
     elif cfg.val_share > 0 and not is_val.any():
         hist.notes.append("fewer than 4 request lists: no validation split, the last epoch is kept")
-    if is_val.any() and cfg.objective == "click_model" and val_labels is None:
-        hist.notes.append("validation on raw clicks is position-biased: pass corrected val_labels")
+    if is_val.any() and cfg.objective == "click_model" and val_labels is None and rho_curve is None:
+        hist.notes.append("validation on raw clicks is position-biased: pass corrected val_labels "
+                          "or the examination curve")
+    if is_val.any():
+        hist.val_gains = val_source
     tr = np.flatnonzero(~is_val)
     va = np.flatnonzero(is_val)
     hist.n_rows, hist.n_val_rows = int(tr.size), int(va.size)
@@ -337,11 +362,7 @@ def train_ranker(
             exam = torch.nn.Parameter(torch.full((n_slots,), 2.0, device=device))
             log_exam = None
         else:
-            ex = np.asarray(examination, dtype=np.float64)
-            if ex.ndim != 1 or ex.shape[0] < n_slots or not np.all((ex > 0) & np.isfinite(ex)):
-                raise InputError(f"examination must be {n_slots} positive values (one per slot)",
-                                 column="examination", fix="pass the curve of `causalrec debias` (rho_k)")
-            log_exam = torch.tensor(np.log(np.minimum(ex / ex[0], 1.0)), dtype=torch.float32, device=device)
+            log_exam = torch.tensor(np.log(rho_curve), dtype=torch.float32, device=device)
     head = [model.proj.weight, model.proj.bias, model.log_scale, model.bias]
     if cfg.item_prior:
         head.append(model.item_bias.weight)

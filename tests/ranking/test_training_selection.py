@@ -121,6 +121,31 @@ def test_click_model_with_a_fixed_examination_and_its_errors(tiny_encoder_dir):
         train_ranker(u, i, click, positions=pos, examination=[1.0, 0.5], encoder=tiny_encoder_dir, config=cfg)
 
 
+def test_click_model_validates_on_clicks_over_rho_when_the_curve_is_given(tiny_encoder_dir):
+    from causalrec.ranking.train import _group_codes, _split_lists
+
+    u, i, click, g, pos = _click_data(600)
+    cfg = _cfg(objective="click_model", epochs=1, batch_size=64)
+    _, hist = train_ranker(u, i, click, groups=g, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
+                           config=cfg)
+    assert "rho_k" in hist.val_gains and not any("position-biased" in n for n in hist.notes)
+    # epoch 0 (the zero-shot scorer) scored by held-out DCG@10 with gains click / rho_k
+    va = _split_lists(_group_codes(g), cfg.val_share, cfg.seed)
+    zs = _zero_shot_scores(tiny_encoder_dir, u[va], i[va])
+    want = dcg_per_list(zs, click[va] / THETA[pos[va]], g[va], k=cfg.val_k).mean()
+    assert hist.val_curve[0]["val_dcg"] == pytest.approx(want, rel=1e-5)
+    # without the curve (and no validation labels) the raw clicks are used, and a note says it is biased
+    _, h2 = train_ranker(u, i, click, groups=g, positions=pos, encoder=tiny_encoder_dir, config=cfg)
+    assert h2.val_gains == "training labels" and any("position-biased" in n for n in h2.notes)
+
+
+def test_click_model_positions_starting_at_one_name_the_position_base(tiny_encoder_dir):
+    u, i, click, g, pos = _click_data(300)
+    with pytest.raises(InputError, match="--position-base 1"):
+        train_ranker(u, i, click, groups=g, positions=pos + 1, encoder=tiny_encoder_dir,
+                     config=_cfg(objective="click_model", epochs=1))
+
+
 def test_dcg_per_list_by_hand():
     s = np.array([0.9, 0.1, 0.5, 0.3, 0.2])
     gain = np.array([1.0, 2.0, 0.0, -1.0, 3.0])
