@@ -18,6 +18,19 @@ import typer
 from causalrec.cli.app import app
 
 
+#: the demo's uplift adjustment: the user as the mean of their history items' embeddings and
+#: user/item vectors as soft memberships of KMeans clusters of the item vectors (issue 14).
+#: Why: on these 4,000 rows a propensity MLP on the raw 1,152 text columns ([u, v, u * v] of
+#: 384-d MiniLM vectors; 2,700 training rows per fold) correlated 0.62 with the simulator's
+#: propensity, and its errors lined up with the item text: max |SMD| over the text's leading
+#: components went from 0.066 before weighting to 0.129 after, and AIPW was 0.137
+#: [0.109, 0.164] against a true ATE of 0.0865. With the history clusters (24 columns) the
+#: correlation is 0.87, balance improves (0.075 -> 0.053) and AIPW is 0.085 [0.055, 0.116].
+DEMO_UPLIFT = dict(treatment="treatment", outcome="outcome", user_id="user_id", item_id="item_id",
+                   user_history="user_text", history_sep=" | ", item_text="item_text", text_clusters="auto",
+                   methods=("naive", "ipw", "aipw", "dml"))
+
+
 def _samples_dir(explicit: Path | None) -> Path:
     from causalrec.errors import InputError
 
@@ -83,9 +96,7 @@ def demo_command(
 
     utruth = json.loads((root / "text_logs" / "truth.json").read_text())
     t0 = time.perf_counter()
-    up = estimate(root / "text_logs" / "logs.parquet", treatment="treatment", outcome="outcome",
-                  user_id="user_id", item_id="item_id", user_text="user_text", item_text="item_text",
-                  methods=("naive", "ipw", "aipw", "dml"), device=device, per_item=True, curves=True,
+    up = estimate(root / "text_logs" / "logs.parquet", **DEMO_UPLIFT, device=device, per_item=True, curves=True,
                   refute=refute, seed=0)
     _write(up, build_uplift_report, out, "uplift")
     for e in up.estimates:

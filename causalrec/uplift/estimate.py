@@ -95,6 +95,7 @@ def build_features(
     history_pooling: str = "mean",
     text_components: int | None = None,
     text_clusters: int | str | None = None,
+    text_interaction: str = "product",
     seed: int = 0,
 ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """The adjustment matrix ``X`` for a canonical log (see module docstring).
@@ -107,6 +108,8 @@ def build_features(
     of the unique item vectors (:func:`causalrec.features.history.item_components`).
     ``text_clusters`` (an int or ``"auto"``): replace ``u`` and ``v`` by soft topic
     memberships (:func:`causalrec.features.history.topic_clusters`).
+    ``text_interaction``: ``"product"`` (``u * v``) or ``"outer"`` (every ``u_j v_l``; see
+    :func:`causalrec.features.design_matrix`).
     """
     from causalrec.features import design_matrix
 
@@ -210,7 +213,9 @@ def build_features(
             u = attention_pool(hist, hist_vecs, v)
         info["text_model"] = getattr(embedder, "model_id", repr(embedder))
         info["embedding_dim"] = int((u if u is not None else v).shape[1])
-        X, names = design_matrix(user_emb=u, item_emb=v, covariates=cov, return_names=True)
+        X, names = design_matrix(user_emb=u, item_emb=v, covariates=cov, return_names=True,
+                                 interaction=text_interaction)
+        info["text_interaction"] = text_interaction
         if hist is not None and joined is not None:  # the joined string's embedding as extra columns
             X = np.hstack([X, joined.astype(np.float32)])
             names = names + [f"ut{j}" for j in range(joined.shape[1])]
@@ -454,6 +459,7 @@ def estimate(
     heads: str = "mlp",
     text_components: int | None = None,
     text_clusters: int | str | None = None,
+    text_interaction: str = "product",
     covariates: Sequence[str] = (),
     features: str | np.ndarray = "auto",
     methods: Sequence[str] = ("naive", "ipw", "aipw", "dml"),
@@ -513,6 +519,10 @@ def estimate(
         ``k`` or ``"auto"`` (silhouette): replace the user and item vectors by soft
         memberships of ``k`` KMeans clusters of the unique item vectors (for a history,
         the mean membership of its items: a topic profile).
+    text_interaction:
+        ``"product"`` (default): the interaction block is ``u * v``; ``"outer"``: every
+        ``u_j v_l`` (a full bilinear ``u^T W v`` for linear heads; needs vectors of at most
+        64 dimensions, e.g. ``text_clusters``).
     covariates:
         Tabular columns added to every adjustment set (numeric standardised,
         categorical one-hot).
@@ -569,6 +579,9 @@ def estimate(
     if int(n_folds) < 2:
         raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
 
+    if text_interaction not in ("product", "outer"):
+        raise InputError(f"unknown text interaction {text_interaction!r}", column="text_interaction",
+                         fix="use 'product' (u * v) or 'outer' (every u_j v_l)")
     if heads not in HEADS:
         raise InputError(f"unknown heads {heads!r}; use one of {HEADS}", column="heads",
                          fix="--heads mlp, bilinear or auto")
@@ -611,12 +624,14 @@ def estimate(
                                         embedder=embedder, model=model, device=device, progress=progress,
                                         history=hist_values, history_sep=history_sep,
                                         history_pooling=history_pooling, text_components=text_components,
-                                        text_clusters=text_clusters, seed=seed)
+                                        text_clusters=text_clusters, text_interaction=text_interaction,
+                                        seed=seed)
         config.update(info)
         config["n_features"] = int(X.shape[1])
         config.update({"user_history": user_history, "history_sep": history_sep, "history_pooling": history_pooling,
                        "propensity": propensity, "heads": heads,
-                       "text_components": text_components, "text_clusters": text_clusters})
+                       "text_components": text_components, "text_clusters": text_clusters,
+                       "text_interaction": text_interaction})
         candidates = _candidate_models(heads, device, seed, y_all, info, propensity_model, outcome_model)
         nu, selection = _fit_candidates(candidates, X, t_all, y_all, n_folds=int(n_folds), groups=groups_all,
                                         seed=seed, logged_e=logged_e)
