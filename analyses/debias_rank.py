@@ -213,8 +213,10 @@ def em_part(bottom_cache: dict) -> dict:
                 for k in range(S["em_slots"]):
                     rows.append({"seed": seed, "ranking": ranking, "method": name, "position": k,
                                  "truth": truth[k], "estimate": est[k]})
-                rel = [w for w in res.warnings if "EM" in w or "harvesting" in w]
+                rel = [w for w in res.warnings if "EM" in w or "harvesting" in w or "NOT trusted" in w]
                 warn_rows.append({"seed": seed, "ranking": ranking, "method": name, "warned": bool(rel),
+                                  "trusted": bool(res.position_bias.extra.get("trusted", False)),
+                                  "issues": "; ".join(i.split(":")[0] for i in res.position_bias.extra.get("issues", [])),
                                   "max_abs_error": float(np.max(np.abs(est - truth))),
                                   "message": rel[0][:160] if rel else ""})
             log(f"EM case seed {seed} ({ranking}) in {time.time() - t0:.0f}s")
@@ -409,7 +411,9 @@ def _findings(summary, diffs, labels, obd, w10, best, em) -> list[str]:
         for (ranking, method), g in wr.groupby(["ranking", "method"]):
             err = g["max_abs_error"]
             ok = bool((err <= 0.05).all())
-            warned = bool(g["warned"].all())
+            # flagged: a warning, or the curve's verdict says it is not to be trusted
+            trusted = g["trusted"].astype(bool) if "trusted" in g else pd.Series(True, index=g.index)
+            warned = bool((g["warned"].astype(bool) | ~trusted).all())
             out.append(f"EM case, {ranking} lists, {method}: largest slot error {err.max():.3f} over seeds; "
                        + ("within 0.05 of the truth" if ok else "NOT within 0.05")
                        + ("; causalrec warned on every seed" if warned else

@@ -37,10 +37,12 @@ from causalrec.debias.labels import dr_labels, ips_labels
 from causalrec.debias.position import (
     PositionBias,
     examination_from_randomized,
+    examination_verdict,
     harvest_interventions,
     identification_check,
     position_bias_from_curve,
     regression_em,
+    split_half_width,
 )
 from causalrec.debias.weights import ExposureWeights, empirical_propensity, exposure_weights
 from causalrec.diagnostics.weights import ess_warning
@@ -344,6 +346,13 @@ def debias(
         elif examination == "randomized":
             pb = examination_from_randomized(c[on], pos[on], n_positions=k, ci_level=ci_level,
                                              bootstrap=bootstrap, seed=seed)
+            randomised, p = _ranking_is_randomised(pos[on], canon["item_id"].to_numpy()[on])
+            pb.extra.update({"ranking_randomised_test_p": p, "ranking_looks_randomised": randomised})
+            # the CTR ratio always has an interval (delta method or bootstrap)
+            examination_verdict(pb, randomised=randomised,
+                                precision_from="bootstrap" if bootstrap and bootstrap > 1 else "delta-method")
+            if not pb.extra["trusted"]:
+                warnings.append("examination curve (randomized) NOT trusted: " + "; ".join(pb.extra["issues"]))
         else:
             pb, w_exam = _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevance_groups,
                                                relevance_features, context, bootstrap, ci_level, seed)
@@ -410,7 +419,13 @@ def debias(
     if pb is not None:
         estimates += pb.estimates()
     shift = _label_shift(canon["item_id"], c, y, w)
-    diagnostics = {**ew.diagnostics(), "n_items": int(shift.shape[0]), "propensity_source": prop_source,
+    if pb is not None and "trusted" in pb.extra:
+        diagnostics_exam = {"examination_trusted": bool(pb.extra["trusted"]),
+                            "examination_issues": list(pb.extra["issues"])}
+    else:
+        diagnostics_exam = {}
+    diagnostics = {**ew.diagnostics(), **diagnostics_exam, "n_items": int(shift.shape[0]),
+                   "propensity_source": prop_source,
                    "outcome_model": model_name,
                    "label_max": float(y.max()) if y.size else float("nan")}
     return DebiasResult(
@@ -489,6 +504,13 @@ def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevan
             warnings.append(f"intervention harvesting used {pb.extra['share_rows_used']:.1%} of the rows "
                             f"({pb.extra['n_pairs_used']:,} (context, item) pairs seen at two or more slots): "
                             "the curve is noisy; check its intervals")
+
+        def refit(m: np.ndarray) -> np.ndarray:
+            return harvest_interventions(clicks[m], pos[on][m], ctx[m], items[m], n_positions=k,
+                                         bootstrap=0, seed=seed).examination
+
+        # halves by context: a (context, item) pair's rows stay in one half
+        _verdict(pb, None, refit, ctx, bootstrap, ci_level, seed, warnings)
         return pb, warnings
     if relevance_features is not None:
         X = np.asarray(relevance_features, dtype=np.float64)
@@ -497,10 +519,18 @@ def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevan
                              column="relevance_features", fix="pass an (n_rows, n_features) matrix")
         pb = regression_em(clicks, pos[on], features=X[on], n_positions=k, bootstrap=bootstrap,
                            ci_level=ci_level, seed=seed)
+
+        def refit(m: np.ndarray) -> np.ndarray:
+            return regression_em(clicks[m], pos[on][m], features=X[on][m], n_positions=k, bootstrap=0,
+                                 seed=seed).examination
     else:
         group_values = _column(df, canon, relevance_groups, "relevance group")
         pb = regression_em(clicks, pos[on], groups=group_values[on], n_positions=k, bootstrap=bootstrap,
                            ci_level=ci_level, seed=seed)
+
+        def refit(m: np.ndarray) -> np.ndarray:
+            return regression_em(clicks[m], pos[on][m], groups=group_values[on][m], n_positions=k, bootstrap=0,
+                                 seed=seed).examination
     ident = identification_check(pos[on], items, ctx)
     randomised, p = _ranking_is_randomised(pos[on], items)
     pb.extra.update(ident)
@@ -536,7 +566,32 @@ def _estimate_examination(df, canon, schema, c, pos, on, k, examination, relevan
             + (f"; examination hit its bound at positions {pb.extra['at_upper_bound']}"
                if pb.extra.get("at_upper_bound") else "")
             + ". Prefer a randomised slice (--examination randomized on randomised logs) or coarser groups.")
+    _verdict(pb, randomised, refit, _request_keys(df, canon, schema, on), bootstrap, ci_level, seed, warnings)
     return pb, warnings
+
+
+def _request_keys(df: pd.DataFrame, canon: pd.DataFrame, schema: LogSchema, on: np.ndarray) -> np.ndarray:
+    """Split-half keys for EM: the request (a list's rows stay together), else the row."""
+    col = schema.request_id
+    if col is not None and (col in canon.columns or col in df.columns):
+        return _column(df, canon, col, "request id")[on]
+    return np.arange(int(on.sum()))
+
+
+def _verdict(pb: PositionBias, randomised: bool | None, refit, keys: np.ndarray, bootstrap: int, ci_level: float,
+             seed: int, warnings: list[str]) -> None:
+    """Trust verdict of an estimated curve (see :func:`causalrec.debias.position.examination_verdict`).
+
+    Precision from the bootstrap interval when one was computed, else from one
+    split-half replicate (two more fits on half the rows).
+    """
+    if bootstrap and bootstrap > 1:
+        examination_verdict(pb, randomised=randomised, precision_from="bootstrap")
+    else:
+        hw = split_half_width(refit, keys, ci_level=ci_level, seed=seed)
+        examination_verdict(pb, randomised=randomised, half_width=hw, precision_from="split-half")
+    if not pb.extra["trusted"]:
+        warnings.append(f"examination curve ({pb.method}) NOT trusted: " + "; ".join(pb.extra["issues"]))
 
 
 # ``debias`` has a boolean parameter of the same name; it calls the function through this alias.

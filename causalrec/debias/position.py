@@ -128,6 +128,9 @@ class PositionBias:
         for k in range(self.n_positions):
             lines.append(f"  position {k}: {self.examination[k]:.3f} [{self.ci_low[k]:.3f}, {self.ci_high[k]:.3f}]"
                          f"  n={int(self.n[k]):,} ctr={self.ctr[k]:.4f}")
+        if "trusted" in self.extra:
+            lines.append("  verdict: trusted" if self.extra["trusted"] else
+                         "  verdict: NOT trusted -- " + "; ".join(self.extra.get("issues", [])))
         return "\n".join(lines)
 
 
@@ -358,6 +361,95 @@ def identification_check(positions: np.ndarray, items: np.ndarray,
         n_slots = np.bincount(cell // (int(pos.max()) + 1), minlength=n_k) if codes.size else np.zeros(0)
         out[f"share_rows_{name}_multi_position"] = float(np.mean(n_slots[codes] >= 2)) if codes.size else 0.0
     return out
+
+
+#: largest 95%-interval half-width (on rho_k, any slot) a curve may have and still be trusted
+TRUST_HALF_WIDTH = 0.05
+
+
+def split_half_width(fit, keys: np.ndarray, *, ci_level: float = 0.95, seed: int = 0,
+                     n_splits: int = 4) -> np.ndarray:
+    """Interval half-width per slot from split-half replicates (for estimators run without bootstrap).
+
+    Each replicate splits the rows in two by a seeded coin per distinct
+    ``keys`` value (a request or context: rows that share one stay together)
+    and ``fit(mask)`` re-estimates the curve on each half. With ``d_r`` the
+    difference of the two halves' curves in replicate ``r``::
+
+        se_full^2 ~ mean_r d_r^2 / 4,   half-width = z_{ci} * se_full
+
+    (each half has twice the full-sample variance, their difference four
+    times it). ``n_splits`` replicates cost ``2 n_splits`` fits on half the
+    rows; it is a rough measure, meant to flag a curve that is plainly too
+    noisy. Returns NaN when a half cannot be fitted (e.g. a slot empty in it).
+    """
+    _, codes = np.unique(np.asarray(keys), return_inverse=True)
+    n_keys = int(codes.max()) + 1 if codes.size else 0
+    rng = np.random.default_rng([int(seed), 11])
+    d2 = []
+    for _ in range(max(1, int(n_splits))):
+        half = (rng.random(n_keys) < 0.5)[codes]
+        try:
+            a, b = np.asarray(fit(half), dtype=np.float64), np.asarray(fit(~half), dtype=np.float64)
+        except InputError:
+            return np.full(1, np.nan)
+        d2.append((a - b) ** 2)
+    return z_value(ci_level) * np.sqrt(np.mean(d2, axis=0) / 4.0)
+
+
+def examination_verdict(pb: PositionBias, *, randomised: bool | None = None, half_width: np.ndarray | None = None,
+                        precision_from: str = "interval", max_half_width: float = TRUST_HALF_WIDTH) -> PositionBias:
+    """Whether the curve can be trusted, and why not: sets ``pb.extra["trusted"]`` and ``["issues"]``.
+
+    Issues (each an assumption that failed or a check that could not pass):
+
+    * ``not randomised`` -- regression-EM (per group or with a relevance model)
+      on logs whose slots follow the items (``randomised`` False, the ANOVA of
+      :func:`causalrec.debias.correct`): per-group EM is then biased by a
+      personalised ranking, feature EM right only if the features explain the
+      ranking's relevance, which clicks cannot verify. For logs declared
+      randomised, the same test failing says the declaration is wrong.
+    * ``weak identification`` -- under half of the rows in relevance groups
+      seen at two or more slots, or examination at its upper bound.
+    * ``few repeated (context, item) pairs at different slots`` -- EM on a
+      non-randomised ranking with under half of the rows in pairs seen at two
+      or more slots (the pairs cannot identify the curve either), or
+      harvesting on under 10% of the rows.
+    * ``imprecise`` -- the largest interval half-width over slots (bootstrap
+      or delta-method interval, else :func:`split_half_width`) above
+      ``max_half_width`` (0.05), or not measurable.
+    """
+    e = pb.extra
+    issues: list[str] = []
+    method = pb.method
+    if randomised is False:
+        issues.append("not randomised: the slots follow the items (ANOVA p="
+                      f"{e.get('ranking_randomised_test_p', float('nan')):.2g}), so "
+                      + ("the randomised-slice ratio is biased" if method == "randomized" else
+                         "EM's relevance can depend on the slot (a personalised ranking biases the curve)"))
+    share = e.get("share_rows_multi_position")
+    if method == "regression_em" and ((share is not None and share < 0.5) or e.get("at_upper_bound")):
+        issues.append(f"weak identification: {(share if share is not None else float('nan')):.0%} of rows in "
+                      "relevance groups seen at two or more slots"
+                      + (f", examination at its bound at slots {e['at_upper_bound']}" if e.get("at_upper_bound") else ""))
+    pair = e.get("share_rows_pair_multi_position")
+    if method == "regression_em" and randomised is False and pair is not None and pair < 0.5:
+        issues.append(f"few repeated (context, item) pairs at different slots: {pair:.0%} of rows")
+    if method == "intervention_harvesting" and e.get("share_rows_used", 1.0) < 0.1:
+        issues.append(f"few repeated (context, item) pairs at different slots: harvesting used "
+                      f"{e['share_rows_used']:.1%} of rows")
+    if half_width is None:
+        # an estimator run without intervals has ci_low == ci_high: that is not precision
+        half_width = (pb.ci_high - pb.ci_low) / 2.0 if e.get("interval") else np.full(1, np.nan)
+    hw = np.asarray(half_width, dtype=np.float64)
+    worst = float(np.nanmax(hw)) if hw.size and np.isfinite(hw).any() else float("nan")
+    if not np.isfinite(worst):
+        issues.append("imprecise: the precision could not be measured (a slot too thin to split in two)")
+    elif worst > max_half_width:
+        issues.append(f"imprecise: {precision_from} interval half-width up to {worst:.3f} "
+                      f"(slot {int(np.nanargmax(hw))}) > {max_half_width}")
+    e.update({"trusted": not issues, "issues": issues, "max_half_width": worst, "precision_from": precision_from})
+    return pb
 
 
 def _key_codes(*cols: np.ndarray) -> np.ndarray:

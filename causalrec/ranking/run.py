@@ -16,7 +16,12 @@ import pandas as pd
 
 from causalrec.data.readers import read_table
 from causalrec.data.schema import LogSchema
-from causalrec.data.validation import check_finite, check_nonempty, check_numeric, zero_based_positions
+from causalrec.data.validation import (
+    check_finite,
+    check_nonempty,
+    check_numeric,
+    zero_based_positions,
+)
 from causalrec.errors import InputError
 from causalrec.results import Estimate
 
