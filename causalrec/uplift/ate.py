@@ -28,6 +28,25 @@ Assumptions for every adjusted estimator: no unmeasured confounding given ``X``
 Standard errors of ipw/aipw are influence-function (sandwich) ones,
 ``sd(psi_i) / sqrt(n)`` (:func:`causalrec.inference.influence_se`), treating the
 cross-fitted nuisances as known; clustered by user when ``groups`` is given.
+
+What the intervals of aipw and dml cover (``ci_target``):
+
+* ``"sample"`` (default): the effect on the analysed rows, the *conditional* ATE
+  ``(1/n) sum_i tau(x_i)`` with ``tau(x) = E[Y(1) - Y(0) | X = x]`` (ATT:
+  ``(1/n_1) sum_{T_i = 1} tau(x_i)``), i.e. the estimand "over all logged rows" that
+  :func:`causalrec.uplift.estimate` states. Its variance holds the covariates fixed
+  (Imbens 2004, "Nonparametric estimation of average treatment effects under
+  exogeneity", section 3; econml's ``ate_inference().stderr_mean`` for LinearDML does
+  the same): the influence value drops the spread of the fitted effect across rows,
+  ``psi_i - (mu1_i - mu0_i)`` for AIPW (the residual terms, whose conditional variance
+  is ``sigma_1^2(x) / e(x) + sigma_0^2(x) / (1 - e(x))`` plus the outcome-model misfit),
+  and ``mean(phi)' J^{-1} s_i`` for DML.
+* ``"population"``: ``E[tau(X)]`` over a population the rows are a random sample of; the
+  influence value keeps the spread of ``tau_hat(x_i)`` (``sd(psi)`` for AIPW), so the
+  interval is wider by about ``Var(tau(X)) / n``.
+
+The two differ only when effects vary across rows. ipw has no effect model, so its
+interval is always the population one.
 """
 
 from __future__ import annotations
@@ -40,6 +59,15 @@ from causalrec.inference import cluster_codes, cluster_se, influence_se
 from causalrec.results import Estimate
 
 ESTIMATORS = ("naive", "ipw", "aipw", "dml")
+CI_TARGETS = ("sample", "population")
+
+
+def _check_ci_target(ci_target: str) -> None:
+    if ci_target not in CI_TARGETS:
+        from causalrec.errors import InputError
+
+        raise InputError(f"unknown ci_target {ci_target!r}; use one of {CI_TARGETS}", column="ci_target",
+                         fix="'sample' (the effect on the analysed rows) or 'population'")
 
 
 def _se(psi: np.ndarray, groups: np.ndarray | None) -> float:
@@ -87,8 +115,14 @@ def aipw_scores(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu
 
 
 def aipw(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, *,
-         groups: np.ndarray | None = None, ci_level: float = 0.95) -> list[Estimate]:
-    """Augmented IPW (doubly robust) ATE and ATT with influence-function SEs."""
+         groups: np.ndarray | None = None, ci_level: float = 0.95, ci_target: str = "sample") -> list[Estimate]:
+    """Augmented IPW (doubly robust) ATE and ATT with influence-function SEs.
+
+    ``ci_target="sample"``: intervals for the conditional (sample) ATE/ATT, influence values
+    ``psi_i - tau_hat_i`` and ``(num_i - T_i tau_hat_i) / p`` with ``tau_hat = mu1 - mu0``;
+    ``"population"``: ``psi_i`` and ``(num_i - T_i ATT) / p`` (see the module docstring).
+    """
+    _check_ci_target(ci_target)
     tf = t.astype(float)
     psi = aipw_scores(t, y, e, mu0, mu1)
     ate = float(psi.mean())
@@ -96,7 +130,13 @@ def aipw(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.n
     r0 = y - mu0
     num = tf * r0 - (1.0 - tf) * e / (1.0 - e) * r0
     att = float(num.sum() / tf.sum())
-    psi_att = (num - tf * att) / p
+    if ci_target == "sample":
+        # the covariates are held fixed: the fitted effect's spread across rows is no error
+        tau_hat = mu1 - mu0
+        psi = psi - tau_hat
+        psi_att = (num - tf * tau_hat) / p
+    else:
+        psi_att = (num - tf * att) / p
     return [
         Estimate.normal("aipw", "ate", ate, _se(psi, groups), ci_level, null=0.0),
         Estimate.normal("aipw", "att", att, _se(psi_att, groups), ci_level, null=0.0),
@@ -122,7 +162,8 @@ def dml_final_stage_scores(y_res: np.ndarray, t_res: np.ndarray, phi: np.ndarray
 
 def dml(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, model_y: Any, model_t: Any,
         effect_modifiers: np.ndarray | None = None, n_folds: int = 5,
-        groups: np.ndarray | None = None, seed: int = 0, ci_level: float = 0.95) -> tuple[list[Estimate], Any]:
+        groups: np.ndarray | None = None, seed: int = 0, ci_level: float = 0.95,
+        ci_target: str = "sample") -> tuple[list[Estimate], Any]:
     """ATE and ATT from econml's ``LinearDML`` with explicit nuisance models.
 
     ``X`` are the controls ``W`` (embeddings, covariates, or row numbers for
@@ -134,14 +175,17 @@ def dml(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, model_y: Any, model_t: A
     exposed rows. Standard errors come from the final stage's scores
     (:func:`dml_final_stage_scores`), not from econml's inference, for two reasons:
     econml 0.17's final stage is HC0 with ``groups`` driving only the folds, so rows of
-    one user would count as independent; and ``ate_inference().stderr_mean`` treats the
-    ``x_i`` as fixed. The influence value of the ATE is
-    ``(theta(x_i) - ATE) + mean(phi)' J^{-1} s_i`` (ATT: ``T_i / p (theta(x_i) - ATT) +
-    mean_{T=1}(phi)' J^{-1} s_i``), clustered by ``groups`` when given
+    one user would count as independent. The influence value of the ATE is
+    ``mean(phi)' J^{-1} s_i`` for ``ci_target="sample"`` (the covariates held fixed: the
+    conditional ATE ``mean_i theta(x_i)`` of the analysed rows, as econml's
+    ``ate_inference().stderr_mean``) and ``(theta(x_i) - ATE) + mean(phi)' J^{-1} s_i`` for
+    ``"population"`` (ATT: ``mean_{T=1}(phi)' J^{-1} s_i``, plus ``T_i / p (theta(x_i) -
+    ATT)`` for the population), clustered by ``groups`` when given
     (:func:`causalrec.inference.cluster_se`).
     """
     from causalrec.errors import require
 
+    _check_ci_target(ci_target)
     econml_dml = require("econml.dml", "DML")
     est = econml_dml.LinearDML(model_y=model_y, model_t=model_t, discrete_treatment=True,
                                cv=n_folds, random_state=seed)
@@ -166,7 +210,9 @@ def dml(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, model_y: Any, model_t: A
     for target, wts in (("ate", np.ones(n)), ("att", tf / p)):
         point = float(np.mean(wts * theta))
         lin = phi.T @ wts / n  # d point / d b
-        psi = wts * (theta - point) + infl_b @ lin
+        psi = infl_b @ lin
+        if ci_target == "population":  # the spread of theta(x_i) across rows is sampling error too
+            psi = psi + wts * (theta - point)
         se = _se(psi, groups)
         out.append(Estimate.normal("dml", target, point, se, ci_level, null=0.0))
     return out, est

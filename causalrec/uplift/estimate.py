@@ -264,7 +264,14 @@ def _logged_propensity(s: pd.Series, col: str) -> np.ndarray:
 
 def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: dict[str, Any],
                       propensity_model: Any, outcome_model: Any) -> list[tuple[str, Any, Any]]:
-    """``(name, propensity model, outcome model)`` candidates; user-passed models win."""
+    """``(name, propensity model, outcome model)`` candidates; user-passed models win.
+
+    On tabular covariates (``features="covariates"``) the default propensity is the choice
+    between the torch MLP and an L2 logistic regression, the default outcome model the
+    choice between the torch MLP and ridge regression, each by cross-fitted loss (dicts
+    of candidates for the engine). On text designs (hundreds to thousands of embedding
+    columns) the linear candidates are not added: the MLP / bilinear heads compete there.
+    """
     if propensity_model is not None and outcome_model is not None:
         return [("given", propensity_model, outcome_model)]
     dp, do = _default_models(device, seed, y)
@@ -274,9 +281,17 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
             raise InputError("heads='bilinear' needs user and item text (the u^T W v term)", column="heads",
                              fix="give both --user-text/--user-history and --item-text, or use --heads mlp")
         names = ["mlp"]
+    tabular = info.get("features") == "covariates"
     out = []
     for name in names:
-        if name == "mlp":
+        if name == "mlp" and tabular:
+            # small tabular adjustment sets: regularised linear candidates beside the MLPs, the
+            # cross-fitted loss chooses per nuisance (see causalrec.models.linear for why)
+            from causalrec.models.linear import logistic_propensity, ridge_outcome
+
+            p = {"mlp": dp, "logistic_l2": logistic_propensity(seed)}
+            o = {"mlp": do, "ridge": ridge_outcome()}
+        elif name == "mlp":
             p, o = dp, do
         else:
             from causalrec.models.text_models import BilinearOutcomeModel, BilinearPropensityModel
@@ -297,19 +312,29 @@ def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np
     of ``mu_t`` on the arm-``t`` rows). One candidate: no selection is reported here
     (``diagnostics["nuisance_models"]`` always holds the engine's losses).
     """
-    if len(candidates) == 1:  # the user's own models (each may itself be a list of candidates)
+    criterion = (f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: squared error on each "
+                 "arm's rows)")
+    if len(candidates) == 1:  # one set of models (each may itself be a dict of candidates)
         _, p, o = candidates[0]
         nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
                                  seed=seed, propensity=logged_e)
-        return {**nu, "models": (p, o)}, {}
+        selection: dict[str, Any] = {}
+        if isinstance(p, dict) or isinstance(o, dict):
+            sel = nu["crossfit"].selection_report()
+            selection = {"criterion": criterion, "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+            if "e" in sel:
+                selection["propensity"] = sel["e"]
+            if isinstance(p, dict):
+                p = p[sel["e"]["chosen"]] if "e" in sel else next(iter(p.values()))
+            if isinstance(o, dict):
+                o = o[sel["mu1"]["chosen"]]
+        return {**nu, "models": (p, o)}, selection
     props = {name: p for name, p, _ in candidates}
     outs = {name: o for name, _, o in candidates}
     nu = cross_fit_nuisances(X, t, y, propensity_model=props, outcome_model=outs, n_folds=n_folds,
                              groups=groups, seed=seed, propensity=logged_e)
     sel = nu["crossfit"].selection_report()
-    selection: dict[str, Any] = {"criterion": f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: "
-                                              "squared error on each arm's rows)",
-                                 "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+    selection = {"criterion": criterion, "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
     if "e" in sel:
         selection["propensity"] = sel["e"]
     best_e = sel["e"]["chosen"] if "e" in sel else sel["mu1"]["chosen"]
@@ -474,6 +499,7 @@ def estimate(
     dml_effect_modifiers: int = 4,
     group_by_user: bool = True,
     ci_level: float = 0.95,
+    ci_target: str = "sample",
     seed: int = 0,
     progress: bool | None = None,
     # -- heterogeneity, diagnostics and refutations (causalrec.uplift.analysis) --
@@ -547,6 +573,12 @@ def estimate(
         Number of leading principal components of ``X`` used as DML's effect
         modifiers, next to the out-of-fold ``mu1 - mu0`` (see
         :func:`dml_effect_modifier_matrix`).
+    ci_target:
+        What the AIPW and DML intervals cover: ``"sample"`` (default) the effect on the
+        analysed rows, ``(1/n) sum_i tau(x_i)`` (ATT: over the exposed rows), with the
+        covariates held fixed; ``"population"`` ``E[tau(X)]`` for a population the rows are
+        sampled from (wider by about ``Var(tau(X)) / n``). See :mod:`causalrec.uplift.ate`.
+        IPW and naive intervals are population ones either way.
     per_item, segments, cate, curves, refute, analysis_options:
         Further analysis of the fitted nuisances (:func:`causalrec.uplift.analysis.analyze`):
         AIPW effects per item, per segment (a log column, or ``"embedding"`` for KMeans
@@ -578,6 +610,7 @@ def estimate(
         raise InputError(f"trim must be in (0, 0.5), got {trim}", column="trim", fix="e.g. trim=0.05, or no trimming")
     if int(n_folds) < 2:
         raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
+    ate_mod._check_ci_target(ci_target)
 
     if text_interaction not in ("product", "outer"):
         raise InputError(f"unknown text interaction {text_interaction!r}", column="text_interaction",
@@ -608,7 +641,7 @@ def estimate(
                                    "treated_share": float(n1 / len(t_all))}
     config: dict[str, Any] = {
         "schema": schema.to_dict(), "methods": list(methods), "n_folds": int(n_folds), "clip": clip,
-        "trim": trim, "covariates": list(covariates), "seed": seed, "ci_level": ci_level,
+        "trim": trim, "covariates": list(covariates), "seed": seed, "ci_level": ci_level, "ci_target": ci_target,
         "dml_effect_modifiers": int(dml_effect_modifiers), "group_by_user": group_by_user,
         "items": str(items) if isinstance(items, (str, bytes)) or hasattr(items, "__fspath__") else
         ("DataFrame" if items is not None else None), "item_key": item_key,
@@ -706,7 +739,7 @@ def estimate(
             estimates += ate_mod.ipw(t, y, nuisance["e_hat"], groups=groups, ci_level=ci_level)
         elif m == "aipw":
             estimates += ate_mod.aipw(t, y, nuisance["e_hat"], nuisance["mu0"], nuisance["mu1"],
-                                      groups=groups, ci_level=ci_level)
+                                      groups=groups, ci_level=ci_level, ci_target=ci_target)
         elif m == "dml":
             # econml's final stage on the nuisances fitted above (one fit per run): the
             # controls W are row numbers that Precomputed* look the out-of-fold e, m up by.
@@ -717,7 +750,7 @@ def estimate(
                                               int(dml_effect_modifiers), seed)
             est, _ = ate_mod.dml(np.arange(len(t), dtype=float)[:, None], t, y, model_y=PrecomputedRegressor(m_k),
                                  model_t=PrecomputedClassifier(e_k), effect_modifiers=mods, n_folds=int(n_folds),
-                                 groups=groups, seed=seed, ci_level=ci_level)
+                                 groups=groups, seed=seed, ci_level=ci_level, ci_target=ci_target)
             estimates += est
     if "naive" in methods and needs_nuisance:
         warnings_note = ("naive is the unadjusted difference in means: it is biased whenever exposure "

@@ -25,10 +25,10 @@ def clustered_data(n_users=400, per_user=5, seed=0):
     return u, x, e, t, y, m
 
 
-def _dml(u, e, t, y, m, groups, mods=None):
+def _dml(u, e, t, y, m, groups, mods=None, ci_target="sample"):
     W = np.arange(len(t), dtype=float)[:, None]
     est, fitted = dml(W, t, y, model_y=PrecomputedRegressor(m), model_t=PrecomputedClassifier(e),
-                      effect_modifiers=mods, n_folds=2, groups=groups)
+                      effect_modifiers=mods, n_folds=2, groups=groups, ci_target=ci_target)
     return est, fitted
 
 
@@ -65,8 +65,10 @@ def test_dml_se_is_cluster_robust_by_user():
 
 def test_dml_ate_includes_the_spread_of_theta():
     u, x, e, t, y, m = clustered_data()
-    est, fitted = _dml(u, e, t, y, m, groups=None, mods=x[:, None])
-    # econml's stderr_mean treats the x_i as fixed; ours adds Var(theta(x_i)) / n
+    est, fitted = _dml(u, e, t, y, m, groups=None, mods=x[:, None], ci_target="population")
+    sample, _ = _dml(u, e, t, y, m, groups=None, mods=x[:, None])
+    assert sample[0].se < est[0].se  # the sample (conditional) target holds the x_i fixed
+    # econml's stderr_mean treats the x_i as fixed; the population target adds Var(theta(x_i)) / n
     theta = np.asarray(fitted.effect(x[:, None])).ravel()
     assert est[0].estimate == pytest.approx(theta.mean())
     assert est[0].se ** 2 >= theta.var() / len(theta)

@@ -1,0 +1,57 @@
+"""Regularised linear nuisance candidates for tabular adjustment sets.
+
+* :func:`logistic_propensity`: ``e(x) = sigmoid(b0 + x_s' b)`` on standardised ``x_s``,
+  fitted by L2-penalised maximum likelihood, ``min_b  sum_i logloss_i + ||b||^2 / (2 C)``,
+  with ``C`` chosen on a grid by the log loss of an inner, *shuffled* stratified K-fold
+  split (scikit-learn's ``LogisticRegressionCV``; its default unshuffled split follows the
+  row order of the table, and on IHDP, whose rows are ordered, it chose ``C = 1e-4`` and a
+  near-constant propensity).
+* :func:`ridge_outcome`: ``mu(x) = a + x_s' b`` by ridge regression, ``alpha`` chosen by
+  efficient leave-one-out squared error (``RidgeCV``).
+
+Why they exist next to the torch MLPs: on small tabular data (hundreds of rows, tens of
+covariates) an MLP propensity overfits into confident 0/1 probabilities. Measured on IHDP
+(747 rows, 26 covariates, 18.6% treated; 5 cross-fitted folds): the torch propensity model's
+out-of-fold log loss was 0.478 (the constant treated share gives 0.480) with 9% of rows
+below 0.01 and an effective sample size of 74, while this logistic model gave 0.455, no row
+below 0.016 and an ESS of 361. :func:`causalrec.uplift.estimate` therefore cross-fits both
+on tabular covariates and keeps, per nuisance, the one with the smaller cross-fitted loss
+(the engine's candidate selection, :mod:`causalrec.models.crossfit`): nothing is preferred
+a priori, the held-out loss decides.
+
+Both are scikit-learn pipelines (``clone``-able, hyper-parameters only in the constructor
+arguments), so the engine and econml treat them like any other model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: the L2 grid of :func:`logistic_propensity` (inverse penalty ``C``; the standardised design
+#: makes one grid fit every covariate scale)
+LOGISTIC_CS = np.logspace(-4, 2, 13)
+#: the ridge grid of :func:`ridge_outcome`
+RIDGE_ALPHAS = np.logspace(-3, 4, 15)
+
+
+def logistic_propensity(seed: int = 0, *, inner_folds: int = 5):
+    """Standardise, then ``LogisticRegressionCV`` (L2, ``C`` in :data:`LOGISTIC_CS` by the
+    log loss of ``inner_folds`` shuffled stratified folds seeded by ``seed``)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(),
+                         LogisticRegressionCV(Cs=LOGISTIC_CS, cv=StratifiedKFold(inner_folds, shuffle=True,
+                                                                                 random_state=seed),
+                                              scoring="neg_log_loss", max_iter=5000))
+
+
+def ridge_outcome():
+    """Standardise, then ``RidgeCV`` (``alpha`` in :data:`RIDGE_ALPHAS` by leave-one-out error)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
