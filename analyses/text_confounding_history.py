@@ -260,7 +260,7 @@ def write_report(df: pd.DataFrame) -> None:
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
               "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
               "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
-    lines += _calibration_lines()
+    lines += _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
     main_report = ROOT / "reports" / "text_confounding.md"
@@ -302,6 +302,26 @@ def _calibration_lines() -> list[str]:
     for h, r in g.iterrows():
         nb, ob = r[("naive", "mean")], r[("oracle_text_aipw", "mean")]
         out.append(f"| {h:g} | {int(r[('naive', 'size')])} | {nb:+.4f} | {ob:+.4f} | {1 - abs(ob) / abs(nb):.1%} |")
+    return out
+
+
+PILOT = ROOT / "reports" / "text_confounding_history_pilot.csv"
+
+
+def _pilot_lines() -> list[str]:
+    """Candidate representations/heads tried on seeds outside the table (20,000 rows, hidden 0)."""
+    if not PILOT.exists():
+        return []
+    p = pd.read_csv(PILOT).drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
+    p["err"] = p.estimate - p.truth
+    t = p.pivot_table(index="method", columns="seed", values="err")
+    out = ["", "## Candidates tried on seeds not in the table (pilot)", "",
+           "Error (estimate - truth) per seed, 20,000 rows, hidden 0 (`reports/text_confounding_history_pilot.csv`). "
+           "A candidate was to replace `hist_aipw` only if it clearly lowered the error on these seeds.", "",
+           "| method | " + " | ".join(f"seed {c}" for c in t.columns) + " |",
+           "| --- | " + " | ".join("---:" for _ in t.columns) + " |"]
+    for m, r in t.iterrows():
+        out.append(f"| {m} | " + " | ".join("" if pd.isna(v) else f"{v:+.4f}" for v in r.values) + " |")
     return out
 
 
