@@ -27,7 +27,15 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
 
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 1500 --seeds 0-19 --auto --joined
-    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.4 --seeds 0-9
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks hist,oracle --runs-csv reports/text_confounding_history_runs_n20000_hidden.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 --blocks none --auto \
+        --runs-csv reports/text_confounding_history_runs_n20000_auto.csv
+    # calibration of --hidden (hand-built features only; seeds 100-103):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --oracle-only --hidden H --seeds 100-103 \
+        --runs-csv reports/text_confounding_history_calibration.csv
+    # candidates on seeds outside the table: --blocks outer,hist_r,bilinear --seeds 300-302 \
+    #     --runs-csv reports/text_confounding_history_pilot.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -104,6 +112,20 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         record(r, {"aipw": "hist_outer_aipw", "dml": "hist_outer_dml"}, time.perf_counter() - t0,
                {"clusters": r.config.get("text_clusters_k")})
 
+    if "hist_r" in blocks:  # the observed randomised-slice flag joins the adjustment set
+        pm, om = linear_models(seed)
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om,
+                     **{**hist, "covariates": COVARIATES + ["is_random"]}, **common)
+        record(r, {"aipw": "hist_r_aipw", "dml": "hist_r_dml"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k")})
+
+    if "bilinear" in blocks:  # causalrec's default-capacity bilinear heads on the cluster memberships
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), heads="bilinear", **hist, **common)
+        record(r, {"aipw": "hist_bilinear_aipw", "dml": "hist_bilinear_dml"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k")})
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
@@ -159,6 +181,8 @@ def parse_seeds(s: str) -> list[int]:
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     out = []
+    # a seed run twice for one method (e.g. naive in two block runs) counts once: the last run
+    df = df.drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
     for (n, h, m), g in df.groupby(["n_rows", "hidden_confounding", "method"], sort=True):
         naive = df[(df.n_rows == n) & (df.hidden_confounding == h) & (df.method == "naive")]
         naive_bias = (naive.estimate - naive.truth).mean()
@@ -178,7 +202,9 @@ def write_report(df: pd.DataFrame) -> None:
     from causalrec.data.atomic import atomic_write_text
 
     s = summarise(df)
-    order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_auto_aipw", "logged_e_aipw", "oracle_text_aipw"]
+    order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
+             "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "logged_e_aipw",
+             "oracle_text_aipw"]
     s["o"] = s.method.map({m: k for k, m in enumerate(order)})
     s = s.sort_values(["hidden", "rows", "o"])
     lines = ["# Text confounding: history representations, interaction heads, text oracle", "",
@@ -194,15 +220,17 @@ def write_report(df: pd.DataFrame) -> None:
                      f"{r.coverage:.2f} | {r.ci_width:.4f} | {r.removed:.0%} | {r.removed_per_run_mean:.0%} | "
                      f"{r.seconds:.1f} |")
     if "chosen_e" in df.columns and df.chosen_e.notna().any():
-        a = df[df.method == "hist_auto_aipw"]
-        lines += ["", "Head choice by cross-fitted loss (`hist_auto_aipw`): propensity "
-                  + ", ".join(f"{k}: {v}" for k, v in a.chosen_e.value_counts().items())
-                  + "; outcome (mu0/mu1) " + ", ".join(f"{k}: {v}" for k, v in a.chosen_mu.value_counts().items())
-                  + " (runs). Losses per run are in the CSV (`loss_e`, `loss_mu`)."]
+        a = df[df.method == "hist_auto_aipw"].drop_duplicates(["n_rows", "hidden_confounding", "seed"], keep="last")
+        for (n, h), g in a.groupby(["n_rows", "hidden_confounding"], sort=True):
+            lines += ["", f"Head choice by cross-fitted loss (`hist_auto_aipw`, hidden {h:g}, {n:,} rows): propensity "
+                      + ", ".join(f"{k}: {v}" for k, v in g.chosen_e.value_counts().items())
+                      + "; outcome (mu0/mu1) " + ", ".join(f"{k}: {v}" for k, v in g.chosen_mu.value_counts().items())
+                      + " (runs). Losses per run are in the CSV (`loss_e`, `loss_mu`)."]
     lines += ["", "## Headline (computed from the table above)", ""]
     for (h, n), g in s.groupby(["hidden", "rows"], sort=True):
         g = g.set_index("method")
-        text = [m for m in ("hist_aipw", "hist_dml", "hist_auto_aipw", "joined_aipw") if m in g.index]
+        text = [m for m in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
+                            "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "joined_aipw") if m in g.index]
         if not text:
             continue
         best = max(text, key=lambda m: g.loc[m, "removed"])
@@ -220,10 +248,17 @@ def write_report(df: pd.DataFrame) -> None:
             line += (f". Target (>= 85% removed over 20 seeds, coverage >= 0.80): "
                      f"{'met' if ok and b.runs >= 20 else 'NOT met'}"
                      + ("" if b.runs >= 20 else f" (only {int(b.runs)} of 20 seeds ran)"))
+            cov = g.loc[text, "coverage"]
+            line += f"; the best coverage of any text method is {cov.max():.2f} (`{cov.idxmax()}`)"
+        if n == 20000 and h > 0:
+            o_ok = "oracle_text_aipw" in g.index and 0.74 <= g.loc["oracle_text_aipw", "removed"] <= 0.76
+            line += (f". Target (>= 70% removed where hand-built features remove 74-76%): "
+                     f"{'met' if b.removed >= 0.70 else 'NOT met'}"
+                     + ("" if o_ok else " (here the hand-built features' share is outside 74-76%: see the oracle)"))
         lines.append(line + ".")
     lines += ["", "## Reading", "",
               "- Every figure above is computed from the per-run CSVs; the number of seeds per cell is in the "
-              "`runs` column. The runs shared 2 CPU cores with several other jobs (load 15-20), so fewer seeds "
+              "`runs` column. The runs shared 2 CPU cores with several other jobs, so fewer seeds "
               "ran than planned where `runs` < 20: the targets are stated for the seeds that ran, not "
               "extrapolated.",
               "- `oracle_text_aipw` bounds what any text representation can do with these heads and folds; "
@@ -232,9 +267,9 @@ def write_report(df: pd.DataFrame) -> None:
               "- The simulator's randomised slice (10% of requests) also changes exposure and slots, so text "
               "identifies the effect exactly only together with the observed `is_random` flag; these runs adjust "
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
-              "- The issue's partial-confounding case (hand-built text features remove 74-76%) was not "
-              "calibrated or run in this session for lack of CPU time (`--hidden H` runs it; rows with "
-              "`hidden` > 0 appear above only if they ran)."]
+              "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
+              "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
+    lines += _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
     main_report = ROOT / "reports" / "text_confounding.md"
@@ -250,6 +285,55 @@ def write_report(df: pd.DataFrame) -> None:
                    *lines[lines.index("| hidden | rows | method | runs | bias | RMSE | coverage | mean CI width | "
                                       "bias removed | per-run | s/run |"):], "", end]
         atomic_write_text(main_report, body.rstrip() + "\n\n" + "\n".join(section) + "\n")
+
+
+CALIBRATION = ROOT / "reports" / "text_confounding_history_calibration.csv"
+#: the partial-confounding case's ``hidden_confounding``: interpolated between 0.65 (oracle removes
+#: 76.5%) and 0.70 (73.3%) in the calibration runs below (seeds 100-103, not used elsewhere)
+HIDDEN_CALIBRATED = 0.67
+
+
+def _calibration_lines() -> list[str]:
+    """The calibration of ``hidden_confounding`` (``--oracle-only`` runs), computed from its CSV."""
+    if not CALIBRATION.exists():
+        return []
+    c = pd.read_csv(CALIBRATION)
+    c["err"] = c.estimate - c.truth
+    p = c.pivot_table(index=["hidden_confounding", "seed"], columns="method", values="err").dropna()
+    g = p.groupby(level=0).agg(["mean", "size"])
+    out = ["", "## Calibration of the partial-confounding case", "",
+           "The issue's held-out case is a log whose text carries only part of the confounding, where "
+           "hand-built features from the known vocabulary (`oracle_text_aipw`) remove 74-76% of the naive "
+           "bias. `hidden_confounding` was calibrated with `--oracle-only` runs (20,000 rows, seeds 100-103, "
+           "not used in the table above) and set to "
+           f"{HIDDEN_CALIBRATED:g} by linear interpolation between the two bracketing values. On the table's seeds "
+           "0.67 left the hand-built features at 77%, so 0.70 was run as well (see the oracle rows for the share "
+           "they remove on those seeds):", "",
+           "| hidden | seeds | naive bias | hand-built features' bias | removed |", "| ---: | ---: | ---: | ---: | ---: |"]
+    for h, r in g.iterrows():
+        nb, ob = r[("naive", "mean")], r[("oracle_text_aipw", "mean")]
+        out.append(f"| {h:g} | {int(r[('naive', 'size')])} | {nb:+.4f} | {ob:+.4f} | {1 - abs(ob) / abs(nb):.1%} |")
+    return out
+
+
+PILOT = ROOT / "reports" / "text_confounding_history_pilot.csv"
+
+
+def _pilot_lines() -> list[str]:
+    """Candidate representations/heads tried on seeds outside the table (20,000 rows, hidden 0)."""
+    if not PILOT.exists():
+        return []
+    p = pd.read_csv(PILOT).drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
+    p["err"] = p.estimate - p.truth
+    t = p.pivot_table(index="method", columns="seed", values="err")
+    out = ["", "## Candidates tried on seeds not in the table (pilot)", "",
+           "Error (estimate - truth) per seed, 20,000 rows, hidden 0 (`reports/text_confounding_history_pilot.csv`). "
+           "A candidate was to replace `hist_aipw` only if it clearly lowered the error on these seeds.", "",
+           "| method | " + " | ".join(f"seed {c}" for c in t.columns) + " |",
+           "| --- | " + " | ".join("---:" for _ in t.columns) + " |"]
+    for m, r in t.iterrows():
+        out.append(f"| {m} | " + " | ".join("" if pd.isna(v) else f"{v:+.4f}" for v in r.values) + " |")
+    return out
 
 
 def main() -> None:
