@@ -54,6 +54,7 @@ PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
 TARGET = "policy_value"
 CHUNK_ABOVE_ROWS = 2_000_000  # above this (and without bootstrap), work in blocks; quantiles from the histogram
 CHUNK_ROWS = 500_000
+PAIRED_MAX_FLOATS = 30_000_000  # influence values kept for SLOPE's paired rule (240 MB); above, the interval rule
 
 
 def evaluate(
@@ -552,8 +553,16 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     wstats.update(arrays.w, p)
     wstats.set_exact_quantiles(arrays.w)
     values, boot, extras = [], [], []
-    for e in ests:
+    # SLOPE's paired rule (ope/selection.py) needs the candidates' influence values, summed per
+    # cluster (rows are their own clusters without one); kept only while they fit a budget
+    paired = [i for i, e in enumerate(ests) if getattr(e, "paired_selection", False)]
+    n_groups = int(codes.max()) + 1 if codes is not None and n else n
+    keep = set(paired) if len(paired) * n_groups <= PAIRED_MAX_FLOATS else set()
+    influence: dict[int, np.ndarray] = {}
+    for i, e in enumerate(ests):
         est, psi = summarise(*e.terms_checked(arrays))
+        if i in keep:
+            influence[i] = psi.copy() if codes is None else np.bincount(codes, weights=psi, minlength=n_groups)
         se_iid = influence_se_fast(psi)
         if codes is None:
             values.append((est, se_iid))
@@ -573,8 +582,12 @@ def _evaluate_in_memory(logs, target, schema, ests, model, bootstrap, ci_level, 
     if codes is not None:
         sizes = np.bincount(codes)
         clusters = _cluster_diag(cluster, int(sizes.size), n, int(sizes.max()))
-    return _finish(n, ests, values, boot, wstats, float(y.sum()), float(((y - y.mean()) ** 2).sum()),
-                   ci_level, policy, model, config, extras=extras or None, clusters=clusters)
+    res = _finish(n, ests, values, boot, wstats, float(y.sum()), float(((y - y.mean()) ** 2).sum()),
+                  ci_level, policy, model, config, extras=extras or None, clusters=clusters)
+    if influence:
+        sizes = np.ones(n) if codes is None else np.bincount(codes, minlength=n_groups).astype(float)
+        res._paired_influence = {"psi": influence, "sizes": sizes, "n": n}  # read (and dropped) by selection.apply
+    return res
 
 
 def _with_cluster(cols: list[str], logs, cluster: str | None) -> list[str]:
