@@ -101,7 +101,10 @@ def run(args: list[str], out_json: Path) -> dict:
         "import resource, sys, runpy; sys.argv = ['causalrec'] + sys.argv[1:]\n"
         "from causalrec.cli import main\n"
         "rc = main(sys.argv[1:])\n"
-        "print('PEAK_RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork/exec, so it would report this
+        # benchmark's own peak (after generating the log) as the driver's
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print('PEAK_RSS', int(hwm) * 1024, file=sys.stderr)\n"
         "sys.exit(rc)"), "ope", *args, "--out", str(out_json), "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT)

@@ -205,7 +205,7 @@ def test_bench_ope():
         f"synthetic position-aware logs ({WORLD['n_items']} items, {WORLD['n_positions']} positions, "
         f"{WORLD['n_segments']} user segments; `causalrec.ope.synthetic`). Each implementation runs in its own "
         "subprocess; time is the median of "
-        f"{REPEATS} runs (after one warm-up run) on data already loaded as a DataFrame; peak RSS is `ru_maxrss` of that process.",
+        f"{REPEATS} runs (after one warm-up run) on data already loaded as a DataFrame; peak RSS is that process's own high-water mark (`VmHWM`).",
         "",
         *rows,
         "",

@@ -192,7 +192,7 @@ def test_bench_slates():
         f"{N_REQUESTS * LIST_LENGTH:,} rows ({N_REQUESTS:,} requests x {LIST_LENGTH} slots, {N_ITEMS:,}-item catalogue, "
         f"Plackett-Luce logging, cascade clicks), Parquet {size_gb:.2f} GB sorted by request, streamed in batches "
         "of 1M rows; standard errors clustered by request (the default). Each case runs in its own subprocess; "
-        f"time is the best of {REPEATS} runs, peak RSS is `ru_maxrss` of that process.",
+        f"time is the best of {REPEATS} runs, peak RSS is that process's own high-water mark (`VmHWM`).",
         "",
         "| case | mode | time (s) | x plain IPS | peak RSS (MB) |",
         "|---|---|---:|---:|---:|",

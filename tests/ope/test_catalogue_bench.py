@@ -134,7 +134,7 @@ def test_bench_catalogue():
         f"logging tables, Parquet {size_gb:.2f} GB, streamed in batches of 1M rows; standard errors clustered by "
         "request (the default; one row per request here). Each case runs in its own subprocess; time is the best of "
         f"{REPEATS} runs and includes reading, checking, embedding (from the warm cache) and clustering the catalogue; "
-        "peak RSS is `ru_maxrss` of that process.",
+        "peak RSS is that process's own high-water mark (`VmHWM`).",
         "",
         "| case | mode | time (s) | x plain IPS | peak RSS (MB) |",
         "|---|---|---:|---:|---:|",
