@@ -66,8 +66,8 @@ def test_one_ihdp_draw_through_the_public_path_is_sane():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="targets not met yet; measured on 50 draws (reports/ihdp.md): AIPW mean "
-                   "abs error 0.296 and coverage 98%, DML 0.091 and 98%")
+@pytest.mark.xfail(strict=True, reason="targets not all met yet; measured on 50 draws (reports/ihdp.md): AIPW mean "
+                   "abs error 0.095 and coverage 92% (met), DML 0.082 and coverage 98% (above the 90-97% band)")
 def test_ihdp_study_50_draws(tmp_path):
     """The study of reports/ihdp.md: targets from issue 14 (mean |error| <= 0.10, coverage 90-97%)."""
     import importlib.util
