@@ -421,3 +421,10 @@ def test_debias_n_folds_below_two_is_refused_on_every_path(capsys, tmp_path, met
     assert rc == 2, text
     assert "option '--n-folds'" in text and "got 0" in text
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_uplift_ci_target_outside_its_set(capsys):
+    rc, text = _run(capsys, ["uplift", str(SAMPLES / "text_logs" / "logs.parquet"), "--treatment", "treatment",
+                             "--outcome", "outcome", "--ci-target", "bogus", "--quiet"])
+    assert rc == 2, text
+    assert "option '--ci-target'" in text and "population" in text

@@ -52,6 +52,9 @@ def uplift_command(
     trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
     dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
     ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
+    ci_target: str = typer.Option("sample", "--ci-target", help="AIPW/DML intervals for the 'sample' ATE (the "
+                                  "effect on these rows, default) or the 'population' ATE (also counts the spread "
+                                  "of the effect across rows; wider)."),
     seed: int = typer.Option(0, "--seed", help="Seed of folds and models."),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
     report: Path | None = typer.Option(None, "--report", help="Write the HTML (or .md) report here."),
@@ -92,7 +95,7 @@ def uplift_command(
         text_interaction=text_interaction,
         covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
-        model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, seed=seed,
+        model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, ci_target=ci_target, seed=seed,
         **_analysis_options(report is not None, user_text, per_item, segments, n_segments, cate, curves, refute,
                             refute_simulations, n_boot),
     )

@@ -66,7 +66,7 @@ def _check_ci_target(ci_target: str) -> None:
     if ci_target not in CI_TARGETS:
         from causalrec.errors import InputError
 
-        raise InputError(f"unknown ci_target {ci_target!r}; use one of {CI_TARGETS}", column="ci_target",
+        raise InputError(f"unknown ci_target {ci_target!r}; use one of {CI_TARGETS}", column="--ci-target",
                          fix="'sample' (the effect on the analysed rows) or 'population'")
 
 
