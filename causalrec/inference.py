@@ -79,8 +79,21 @@ def cluster_se(psi: np.ndarray, groups: np.ndarray) -> float:
     g = int(groups.max()) + 1 if n else 0
     if g < 2:
         return float("nan")
-    sums = np.bincount(groups, weights=psi - psi.mean(), minlength=g)
-    return float(np.sqrt(g / (g - 1) * np.dot(sums, sums)) / n)
+    sums = np.bincount(groups, weights=psi, minlength=g)
+    return cluster_se_from_sums(sums, np.bincount(groups, minlength=g), n)
+
+
+def cluster_se_from_sums(sums: np.ndarray, sizes: np.ndarray, n: int) -> float:
+    """:func:`cluster_se` from the per-cluster sums ``S_g`` of the influence values and the cluster
+    sizes ``n_g`` (``n`` rows in all): ``se^2 = G / (G - 1) * sum_g (S_g - n_g mean psi)^2 / n^2``.
+    For callers that already hold cluster totals (streamed evaluations, SLOPE's paired differences)."""
+    sums = np.asarray(sums, dtype=float)
+    sizes = np.asarray(sizes, dtype=float)
+    g = sums.size
+    if g < 2 or n <= 0:
+        return float("nan")
+    centred = sums - sizes * (sums.sum() / n)
+    return float(np.sqrt(g / (g - 1) * np.dot(centred, centred)) / n)
 
 
 def two_sided_p(estimate: float, se: float, null: float = 0.0) -> float:

@@ -13,6 +13,12 @@ less biased ones (Lepski's principle). ``c = 2`` by default (``slope_width``), t
 constant of Su et al.'s bound for intervals of about 95% (a choice, not a tuned value).
 The reported interval of the chosen candidate does not account for the selection.
 
+For the MIPS cluster count, evaluated in memory, the rule compares *paired* differences instead
+(:func:`paired_slope_index`): candidate ``j`` is kept while ``|V_j - V_i| <= c se(V_j - V_i)`` for
+every less biased ``i``, the standard error of the difference from the candidates' influence
+values on the same rows (cluster-robust). Streamed runs and the clip / tau / lambda grids use
+the interval rule above; ``diagnostics["selection"][name]["rule"]`` says which was used.
+
 The candidates are plain estimator instances evaluated in the same pass as everything
 else (one per grid value: their ``(c, a, b)`` terms are sums like any other), so selection
 works in memory, in blocks and streamed alike; :func:`apply` then keeps the chosen one per
@@ -26,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from causalrec.errors import InputError
+from causalrec.inference import cluster_se_from_sums
 
 SLOPE_WIDTH = 2.0
 CLIP_GRID = (None, 1e4, 3e3, 1e3, 300.0, 100.0, 30.0, 10.0, 3.0)
@@ -68,7 +75,6 @@ def paired_slope_index(estimates, psi, sizes, n: int, width: float = SLOPE_WIDTH
     where the paired rule keeps K >= 16 on the catalogue simulator).
     """
     sizes = np.asarray(sizes, dtype=float)
-    g = sizes.size
     accepted: list[int] = []
     for j, v in enumerate(estimates):
         if not np.isfinite(v):
@@ -77,9 +83,8 @@ def paired_slope_index(estimates, psi, sizes, n: int, width: float = SLOPE_WIDTH
             break
         ok = True
         for i in accepted:
-            d = psi[j] - psi[i]
-            dc = d - sizes * (d.sum() / n)
-            se = np.sqrt(g / max(g - 1, 1) * float(dc @ dc)) / n
+            se = cluster_se_from_sums(psi[j] - psi[i], sizes, n)
+            se = 0.0 if not np.isfinite(se) else se  # one cluster: only exact agreement counts
             if abs(v - estimates[i]) > width * se + 1e-12 * max(1.0, abs(v)):
                 ok = False
                 break
