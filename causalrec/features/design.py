@@ -30,6 +30,15 @@ def _as_2d(a, name: str) -> np.ndarray:
 
 #: widest text vectors for which ``interaction="outer"`` builds all ``d^2`` products
 MAX_OUTER_DIM = 64
+#: the interaction blocks :func:`design_matrix` builds
+INTERACTIONS = ("product", "outer")
+
+
+def check_interaction(interaction: str) -> None:
+    """A clear error for an unknown interaction (callers check before any embedding work)."""
+    if interaction not in INTERACTIONS:
+        raise InputError(f"unknown text interaction {interaction!r}", column="text_interaction",
+                         fix="use 'product' (u * v) or 'outer' (every u_j v_l)")
 
 
 def design_matrix(user_emb=None, item_emb=None, covariates=None, *, dtype=np.float32,
@@ -81,8 +90,7 @@ def design_matrix(user_emb=None, item_emb=None, covariates=None, *, dtype=np.flo
                                      "components), or use the elementwise product")
             blocks.append((uu[:, :, None] * vv[:, None, :]).reshape(u.shape[0], -1))
         else:
-            raise InputError(f"unknown text interaction {interaction!r}", column="text_interaction",
-                             fix="use 'product' (u * v) or 'outer' (every u_j v_l)")
+            check_interaction(interaction)
         names += [f"ui{j}" for j in range(blocks[-1].shape[1])]
     if covariates is not None:
         if isinstance(covariates, pd.DataFrame):

@@ -10,14 +10,13 @@
   efficient leave-one-out squared error (``RidgeCV``).
 
 Why they exist next to the torch MLPs: on small tabular data (hundreds of rows, tens of
-covariates) an MLP propensity overfits into confident 0/1 probabilities. Measured on IHDP
-(747 rows, 26 covariates, 18.6% treated; 5 cross-fitted folds): the torch propensity model's
-out-of-fold log loss was 0.478 (the constant treated share gives 0.480) with 9% of rows
-below 0.01 and an effective sample size of 74, while this logistic model gave 0.455, no row
-below 0.016 and an ESS of 361. :func:`causalrec.uplift.estimate` therefore cross-fits both
-on tabular covariates and keeps, per nuisance, the one with the smaller cross-fitted loss
-(the engine's candidate selection, :mod:`causalrec.models.crossfit`): nothing is preferred
-a priori, the held-out loss decides.
+covariates) an MLP propensity overfits into confident 0/1 probabilities, and AIPW's weights
+explode. On IHDP (747 rows, 26 covariates; ``analyses/ihdp.py`` -> ``reports/ihdp.md``, 50 draws)
+the AIPW mean |ATE error| went from 0.296 with the MLP alone to 0.095 with these candidates.
+:func:`causalrec.uplift.estimate` therefore cross-fits both on tabular covariates and keeps,
+per nuisance, the one with the smaller cross-fitted loss (the engine's candidate selection,
+:mod:`causalrec.models.crossfit`; the losses are in ``diagnostics["nuisance_selection"]``):
+nothing is preferred a priori, the held-out loss decides.
 
 Both are scikit-learn pipelines (``clone``-able, hyper-parameters only in the constructor
 arguments), so the engine and econml treat them like any other model.

@@ -316,30 +316,22 @@ def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np
                  "arm's rows)")
     if len(candidates) == 1:  # one set of models (each may itself be a dict of candidates)
         _, p, o = candidates[0]
-        nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
-                                 seed=seed, propensity=logged_e)
-        selection: dict[str, Any] = {}
-        if isinstance(p, dict) or isinstance(o, dict):
-            sel = nu["crossfit"].selection_report()
-            selection = {"criterion": criterion, "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
-            if "e" in sel:
-                selection["propensity"] = sel["e"]
-            if isinstance(p, dict):
-                p = p[sel["e"]["chosen"]] if "e" in sel else next(iter(p.values()))
-            if isinstance(o, dict):
-                o = o[sel["mu1"]["chosen"]]
-        return {**nu, "models": (p, o)}, selection
-    props = {name: p for name, p, _ in candidates}
-    outs = {name: o for name, _, o in candidates}
-    nu = cross_fit_nuisances(X, t, y, propensity_model=props, outcome_model=outs, n_folds=n_folds,
-                             groups=groups, seed=seed, propensity=logged_e)
+    else:
+        p = {name: m for name, m, _ in candidates}
+        o = {name: m for name, _, m in candidates}
+    nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
+                             seed=seed, propensity=logged_e)
+    if not (isinstance(p, dict) or isinstance(o, dict)):
+        return {**nu, "models": (p, o)}, {}
     sel = nu["crossfit"].selection_report()
-    selection = {"criterion": criterion, "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+    selection: dict[str, Any] = {"criterion": criterion, "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
     if "e" in sel:
         selection["propensity"] = sel["e"]
-    best_e = sel["e"]["chosen"] if "e" in sel else sel["mu1"]["chosen"]
-    nu["models"] = (props[best_e], outs[sel["mu1"]["chosen"]])
-    return nu, selection
+    if isinstance(p, dict):  # with a logged propensity there is no e to choose: the outcome's choice, if a p key
+        p = p[sel["e"]["chosen"]] if "e" in sel else p.get(sel["mu1"]["chosen"], next(iter(p.values())))
+    if isinstance(o, dict):
+        o = o[sel["mu1"]["chosen"]]
+    return {**nu, "models": (p, o)}, selection
 
 
 def _default_models(device: str, seed: int, y: np.ndarray) -> tuple[Any, Any]:
@@ -612,9 +604,9 @@ def estimate(
         raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
     ate_mod._check_ci_target(ci_target)
 
-    if text_interaction not in ("product", "outer"):
-        raise InputError(f"unknown text interaction {text_interaction!r}", column="text_interaction",
-                         fix="use 'product' (u * v) or 'outer' (every u_j v_l)")
+    from causalrec.features.design import check_interaction
+
+    check_interaction(text_interaction)
     if heads not in HEADS:
         raise InputError(f"unknown heads {heads!r}; use one of {HEADS}", column="heads",
                          fix="--heads mlp, bilinear or auto")
