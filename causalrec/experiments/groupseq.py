@@ -126,6 +126,27 @@ class GroupSequentialDesign:
     def cumulative(self) -> np.ndarray:
         return np.cumsum(self.spent)
 
+    def _extend(self, k: int, b: float, lower_z: float) -> None:
+        """Append look ``k``'s continuation region (the density of S = Z sqrt(t) given no crossing so far).
+
+        ``b`` is look k's boundary on the Z scale; the region is (-b, b) two-sided or
+        (-lower_z, b) one-sided, on the S scale. Its quadrature step follows the smaller of
+        this look's and the next look's increment sd, so both convolutions stay resolved.
+        """
+        t = self.t
+        sq = math.sqrt(t[k])
+        hi = b * sq
+        lo = -hi if self.sides == 2 else -lower_z * sq
+        d_here = sq if k == 0 else math.sqrt(t[k] - t[k - 1])
+        d_next = math.sqrt(t[k + 1] - t[k]) if k + 1 < len(t) else d_here
+        x, w = _grid(lo, hi, min(d_here, d_next))
+        if k == 0:
+            f = _npdf(x / sq) / sq
+        else:
+            xp, wp, fp = self._regions[k - 1]
+            f = (_npdf((x[:, None] - xp[None, :]) / d_here) / d_here) @ (wp * fp)
+        self._regions.append((x, w, f))
+
     def _cross(self, k: int, c: float) -> float:
         """P(no crossing before look k, crossing of ``c`` on the S scale at look k) (k >= 1)."""
         x, w, f = self._regions[k - 1]
@@ -167,22 +188,11 @@ def crossing_probabilities(t: Any, z: Any, sides: int = 2) -> np.ndarray:
     z = np.asarray(z, dtype=float)
     design = GroupSequentialDesign(t=t, alpha=float("nan"), kind="given", rho=float("nan"), sides=sides, z=z,
                                    spent=np.empty(len(t)))
-    sd_next = np.sqrt(np.diff(t, append=np.nan))
     out = np.empty(len(t))
     for k in range(len(t)):
         sq = math.sqrt(t[k])
         out[k] = (1.0 - float(ndtr(z[k]))) * sides if k == 0 else design._cross(k, z[k] * sq)
-        hi = z[k] * sq
-        lo = -hi if sides == 2 else -8.0 * sq
-        d_here = sq if k == 0 else math.sqrt(t[k] - t[k - 1])
-        d_next = sd_next[k] if k + 1 < len(t) else d_here
-        x, w = _grid(lo, hi, min(d_here, d_next))
-        if k == 0:
-            f = _npdf(x / sq) / sq
-        else:
-            xp, wp, fp = design._regions[k - 1]
-            f = (_npdf((x[:, None] - xp[None, :]) / d_here) / d_here) @ (wp * fp)
-        design._regions.append((x, w, f))
+        design._extend(k, z[k], 8.0)
     return out
 
 
@@ -220,7 +230,6 @@ def boundaries(t: Any, alpha: float = 0.05, kind: str = "obf", rho: float = 2.0,
     spent = np.empty(K)
     design = GroupSequentialDesign(t=t, alpha=alpha, kind=kind, rho=rho, sides=sides, z=z, spent=spent,
                                    ztrun=ztrun)
-    sd_next = np.sqrt(np.diff(t, append=np.nan))
     used = 0.0
     for k in range(K):
         target = max(planned[k] - used, 0.0)
@@ -238,16 +247,5 @@ def boundaries(t: Any, alpha: float = 0.05, kind: str = "obf", rho: float = 2.0,
         z[k] = b
         spent[k] = cross(b)
         used += spent[k]
-        # continuation region of look k, on the S = Z sqrt(t) scale
-        hi = b * sq
-        lo = -hi if sides == 2 else -ztrun * sq
-        d_here = sq if k == 0 else math.sqrt(t[k] - t[k - 1])
-        d_next = sd_next[k] if k + 1 < K else d_here
-        x, w = _grid(lo, hi, min(d_here, d_next))
-        if k == 0:
-            f = _npdf(x / sq) / sq
-        else:
-            xp, wp, fp = design._regions[k - 1]
-            f = (_npdf((x[:, None] - xp[None, :]) / d_here) / d_here) @ (wp * fp)
-        design._regions.append((x, w, f))
+        design._extend(k, b, ztrun)
     return design
