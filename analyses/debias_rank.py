@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = Path(os.environ.get("DEBIAS_RANK_OUT", str(ROOT / "reports")))  # smoke runs write elsewhere
 sys.path.insert(0, str(ROOT))
 
 from causalrec.data import LogSchema  # noqa: E402
@@ -44,13 +45,13 @@ from causalrec.results import jsonable  # noqa: E402
 
 SIZES = {
     "seeds": int(os.environ.get("DEBIAS_RANK_SEEDS", "5")),
-    "train_rows": int(os.environ.get("DEBIAS_RANK_TRAIN_ROWS", "30000")),  # candidate rows (10 per request)
+    "train_rows": int(os.environ.get("DEBIAS_RANK_TRAIN_ROWS", "100000")),  # candidate rows (10 per request)
     "test_rows": int(os.environ.get("DEBIAS_RANK_TEST_ROWS", "3000")),
     "n_users": 1000,
     "n_items": 300,
     "n_positions": 10,
     "max_length": 32,
-    "epochs": int(os.environ.get("DEBIAS_RANK_EPOCHS", "4")),
+    "epochs": int(os.environ.get("DEBIAS_RANK_EPOCHS", "6")),
     "objective": os.environ.get("DEBIAS_RANK_OBJECTIVE", "listwise"),
     "trainable_layers": 0,
     "batch_size": 32,
@@ -63,8 +64,12 @@ SIZES = {
     "obd_prior_rows": 20,
     "obd_top_k": (5, 20),
     "random_bucket_rows": 20000,
-    "em_requests": int(os.environ.get("DEBIAS_RANK_EM_REQUESTS", "10000")),
+    "em_requests": int(os.environ.get("DEBIAS_RANK_EM_REQUESTS", "20000")),
     "em_slots": 5,
+    # simulator examination (1 + k)^-position_bias; the logging recommender promotes titles for a reason
+    # unrelated to relevance (simulate_logs logging_item_boost), so click-trained rankers inherit its bias
+    "position_bias": float(os.environ.get("DEBIAS_RANK_POSITION_BIAS", "1.0")),
+    "logging_item_boost": float(os.environ.get("DEBIAS_RANK_ITEM_BOOST", "2.0")),
     "em_position_bias": 0.8,
     "em_seeds": int(os.environ.get("DEBIAS_RANK_EM_SEEDS", "3")),
 }
@@ -104,7 +109,8 @@ def simulator_part(bottom_cache: dict) -> dict:
     K = S["n_positions"]
     for seed in range(S["seeds"]):
         t0 = time.time()
-        pool = {"n_users": S["n_users"], "n_items": S["n_items"], "catalog_seed": 0, "n_positions": K}
+        pool = {"n_users": S["n_users"], "n_items": S["n_items"], "catalog_seed": 0, "n_positions": K,
+                "position_bias": S["position_bias"], "logging_item_boost": S["logging_item_boost"]}
         sim = simulate_logs(S["train_rows"], seed=seed, random_share=0.0, **pool)
         test = simulate_logs(S["test_rows"], seed=10_000 + seed, random_share=0.0, **pool).logs
         logged = sim.logs.reset_index(drop=True)
@@ -379,12 +385,12 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
     rep.table(obd["examination"], title="OBD examination relative to position 0: random-log CTR ratio vs regression-EM on BTS")
     rep.heading("Reading the results")
     rep.bullets(_findings(summary, diffs, labels, obd, w10, best, em))
-    rep.write(ROOT / "reports" / "debias_rank.md")
+    rep.write(OUT_DIR / "debias_rank.md")
     payload = {"sizes": SIZES, "elapsed_s": elapsed, "command": cmd,
                "simulator": {k: v.to_dict(orient="records") for k, v in sim.items()},
                "em": {k: v.to_dict(orient="records") for k, v in em.items()},
                "obd": {k: (v.to_dict(orient="records") if isinstance(v, pd.DataFrame) else v) for k, v in obd.items()}}
-    (ROOT / "reports" / "debias_rank.json").write_text(json.dumps(jsonable(payload), indent=1) + "\n")
+    (OUT_DIR / "debias_rank.json").write_text(json.dumps(jsonable(payload), indent=1) + "\n")
 
 
 def _findings(summary, diffs, labels, obd, w10, best, em) -> list[str]:
@@ -392,9 +398,11 @@ def _findings(summary, diffs, labels, obd, w10, best, em) -> list[str]:
     mean = summary.set_index(["method", "metric"])["mean"]
     d0 = w10[best] - w10["zero_shot"]
     dn = w10[best] - w10["naive"]
-    met_target = bool(d0.mean() >= 0.02 and (d0 > 0).all() and dn.mean() > d0.mean())
-    out.append(f"TARGET (best corrected ranker beats zero-shot by >= 0.02 NDCG@10 on every seed, and naive by "
-               f"more): best corrected = `{best}`, {best} - zero_shot {d0.mean():+.4f} (better on "
+    # exactly the issue-11 target: mean gain >= 0.02 over >= 5 seeds, better on every seed, and a larger
+    # mean gain over naive than over zero-shot
+    met_target = bool(d0.size >= 5 and d0.mean() >= 0.02 and (d0 > 0).all() and dn.mean() > d0.mean())
+    out.append(f"TARGET (best corrected ranker beats zero-shot by >= 0.02 NDCG@10 on the mean over >= 5 seeds AND "
+               f"is better on every seed, AND beats naive by more): best corrected = `{best}`, {best} - zero_shot {d0.mean():+.4f} (better on "
                f"{int((d0 > 0).sum())} of {d0.size} seeds, min {d0.min():+.4f}); {best} - naive {dn.mean():+.4f} "
                f"(better on {int((dn > 0).sum())} of {dn.size}). " + ("Met." if met_target else "NOT met."))
     dnz = w10["naive"] - w10["zero_shot"]
@@ -457,7 +465,7 @@ def _from_json(path: Path) -> tuple[dict, dict, dict, float, str]:
 
 def main() -> None:
     if "--render-only" in sys.argv:
-        write_report(*_from_json(ROOT / "reports" / "debias_rank.json"))
+        write_report(*_from_json(OUT_DIR / "debias_rank.json"))
         return
     import torch
 
