@@ -204,11 +204,17 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 def write_report(df: pd.DataFrame) -> None:
     from causalrec.data.atomic import atomic_write_text
 
+    # runs with sample-ATE intervals (recorded ci_target) get their own rows: earlier runs without the
+    # column had population intervals, and one cell must not mix the two targets' coverage
+    if "ci_target" in df.columns:
+        samp = (df.ci_target == "sample") & (df.method != "naive")
+        df = df.assign(method=df.method.where(~samp, df.method + " (sample CI)"))
     s = summarise(df)
     order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
              "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "logged_e_aipw",
              "oracle_text_aipw"]
-    s["o"] = s.method.map({m: k for k, m in enumerate(order)})
+    s["o"] = s.method.str.replace(" (sample CI)", "", regex=False).map({m: k for k, m in enumerate(order)})
+    s["o"] = s.o + s.method.str.endswith("(sample CI)") * 0.5
     s = s.sort_values(["hidden", "rows", "o"])
     lines = ["# Text confounding: history representations, interaction heads, text oracle", "",
              "Built by `python analyses/text_confounding_history.py --report` from "
