@@ -210,6 +210,13 @@ def compare_rankers(models: Sequence[tuple[str, Any]], data: pd.DataFrame | str 
         per_model[name] = {"diagnostics": r.diagnostics, "model": dict(getattr(model, "meta", {}))}
         warnings += [f"{name}: {w}" for w in r.warnings]
         config = {k: v for k, v in r.config.items() if k != "model"}
+    # Models that truncate texts at different token limits see different inputs, so their
+    # gap mixes training with truncation; say so rather than let it pass as a training effect.
+    limits = {name: getattr(model, "max_length", None) for name, model in models}
+    if len({v for v in limits.values() if v is not None}) > 1:
+        listed = ", ".join(f"{k}={v}" for k, v in limits.items())
+        warnings.append(f"the models use different token limits ({listed}): differences between them include "
+                        "truncation, not only training; train them with the same --max-length")
     diagnostics = {**next(iter(per_model.values()))["diagnostics"], "models": list(per_model)}
     config["models"] = {k: v["model"] for k, v in per_model.items()}
     return RankingResult(command="rank eval", n_rows=len(df), estimates=estimates, diagnostics=diagnostics,

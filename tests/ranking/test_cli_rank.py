@@ -108,3 +108,20 @@ def test_rank_train_click_model_one_based_positions(data, tiny_encoder_dir, tmp_
     assert main(args + ["--position-base", "1", "--val-label", "true_relevance"]) == 0
     cfg = json.loads((tmp_path / "m" / "ranker_config.json").read_text())
     assert len(cfg["meta"]["examination"]) == 4 and cfg["meta"]["examination"][0] == 1.0
+
+
+def test_rank_eval_warns_when_models_truncate_differently(data, tiny_encoder_dir, tmp_path, capsys):
+    base = ["rank", "train", str(data / "train.parquet"), "--label", "click", "--model", str(tiny_encoder_dir),
+            "--epochs", "0", "--device", "cpu"]
+    for name, limit in (("a16", "16"), ("b16", "16"), ("c8", "8")):
+        assert main(base + ["--max-length", limit, "--out", str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    ev = ["rank", "eval"]
+    tail = [str(data / "train.parquet"), "--relevance", "true_relevance", "--k", "2"]
+    out = tmp_path / "same.json"
+    assert main(ev + [str(tmp_path / "a16"), str(tmp_path / "b16")] + tail + ["--out", str(out)]) == 0
+    assert not any("token limits" in w for w in json.loads(out.read_text())["warnings"])
+    out = tmp_path / "mixed.json"
+    assert main(ev + [str(tmp_path / "a16"), str(tmp_path / "c8")] + tail + ["--out", str(out)]) == 0
+    warned = [w for w in json.loads(out.read_text())["warnings"] if "token limits" in w]
+    assert len(warned) == 1 and "a16=16" in warned[0] and "c8=8" in warned[0]
