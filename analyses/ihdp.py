@@ -183,9 +183,9 @@ by the study. CPU only, on a 2-core machine shared with other jobs (times are in
   propensities below the 0.01 clip, effective sample size 74 on every draw). The linear candidate
   has the smaller cross-fitted log loss once its penalty is chosen on *shuffled* folds (IHDP's rows
   are ordered; unshuffled inner folds chose a nearly constant model), so the engine now keeps it.
-- Coverage against the sample ATE is still conservative for an estimator whose SE also counts the
-  treatment-assignment and outcome-model noise that a fixed-design benchmark like IHDP holds fixed;
-  a coverage above 97% is reported as a miss, not narrowed.
+- A coverage above 97% is reported as a miss, not narrowed. Why DML's intervals are wide here is
+  not measured by this study (one candidate: its SE also counts outcome-model noise that a
+  fixed-design benchmark like IHDP holds fixed).
 
 ## What changed since the previous version of this study
 

@@ -1,7 +1,7 @@
 """Large-catalogue OPE study: relative RMSE of ips, snips, dr, mips, snmips, offcem vs SNIPS.
 
     python analyses/ope_catalogue.py [--seeds 10] [--seed-base 1000] [--sizes 2000] [--n-rows 5000]
-        [--out reports/ope_catalogue_runs.csv] [--report reports/ope_catalogue.md]
+        [--out reports/ope_catalogue_runs.csv] [--report reports/ope_catalogue.md] [--report-only]
 
 For each catalogue size and seed ``s`` in ``seed_base .. seed_base + seeds - 1``: a new world
 (``world_seed = 100 + s``: items, titles,
@@ -21,7 +21,6 @@ the report's default ``--seed-base 1000`` (worlds 1100..) was not used for any d
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from causalrec.data import LogSchema
 from causalrec.data.atomic import atomic_write_text
 from causalrec.ope import evaluate
 from causalrec.ope.catalogue_synthetic import make_catalogue_logs
+from causalrec.report import Report
 
 ESTIMATORS = ["ips", "snips", "dr", "mips", "snmips", "offcem"]
 
@@ -87,44 +87,42 @@ DEV_SEEDS = "0..9 (worlds 100..109)"
 TARGET = 0.5  # issue 10's done-when: mips RMSE <= 0.5x SNIPS's on a held-out 2,000-item, 5,000-row log
 
 
-def report(df: pd.DataFrame, summ: pd.DataFrame, argv: str, seed_base: int, seeds: int, n_rows: int) -> str:
+def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
     """The markdown report, every figure computed from ``df`` / ``summ`` (the runs written alongside)."""
-    lines = ["# Large catalogues: MIPS / SNMIPS / OffCEM on item-text clusters (issue 10)", "",
-             f"Written by `python analyses/ope_catalogue.py {argv}`; per-run rows in the runs CSV next to it.", "",
-             "## Set-up", "",
-             "- Simulator `causalrec.ope.catalogue_synthetic.make_catalogue_logs` (20 topics, reward mostly, not",
-             "  only, through the title's topic, exact truth); each seed `s` is a new world (`world_seed = 100 + s`)",
-             f"  and a new log of {n_rows:,} rows.",
-             "- Every estimate comes from the public API `causalrec.ope.evaluate(logs, target, items=catalogue,",
-             "  item_key='item_id', item_text='title', logging_policy=logging_table, estimators=[...])` (the same",
-             "  path as `causalrec ope ... --logging-policy --items --item-key --item-text`) with the packaged MiniLM",
-             "  `TextEmbedder`; K chosen by SLOPE (package defaults, not tuned here).",
-             f"- Seeds reported: {seed_base}..{seed_base + seeds - 1} (held out). Seeds used for development/tuning",
-             f"  of the K rule: {DEV_SEEDS}; none of them is in this report.",
-             "- `oracle_*`: MIPS / SNMIPS given the true topics (one-hot embedder, K = 20), a reference only.", "",
-             "## RMSE relative to SNIPS", ""]
-    cols = ["n_items", "estimator", "rmse", "rmse_vs_snips", "bias", "coverage", "mean_K", "n"]
-    t = summ[summ.n_items != "all"][cols]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in t.itertuples(index=False):
-        lines.append("| " + " | ".join("" if (isinstance(v, float) and np.isnan(v)) else
-                                        (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r) + " |")
-    lines += ["", "## Target (done-when)", ""]
+    seeds = sorted(df.seed.unique())
+    sizes = ",".join(str(int(v)) for v in sorted(df.n_items.unique(), reverse=True))
+    cmd = (f"python analyses/ope_catalogue.py --seeds {len(seeds)} --seed-base {seeds[0]} --sizes {sizes} "
+           f"--n-rows {n_rows}")
+    rep = Report("Large catalogues: MIPS / SNMIPS / OffCEM on item-text clusters (issue 10)",
+                 subtitle=f"Written by `{cmd}` (or `--report-only` from its runs CSV); per-run rows in the "
+                          "runs CSV next to it.")
+    rep.heading("Set-up").bullets([
+        "Simulator `causalrec.ope.catalogue_synthetic.make_catalogue_logs` (20 topics, reward mostly, not only, "
+        "through the title's topic, exact truth); each seed `s` is a new world (`world_seed = 100 + s`) and a "
+        f"new log of {n_rows:,} rows.",
+        "Every estimate comes from the public API `causalrec.ope.evaluate(logs, target, items=catalogue, "
+        "item_key='item_id', item_text='title', logging_policy=logging_table, estimators=[...])` (the same path "
+        "as `causalrec ope ... --logging-policy --items --item-key --item-text`) with the packaged MiniLM "
+        "`TextEmbedder`; K chosen by SLOPE (package defaults, not tuned here).",
+        f"Seeds reported: {seeds[0]}..{seeds[-1]} (held out). Seeds used for development/tuning of the K rule: "
+        f"{DEV_SEEDS}; none of them is in this report.",
+        "`oracle_*`: MIPS / SNMIPS given the true topics (one-hot embedder, K = 20), a reference only."])
+    t = summ[summ.n_items != "all"][["n_items", "estimator", "rmse", "rmse_vs_snips", "bias", "coverage",
+                                     "mean_K", "n"]]
+    rep.heading("RMSE relative to SNIPS").table(t.reset_index(drop=True))
+    verdicts = []
     for n_items, g in t.groupby("n_items"):
         m = g.set_index("estimator").rmse_vs_snips
         if "mips" in m:
             ok = "MET" if m["mips"] <= TARGET else "NOT met"
-            lines.append(f"- {n_items} items: mips RMSE = {m['mips']:.2f}x SNIPS (target <= {TARGET}x): **{ok}**; "
-                         f"snmips {m.get('snmips', np.nan):.2f}x; offcem {m.get('offcem', np.nan):.2f}x; "
-                         f"oracle mips {m.get('oracle_mips', np.nan):.2f}x.")
-    lines += ["", "## Chosen K per seed (SLOPE)", ""]
+            verdicts.append(f"{n_items} items: mips RMSE = {m['mips']:.2f}x SNIPS (target <= {TARGET}x): **{ok}**; "
+                            f"snmips {m.get('snmips', np.nan):.2f}x; offcem {m.get('offcem', np.nan):.2f}x; "
+                            f"oracle mips {m.get('oracle_mips', np.nan):.2f}x.")
+    rep.heading("Target (done-when)").bullets(verdicts)
     k = df[df.estimator.isin(["mips", "snmips", "offcem"])].pivot_table(
         index=["n_items", "seed"], columns="estimator", values="clusters", aggfunc="first").reset_index()
-    kc = list(k.columns)
-    lines += ["| " + " | ".join(map(str, kc)) + " |", "|" + "---|" * len(kc)]
-    for r in k.itertuples(index=False):
-        lines.append("| " + " | ".join(str(int(v)) if pd.notna(v) else "" for v in r) + " |")
-    return "\n".join(lines) + "\n"
+    rep.heading("Chosen K per seed (SLOPE)").table(k.astype("Int64"))
+    return rep
 
 
 def main() -> None:
@@ -135,13 +133,16 @@ def main() -> None:
     ap.add_argument("--n-rows", type=int, default=5000)
     ap.add_argument("--out", type=Path, default=Path("reports/ope_catalogue_runs.csv"))
     ap.add_argument("--report", type=Path, default=Path("reports/ope_catalogue.md"))
+    ap.add_argument("--report-only", action="store_true", help="only rewrite the report from --out's runs")
     a = ap.parse_args()
-    df = run(a.seeds, [int(x) for x in a.sizes.split(",")], a.n_rows, a.seed_base)
-    atomic_write_text(a.out, df.to_csv(index=False))
+    if a.report_only:
+        df = pd.read_csv(a.out)
+    else:
+        df = run(a.seeds, [int(x) for x in a.sizes.split(",")], a.n_rows, a.seed_base)
+        atomic_write_text(a.out, df.to_csv(index=False))
     summ = summarise(df)
     print(summ.to_string(index=False))
-    argv = " ".join(sys.argv[1:])
-    atomic_write_text(a.report, report(df, summ, argv, a.seed_base, a.seeds, a.n_rows))
+    report(df, summ, a.n_rows).write(a.report)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ positions, request ids) is written to ``--dir`` (default /tmp, deleted afterward
 ``python -m causalrec ope`` runs, each in its own process so peak memory is its own:
 
 - in process, streamed batch by batch (``--batch-size``, default 1M rows) at every size: the
-  in-memory path's exact weight quantiles differ from the streamed histogram's (about 9e-3
-  relative in 4 quantiles), and the Spark engine reduces the same histogram as the streamed
-  path, so only the streamed run is like for like,
+  in-memory path's exact weight quantiles differ from the streamed histogram's by design, and
+  the Spark engine reduces the same histogram as the streamed path, so only the streamed run is
+  like for like,
 - ``--engine spark --spark-master local[2]`` and ``local[1]``.
 
 Measured: wall time, the driver's peak RSS (``VmHWM`` of the Python driver process, read from
