@@ -16,7 +16,7 @@ from the executors (``config.spark.bytes_collected``), and whether every estimat
 diagnostic of the JSON equals the in-process one (relative 1e-9).
 Writes ``reports/spark_bench.json`` and the "Spark engine" section of ``reports/benchmarks.md``.
 
-    python analyses/spark_bench.py --rows 10000000 [--rows 100000000] [--masters local[2],local[1]]
+    python analyses/spark_bench.py --rows 10000000 [--rows 100000000] [--masters local[2],local[1]] [--merge]
 """
 
 from __future__ import annotations
@@ -154,6 +154,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1_000_000,
                     help="batch size of the in-process streamed run (the reference)")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the sizes of reports/spark_bench.json that this run does not measure (a 100M-row run "
+                         "need not repeat the 10M-row one)")
     opts = ap.parse_args()
     sizes = opts.rows or [10_000_000]
     masters = [m for m in opts.masters.split(",") if m]
@@ -185,7 +188,11 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if not opts.no_report:
-        (ROOT / "reports" / "spark_bench.json").write_text(json.dumps(results, indent=1) + "\n")
+        path = ROOT / "reports" / "spark_bench.json"
+        if opts.merge and path.exists():
+            kept = [r for r in json.loads(path.read_text()) if r["rows"] not in set(sizes)]
+            results = sorted(kept + results, key=lambda r: r["rows"])
+        path.write_text(json.dumps(results, indent=1) + "\n")
         write_section(results)
 
 
