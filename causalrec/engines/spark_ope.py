@@ -191,7 +191,10 @@ def _clustered(narrow, terms_part, cluster: str, n_est: int, key_type: str, Clus
         last.update({c: [np.nan] for c in tcols})
         yield pd.DataFrame(last)
 
-    part = narrow.mapInPandas(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    # one row per (partition, cluster): about as many rows as requests, so at 100M rows it is GBs.
+    # DISK_ONLY streams it to local disk; MEMORY_AND_DISK first unrolls blocks on the JVM heap
+    # and, with pyspark's default 1g heap in local mode, died of OutOfMemoryError at 100M rows
+    part = narrow.mapInPandas(run, schema).persist(StorageLevel.DISK_ONLY)
     try:
         rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
                       key=lambda r: r["pid"])
