@@ -415,24 +415,49 @@ def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, inputs) -
     w = bound.logged / p
     qa = qpi = None
     if model is not None:
-        cells = isinstance(model, CellMeanOutcome)  # needs no row indices
-        rows = None if cells and bound.matrix is not None else np.arange(n)
-        qa = model.predict(canon, rows, items, pos, folds)
-        if rows is None:
-            qpi = model.target_value(bound.matrix, pos, folds)
-        else:
-            qpi = np.zeros(n)
-            step = max(1, PAIR_CHUNK // max(1, _pairs_per_row(bound, rows[: min(n, 1000)])))
-            for lo in range(0, n, step):
-                pr = bound.pairs(rows[lo:lo + step])
-                if pr.row.size:
-                    q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
-                    qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
+        qa, qpi = _outcome_terms(model, canon, bound, items, pos, folds)
     arrays = OPEArrays(y=y, w=w, q_logged=qa, q_target=qpi)
     emb = getattr(policy, "embedding_weights", None)  # large catalogues: cluster weights (ope/catalogue.py)
     if emb is not None:
         arrays.w_emb = emb(canon, items, pos, row_offset, p)
+        if isinstance(model, CellMeanOutcome):
+            arrays.q_emb = _cluster_outcomes(model, policy, canon, bound, items, pos, folds)
     return arrays, p
+
+
+def _outcome_terms(model, canon, bound, items, pos, folds) -> tuple[np.ndarray, np.ndarray]:
+    """``(q(x_i, a_i, k_i), sum_a pi_e(a | x_i, k_i) q(x_i, a, k_i))`` per row of one batch."""
+    n = len(canon)
+    cells = isinstance(model, CellMeanOutcome)  # needs no row indices
+    rows = None if cells and bound.matrix is not None else np.arange(n)
+    qa = model.predict(canon, rows, items, pos, folds)
+    if rows is None:
+        return qa, model.target_value(bound.matrix, pos, folds)
+    qpi = np.zeros(n)
+    step = max(1, PAIR_CHUNK // max(1, _pairs_per_row(bound, rows[: min(n, 1000)])))
+    for lo in range(0, n, step):
+        pr = bound.pairs(rows[lo:lo + step])
+        if pr.row.size:
+            q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
+            qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
+    return qa, qpi
+
+
+def _cluster_outcomes(model: CellMeanOutcome, policy, canon, bound, items, pos, folds):
+    """``K -> (q_logged, q_target)`` of the cell means shrunk towards the K clusters' means
+    (:meth:`CellMeanOutcome.clustered`, OffCEM's cluster-level model plus item residual), computed
+    on first use (only OffCEM asks) and kept per K on the model, so each batch reuses the fit."""
+    views = model.__dict__.setdefault("_cluster_views", {})
+    done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(k: int):
+        if k not in done:
+            if k not in views:
+                views[k] = model.clustered(policy.t_cluster[k])
+            done[k] = _outcome_terms(views[k], canon, bound, items, pos, folds)
+        return done[k]
+
+    return get
 
 
 def _pairs_per_row(bound, sample_rows: np.ndarray) -> int:
