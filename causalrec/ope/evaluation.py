@@ -49,6 +49,11 @@ from causalrec.ope.weights import WeightStats
 from causalrec.results import Estimate
 
 DEFAULT_ESTIMATORS = ("dm", "ips", "snips", "dr")
+#: the default with an item catalogue (``items=``): the item-level baselines and the cluster estimators.
+#: ``mips`` stays Saito & Joachims' (and Open Bandit Pipeline's) unnormalised estimator; ``snmips`` and
+#: ``offcem`` (self-normalised / with an outcome model) are its lower-variance versions, measured side by
+#: side in reports/ope_catalogue.md
+CATALOGUE_ESTIMATORS = ("ips", "snips", "mips", "snmips", "offcem")
 AUTO_STREAM_ROWS = 20_000_000
 PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
 TARGET = "policy_value"
@@ -82,7 +87,9 @@ def evaluate(
     items, item_key, item_text:
         The item catalogue (DataFrame or CSV/Parquet path) with the item id column and its
         text; the text is embedded by ``embedder`` (default the packaged MiniLM
-        ``TextEmbedder``) and clustered by k-means. Needed by ``mips, snmips, offcem``.
+        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above).
+        Needed by ``mips, snmips, offcem``; with ``items`` the default estimators are
+        ``CATALOGUE_ESTIMATORS`` (ips, snips, mips, snmips, offcem).
     logging_policy:
         The logging policy's full distribution, a table in the target's format; without it
         the cluster weights are estimated by regression (and the result says so).
@@ -101,7 +108,7 @@ def evaluate(
     lam, sel_lam = selection.parse_choice(dros_lambda, "dros_lambda")
     tau = 100.0 if tau is None else tau
     lam = 100.0 if lam is None else lam
-    names = options.get("estimators", DEFAULT_ESTIMATORS)
+    names = options.get("estimators", CATALOGUE_ESTIMATORS if items is not None else DEFAULT_ESTIMATORS)
     catalogue = items is not None or logging_policy is not None or is_catalogue_request(names)
     if not (catalogue or sel_clip or sel_tau or sel_lam):
         return _evaluate(logs, target, clip=clip, switch_tau=tau, dros_lambda=lam, **options)
@@ -409,7 +416,6 @@ def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: in
 def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, inputs) -> tuple[OPEArrays, np.ndarray]:
     """Per-row arrays for one validated batch (model already fitted)."""
     items, pos, y, folds = inputs
-    n = len(canon)
     p = canon["propensity"].to_numpy(dtype=np.float64)
     bound = policy.bind(canon, items, pos, row_offset)
     w = bound.logged / p
@@ -793,4 +799,4 @@ def _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_le
                            cluster=cluster, config=config, **slate_options)
 
 
-__all__ = ["evaluate", "DEFAULT_ESTIMATORS"]
+__all__ = ["evaluate", "DEFAULT_ESTIMATORS", "CATALOGUE_ESTIMATORS"]
