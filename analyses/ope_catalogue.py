@@ -2,6 +2,7 @@
 
     python analyses/ope_catalogue.py [--seeds 10] [--seed-base 1000[,2000,...]] [--sizes 2000[,1000,100]]
         [--n-rows 5000] [--out reports/ope_catalogue_runs.csv] [--report reports/ope_catalogue.md] [--report-only]
+        [--merge]
 
 For each catalogue size, seed set (``--seed-base`` may list several, each a held-out set of
 ``--seeds`` seeds) and seed ``s`` in ``seed_base .. seed_base + seeds - 1``: a new world
@@ -155,11 +156,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/ope_catalogue_runs.csv"))
     ap.add_argument("--report", type=Path, default=Path("reports/ope_catalogue.md"))
     ap.add_argument("--report-only", action="store_true", help="only rewrite the report from --out's runs")
+    ap.add_argument("--merge", action="store_true", help="keep the rows of --out for catalogue sizes this run "
+                    "does not measure (add a size without re-running the others)")
     a = ap.parse_args()
     if a.report_only:
         df = pd.read_csv(a.out)
     else:
-        df = run(a.seeds, [int(x) for x in a.sizes.split(",")], a.n_rows, tuple(int(b) for b in a.seed_base.split(",")))
+        sizes = [int(x) for x in a.sizes.split(",")]
+        df = run(a.seeds, sizes, a.n_rows, tuple(int(b) for b in a.seed_base.split(",")))
+        if a.merge and a.out.exists():
+            old = pd.read_csv(a.out)
+            df = pd.concat([old[~old.n_items.isin(sizes)], df], ignore_index=True)
         atomic_write_text(a.out, df.to_csv(index=False))
     summ = summarise(df)
     print(summ.to_string(index=False))
