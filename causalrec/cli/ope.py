@@ -23,7 +23,9 @@ def ope_command(
                                 "(without them it applies to every row); for ranked lists see --target-kind."),
     estimators: str | None = typer.Option(None, "--estimators",
                                           help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros (default "
-                                          "dm,ips,snips,dr; with --items ips,snips,mips,snmips,offcem, which --items makes available); for ranked lists sips, snsips, iips, sniips, rips, "
+                                          "dm,ips,snips,dr); with --items also mips, snmips, offcem (default "
+                                          "then ips,snips,mips,snmips,offcem); "
+                                          "for ranked lists sips, snsips, iips, sniips, rips, "
                                           "snrips, cascade_dr, pi, snpi (default with --target-kind or "
                                           "--propensity-marginal: rips,snrips,cascade_dr, plus iips,sniips when "
                                           "the marginal is given)."),
