@@ -92,12 +92,12 @@ def evaluate_spark(sdf, target, *, schema, ests, model, ci_level: float, seed: i
                 m = copy.deepcopy(fresh)
                 for off, canon, keys in batches(pid, it):
                     ev._fit_batch(m, canon, policy, off, ev._inputs(canon, policy, off, n_folds, seed, True, keys))
-                return m._s, m._n
+                return m._s, m._n, m._ss
 
             res = run_partitions(narrow, fit_part)
             collected += res.nbytes
-            for s, c in res.values:
-                model.merge_sums(s, c)
+            for s, c, ss in res.values:
+                model.merge_sums(s, c, ss)
         model.finalize()
 
     n_est = len(ests)
