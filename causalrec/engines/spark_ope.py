@@ -20,11 +20,10 @@ Passes (each a Spark job over the log's needed columns only):
    of its rows, the driver stacks them in row order and calls the in-process
    ``partial_fit`` (one fold model per fold, each fitted on the other folds' rows, by
    :func:`causalrec.models.crossfit.cross_fit`). Above ``fit_rows`` rows the partitions
-   return a seeded sample instead: row ``i`` is kept when a SipHash of its global row
-   number is below ``fit_rows / n``, a rate independent of the fold hash, so every fold
-   is sampled at the same rate and each fold model sees the sampled rows of the other
-   folds (said in ``config["spark"]["outcome_fit"]`` and a warning). At or below
-   ``fit_rows`` the fold models are the in-process ones, fitted on the same rows in the
+   return a seeded sample instead (:func:`causalrec.models.folds.row_hash_sample`, rate
+   ``fit_rows / n``, independent of the fold hash), so every fold is sampled at the same
+   rate and each fold model sees the sampled rows of the other folds (said in
+   ``config["spark"]["outcome_fit"]`` and a warning). At or below ``fit_rows`` the fold models are the in-process ones, fitted on the same rows in the
    same order;
 2. the per-row terms and their moments, with the fitted model broadcast to the executors
    (it predicts there, the in-process ``predict`` on each batch).
@@ -47,7 +46,13 @@ import pickle
 import numpy as np
 import pandas as pd
 
-from causalrec.engines.spark import empty_frame, partition_offsets, run_partitions, spark_type
+from causalrec.engines.spark import (
+    Shipped,
+    empty_frame,
+    partition_offsets,
+    run_partitions,
+    spark_type,
+)
 from causalrec.errors import InputError
 from causalrec.inference import check_clusters
 
@@ -116,7 +121,7 @@ def evaluate_spark(sdf, target, *, schema, ests, model, ci_level: float, seed: i
                                                            n_folds, seed)
             collected += nbytes
         model.finalize()
-    ship = _Shipped(sdf, model)  # the fitted model goes to each executor once, not with every task
+    ship = Shipped(sdf, model)  # the fitted model goes to each executor once, not with every task
     has_model = model is not None  # (the closure below must not capture the model itself)
 
     n_est = len(ests)
@@ -186,11 +191,11 @@ def _fit_on_driver(narrow, model, batches, policy, n_total: int, fit_rows: int, 
                    seed: int) -> tuple[int, dict, str | None]:
     """Fit a :class:`~causalrec.ope.outcome.SklearnOutcome` on the driver (see the module docstring, pass 1);
     returns ``(bytes collected, what was fitted on, a warning when sampled)``."""
+    from causalrec.models.folds import row_hash_sample
     from causalrec.ope import evaluation as ev
 
     rate = 1.0 if n_total <= fit_rows else fit_rows / n_total
     covs = list(model.covariates)
-    hash_key = f"fitsample{seed % 10**7:07d}"  # 16 bytes, as pandas' SipHash wants
 
     def rows_part(pid, it):
         out = []
@@ -198,10 +203,7 @@ def _fit_on_driver(narrow, model, batches, policy, n_total: int, fit_rows: int, 
             items, pos, y, folds = inputs = ev._inputs(canon, policy, off, n_folds, seed, True, keys)
             if (items < 0).any():
                 policy.bind(canon, items, pos, off)  # names the items the target does not know
-            keep = slice(None)
-            if rate < 1.0:
-                h = pd.util.hash_array(np.arange(off, off + len(canon), dtype=np.int64), hash_key=hash_key)
-                keep = np.flatnonzero((h >> np.uint64(11)).astype(np.float64) < rate * 2.0**53)
+            keep = slice(None) if rate >= 1.0 else np.flatnonzero(row_hash_sample(off, len(canon), rate, seed))
             del inputs
             # a missing or non-numeric covariate travels as it is: partial_fit on the driver words the error
             frame = canon[[c for c in covs if c in canon.columns]].iloc[keep].reset_index(drop=True)
@@ -224,29 +226,6 @@ def _fit_on_driver(narrow, model, batches, policy, n_total: int, fit_rows: int, 
                    f"{n_total:,} rows (rate {rate:.3g}, the same in every fold; spark_fit_rows={fit_rows:,}); "
                    "DM and the DR family differ from an in-process fit on every row")
     return res.nbytes, fit, warning
-
-
-class _Shipped:
-    """A fitted model on the executors: a broadcast variable (sent once per executor) where the
-    session has a SparkContext; under Spark Connect, which has none, it travels with the tasks."""
-
-    def __init__(self, sdf, obj):
-        self._obj, self._bc = obj, None
-        if obj is not None:
-            try:
-                self._bc = sdf.sparkSession.sparkContext.broadcast(obj)
-            except Exception:  # Spark Connect: no SparkContext on the client
-                self._bc = None
-
-    def value(self):
-        return self._bc.value if self._bc is not None else self._obj
-
-    def release(self) -> None:
-        if self._bc is not None:
-            self._bc.unpersist()
-
-    def __getstate__(self):  # the closure ships the broadcast handle, never the object itself
-        return {"_obj": None if self._bc is not None else self._obj, "_bc": self._bc}
 
 
 def _clustered(narrow, terms_part, cluster: str, n_est: int, key_type: str, ClusterMoments):

@@ -85,3 +85,42 @@ def test_sampled_fit_above_the_row_limit(spark, bandit):
     full = evaluate(sim.logs, target, schema=SCHEMA, estimators=["dm", "dr"], outcome_model=Ridge(), cluster="none")
     # DR stays close to the full fit's (the weights carry it); not equal
     assert abs(res.estimates[1].estimate - full.estimates[1].estimate) < 3 * full.estimates[1].se
+
+
+def test_debias_dr_equals_in_process(spark, bandit):
+    """dr labels: the fold models fitted on the driver, predicting on the executors, equal in-process
+    ``debias(..., folds="row_hash")`` per row (same rows in the same order: a Parquet scan)."""
+    from sklearn.linear_model import Ridge
+
+    from causalrec.debias import debias
+
+    sim, path = bandit
+    logs = sim.logs.assign(segment_name="s" + sim.logs["segment"].astype(str))  # a categorical covariate too
+    logs.to_parquet(path.with_name("dr.parquet"), index=False, row_group_size=500)
+    schema = LogSchema(outcome="click", covariates=("segment", "segment_name"))
+    kw = dict(schema=schema, method="dr", clip=0.02, cap=40.0, examination=[1.0, 0.6, 0.3], position_clip=0.5,
+              outcome_model=Ridge(alpha=1.0), bootstrap=0, seed=2)
+    local = debias(logs, folds="row_hash", **kw)
+    sdf = spark.read.parquet(str(path.with_name("dr.parquet")))
+    assert sdf.rdd.getNumPartitions() > 1
+    remote = debias(sdf, **kw)
+    assert remote.config["folds"] == "row_hash"
+    fit = remote.config["spark"]["outcome_fit"]
+    assert fit["fit_sample"] is None and fit["rows_fitted"] == len(logs) and fit["model"] == "Ridge"
+    frame = remote.frame.toPandas().sort_values(["request_id", "position"]).reset_index(drop=True)
+    mine = local.frame.sort_values(["request_id", "position"]).reset_index(drop=True)
+    for col in ("weight", "corrected_label", "debias_propensity", "debias_examination"):
+        np.testing.assert_allclose(frame[col].to_numpy(), mine[col].to_numpy(), rtol=1e-9, atol=1e-12)
+    assert (frame["debias_model"] == mine["debias_model"]).all()
+    # the outcome model moved the labels where the position clip binds (else dr == ips per row)
+    ips = debias(logs, **{**kw, "method": "ips"}).frame["corrected_label"].to_numpy()
+    assert np.abs(local.frame["corrected_label"].to_numpy() - ips).max() > 1e-3
+    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
+        for k in ("estimate", "se", "ci_low", "ci_high"):
+            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
+    for k, v in local.diagnostics.items():
+        if isinstance(v, float):
+            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
+        else:
+            assert remote.diagnostics[k] == v, k
+    assert remote.warnings == local.warnings
