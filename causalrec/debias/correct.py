@@ -343,10 +343,9 @@ def debias(
     if exposure is not None:
         schema = schema.with_(treatment=exposure)
     if spark:  # the same checks so far; the rows are reduced on the executors
-        if estimate_propensity or exposure is not None:
-            raise InputError("estimated propensities and candidate (exposure) mode do not run on Spark",
-                             column="--estimate-propensity" if estimate_propensity else "--exposure",
-                             fix="pass the logged propensity column, or run in process")
+        if exposure is not None:
+            raise InputError("candidate (exposure) mode does not run on Spark", column="--exposure",
+                             fix="run it in process")
         if method == "dr" and folds != "row_hash":
             raise InputError("on Spark the dr outcome model's folds follow the row hash (a shuffled split needs "
                              "every row number at once)", column="folds", fix="use folds='row_hash' (or 'auto')")
@@ -358,8 +357,9 @@ def debias(
 
         return debias_spark(logs, schema=schema, method=method, examination=examination, clip=clip, cap=cap,
                             position_clip=position_clip, outcome_model=outcome_model, n_folds=n_folds, seed=seed,
-                            fit_rows=spark_fit_rows, config={
-                                "method": method, "schema": schema.to_dict(), "estimate_propensity": False,
+                            fit_rows=spark_fit_rows, estimate_propensity=estimate_propensity, config={
+                                "method": method, "schema": schema.to_dict(),
+                                "estimate_propensity": estimate_propensity,
                                 "examination": examination if isinstance(examination, str) else "given",
                                 "clip": clip, "cap": cap, "position_clip": position_clip,
                                 "relevance_groups": relevance_groups, "n_folds": n_folds, "bootstrap": bootstrap,

@@ -33,7 +33,10 @@ then build each batch's design and predict it with its rows' fold models on the 
 or ``createDataFrame`` without a shuffle) the labels equal in-process ``debias(...,
 folds="row_hash")``.
 
-Not on Spark (``InputError``): estimated propensities, candidate (exposure) mode, a
+Estimated propensities without covariates (the empirical item share per position) come from
+(item, position) counts summed over partitions (:func:`_item_shares`).
+
+Not on Spark (``InputError``): a propensity model on covariates, candidate (exposure) mode, an
 ``outcome_features`` matrix, and estimating the examination curve (``em``, ``randomized``):
 estimate it in process on a sample and pass it as ``examination=curve``.
 """
@@ -67,7 +70,7 @@ class SparkDebiasResult(CausalResult):
 
 def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, cap: float | None,
                  position_clip: float | None, config: dict, outcome_model: Any = None, n_folds: int = 5,
-                 seed: int = 0, fit_rows: int = 1_000_000) -> SparkDebiasResult:
+                 seed: int = 0, fit_rows: int = 1_000_000, estimate_propensity: bool = False) -> SparkDebiasResult:
     from pyspark.sql import functions as F
 
     from causalrec.data.validation import check_numeric, validate_log
@@ -92,17 +95,31 @@ def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, c
                              fix="use --examination none, or estimate the curve in process on a sample and pass "
                              "it (debias(..., examination=[rho_1, rho_2, ...]))")
         pb = examination if isinstance(examination, PositionBias) else position_bias_from_curve(examination)
-    needs_prop = method in ("ips", "snips", "dr")
+    estimated = estimate_propensity and method != "naive"
+    if estimated and schema.covariates:
+        raise InputError("a propensity model on covariates does not run on Spark (the empirical item share does)",
+                         column="--covariates", fix="drop --covariates to estimate the item share per position, "
+                         "pass the logged propensity column, or run in process")
+    needs_prop = method in ("ips", "snips", "dr") and not estimated
     require = ["item_id", "outcome"] + (["propensity"] if needs_prop else []) + (["position"] if use_position else [])
     wmethod = "none" if method == "naive" else "ips"  # SNIPS: divided by the pooled mean afterwards
     prop_source = "not used" if method == "naive" else f"logged column '{schema.propensity}'"
     names = schema.present(pd.DataFrame(columns=list(sdf.columns)))
+    share = None
+    share_bytes = 0
+    if estimated:
+        share, by_position, share_bytes = _item_shares(sdf, lambda b: validate_log(b, schema, require=require,
+                                                                                   command="debias"))
+        prop_source = "empirical item share" + (" per position" if by_position else "")
 
     def rows_of(b: pd.DataFrame, off: int = 0, fitted=None):
         """The in-process per-row formulas on one batch; ``fitted`` (dr): the fold models and design."""
         canon = validate_log(b, schema, require=require, command="debias")
         c = check_numeric(canon, "outcome", names)
-        prop = canon["propensity"].to_numpy(np.float64) if "propensity" in canon.columns else np.ones(len(canon))
+        if share is not None:
+            prop = _share_of(share, canon)
+        else:
+            prop = canon["propensity"].to_numpy(np.float64) if "propensity" in canon.columns else np.ones(len(canon))
         ew = exposure_weights(prop, wmethod, clip=clip, cap=cap)
         rho = pb.at(canon["position"].to_numpy(np.int64)) if pb is not None else np.ones(len(canon))
         y = c.copy() if method == "naive" else ips_labels(c, rho, position_clip=position_clip)
@@ -216,11 +233,50 @@ def debias_spark(sdf, *, schema, method: str, examination, clip: float | None, c
     if fit_warning:
         warnings.append(fit_warning)
     config = {**config, "engine": "spark", "spark": {"partitions": res.n_partitions,
-                                                     "bytes_collected": res.nbytes + design_bytes}}
+                                                     "bytes_collected": res.nbytes + design_bytes + share_bytes}}
     if fit_info is not None:
         config["spark"]["outcome_fit"] = fit_info
     return SparkDebiasResult(command="debias", n_rows=n, estimates=estimates, diagnostics=jsonable(diagnostics),
                              warnings=warnings, config=config, frame=frame)
+
+
+def _item_shares(sdf, validate):
+    """``(share, by_position, bytes)``: the empirical propensity of every (item, position) cell,
+    ``n_{a,k} / n_k`` (or ``n_a / n`` without positions), from counts summed over partitions: the
+    MLE of a context-free logging policy, :func:`causalrec.debias.weights.empirical_propensity`
+    (the same division of the same counts, so the same numbers)."""
+
+    def part(pid, it):
+        out = []
+        for b in it:
+            if len(b) == 0:
+                continue
+            canon = validate(b)
+            keys = ["item_id", "position"] if "position" in canon.columns else ["item_id"]
+            out.append(canon.groupby(keys, sort=False).size())
+        return out
+
+    res = run_partitions(sdf, part)
+    parts = [c for p in res.values for c in p]
+    if not parts:
+        raise InputError("the log has no rows", fix="check the file")
+    counts = pd.concat(parts).groupby(level=list(range(parts[0].index.nlevels))).sum()
+    by_position = counts.index.nlevels == 2
+    if by_position:
+        per_pos = counts.groupby(level=1).sum()
+        share = counts / per_pos.reindex(counts.index.get_level_values(1)).to_numpy().astype(np.float64)
+    else:
+        share = counts / float(counts.sum())
+    return share.astype(np.float64), by_position, res.nbytes
+
+
+def _share_of(share: pd.Series, canon: pd.DataFrame) -> np.ndarray:
+    """The share of each row's (item[, position]) cell."""
+    if share.index.nlevels == 2:
+        idx = pd.MultiIndex.from_arrays([canon["item_id"].to_numpy(), canon["position"].to_numpy()])
+    else:
+        idx = pd.Index(canon["item_id"].to_numpy())
+    return share.reindex(idx).to_numpy(np.float64)
 
 
 def _design_stats(sdf, rows_of, covs: tuple[str, ...]):

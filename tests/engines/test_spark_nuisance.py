@@ -124,3 +124,34 @@ def test_debias_dr_equals_in_process(spark, bandit):
         else:
             assert remote.diagnostics[k] == v, k
     assert remote.warnings == local.warnings
+
+
+@pytest.mark.parametrize("examination", ["none", pytest.param([1.0, 0.6, 0.3], marks=pytest.mark.slow)])
+def test_estimated_item_share_propensity_equals_in_process(spark, bandit, examination):
+    """``estimate_propensity=True`` without covariates: the empirical item share (per position when the
+    log has positions) from counts summed over partitions, the same numbers as in process."""
+    from causalrec.debias import debias
+    from causalrec.errors import InputError
+
+    sim, _ = bandit
+    logs = sim.logs.drop(columns=["propensity"])
+    kw = dict(schema=LogSchema(outcome="click"), method="snips", estimate_propensity=True, clip=0.02,
+              examination=examination, bootstrap=0)
+    local = debias(logs, **kw)
+    remote = debias(spark.createDataFrame(logs).repartition(3), **kw)
+    frame = remote.frame.toPandas().sort_values(["request_id", "position"]).reset_index(drop=True)
+    mine = local.frame.sort_values(["request_id", "position"]).reset_index(drop=True)
+    for col in ("weight", "corrected_label", "debias_propensity"):
+        np.testing.assert_allclose(frame[col].to_numpy(), mine[col].to_numpy(), rtol=1e-9, atol=0)
+    assert (frame["debias_model"] == mine["debias_model"]).all()
+    assert "empirical item share per position" in mine["debias_model"].iloc[0]
+    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
+        for k in ("estimate", "se"):
+            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
+    for k, v in local.diagnostics.items():
+        if isinstance(v, float):
+            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
+        else:
+            assert remote.diagnostics[k] == v, k
+    with pytest.raises(InputError, match="covariates"):
+        debias(spark.createDataFrame(logs), **{**kw, "schema": LogSchema(outcome="click", covariates=("segment",))})
