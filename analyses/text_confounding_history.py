@@ -36,6 +36,8 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --runs-csv reports/text_confounding_history_calibration.csv
     # candidates on seeds outside the table: --blocks outer,hist_r,bilinear --seeds 300-302 \
     #     --runs-csv reports/text_confounding_history_pilot.csv
+    # (``mix``, ``mix_auto``: hist_aipw's / hist_auto_aipw's heads on simplex topic proportions,
+    #  ``text_cluster_weights="mixture"``; --blocks mix,mix_auto --seeds 300-302, the same CSV)
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -129,6 +131,19 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         record(r, {"aipw": "hist_bilinear_aipw", "dml": "hist_bilinear_dml"}, time.perf_counter() - t0,
                {"clusters": r.config.get("text_clusters_k")})
 
+    if "mix" in blocks:  # the same linear heads on simplex topic proportions instead of softmax memberships
+        pm, om = linear_models(seed)
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om,
+                     **{**hist, "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_aipw", "dml": "hist_mix_dml"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k")})
+
+    if "mix_auto" in blocks:  # hist_auto_aipw's heads (MLP vs bilinear by cross-fitted loss) on the proportions
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw",), heads="auto", **{**hist, "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_auto_aipw"}, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
@@ -211,7 +226,8 @@ def write_report(df: pd.DataFrame) -> None:
         df = df.assign(method=df.method.where(~samp, df.method + " (sample CI)"))
     s = summarise(df)
     order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
-             "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "logged_e_aipw",
+             "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_mix_aipw", "hist_mix_dml",
+             "hist_auto_aipw", "hist_mix_auto_aipw", "logged_e_aipw",
              "oracle_text_aipw"]
     s["o"] = s.method.str.replace(" (sample CI)", "", regex=False).map({m: k for k, m in enumerate(order)})
     s["o"] = s.o + s.method.str.endswith("(sample CI)") * 0.5
@@ -382,7 +398,8 @@ def main() -> None:
     ap.add_argument("--joined", action="store_true")
     ap.add_argument("--oracle-only", action="store_true",
                     help="naive and oracle_text_aipw only (calibration of --hidden)")
-    ap.add_argument("--blocks", default="", help="comma list of hist, outer, logged, oracle (default: all four)")
+    ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, logged, oracle "
+                         "(default: hist, outer, logged, oracle)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--runs-csv", default=str(RUNS))
     args = ap.parse_args()
