@@ -206,9 +206,9 @@ def _interval_reading(table, other, other_path: Path | None, assignment: str) ->
     else:
         verdict = (f"but DML's SD / SE is {r_there:.2f} even where the treatment is drawn anew (here {r_here:.2f}), "
                    "so the fixed treatment does not explain all of the width")
-    return f"""- {here} With the treatment drawn anew in every draw (`--assignment resampled`, otherwise the
-  same draws: surfaces, noise and individual effects; {len(seeds)} draws, `{other_path.as_posix()}`,
-  `reports/ihdp_resampled.md`): {ratios(ot)}.
+    return f"""- {here} With the treatment drawn anew in every draw (`--assignment resampled`: seeds
+  {seeds[0]}..{seeds[-1]}, their surfaces, noise and individual effects kept; {len(seeds)} draws,
+  `{other_path.as_posix()}`, `reports/ihdp_resampled.md`): {ratios(ot)}.
 - Reading of DML's width: the final stage's scores are `(T - e) phi (Y - m - (T - e) theta)`; besides
   the outcome noise, their residual holds the outcome-model misfit `m - m_hat` and the part of the
   effect the linear final stage misses, `tau - theta`, multiplied by `T - e`. For an interval on the
