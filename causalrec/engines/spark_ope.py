@@ -92,12 +92,12 @@ def evaluate_spark(sdf, target, *, schema, ests, model, ci_level: float, seed: i
                 m = copy.deepcopy(fresh)
                 for off, canon, keys in batches(pid, it):
                     ev._fit_batch(m, canon, policy, off, ev._inputs(canon, policy, off, n_folds, seed, True, keys))
-                return m._s, m._n
+                return m._s, m._n, m._ss
 
             res = run_partitions(narrow, fit_part)
             collected += res.nbytes
-            for s, c in res.values:
-                model.merge_sums(s, c)
+            for s, c, ss in res.values:
+                model.merge_sums(s, c, ss)
         model.finalize()
 
     n_est = len(ests)
@@ -191,7 +191,10 @@ def _clustered(narrow, terms_part, cluster: str, n_est: int, key_type: str, Clus
         last.update({c: [np.nan] for c in tcols})
         yield pd.DataFrame(last)
 
-    part = narrow.mapInPandas(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    # one row per (partition, cluster): about as many rows as requests, so at 100M rows it is GBs.
+    # DISK_ONLY streams it to local disk; MEMORY_AND_DISK first unrolls blocks on the JVM heap
+    # and, with pyspark's default 1g heap in local mode, died of OutOfMemoryError at 100M rows
+    part = narrow.mapInPandas(run, schema).persist(StorageLevel.DISK_ONLY)
     try:
         rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
                       key=lambda r: r["pid"])
