@@ -256,9 +256,10 @@ def write_report(df: pd.DataFrame) -> None:
     lines += ["", "## Headline (computed from the table above)", ""]
     for (h, n), g in s.groupby(["hidden", "rows"], sort=True):
         g = g.set_index("method")
-        text = [m for m in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
+        text = [m for base in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
                             "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "hist_mix_aipw",
-                            "hist_mix_dml", "hist_mix_auto_aipw", "joined_aipw") if m in g.index]
+                            "hist_mix_dml", "hist_mix_auto_aipw", "joined_aipw")
+                for m in (base, base + " (sample CI)") if m in g.index]
         if not text:
             continue
         best = max(text, key=lambda m: g.loc[m, "removed"])
