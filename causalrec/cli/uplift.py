@@ -40,7 +40,7 @@ def uplift_command(
                                                "many principal components of the item vectors."),
     text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "
                                              "memberships of K KMeans clusters of the item vectors (K or auto)."),
-    text_cluster_weights: str = typer.Option("soft", "--text-cluster-weights", help="How --text-clusters "
+    text_cluster_weights: str = typer.Option("mixture", "--text-cluster-weights", help="How --text-clusters "
                                              "memberships are read: soft (softmax of distances) or mixture "
                                              "(topic proportions, for texts that mix topics)."),
     text_interaction: str = typer.Option("product", "--text-interaction", help="User-item interaction columns: "
