@@ -182,42 +182,63 @@ def _assignment_of(df) -> str:
     return str(df["assignment"].iloc[0]) if "assignment" in df.columns and df["assignment"].notna().any() else "ihdp"
 
 
-def _interval_reading(table, other, other_path: Path | None, assignment: str) -> str:
-    """Why DML's intervals are wider than its seed-to-seed spread on IHDP, from the two studies' rows."""
-    def ratios(t):
-        return ", ".join(f"{m} {t.loc[m, 'SD of error / mean SE']:.2f} (coverage {t.loc[m, '95% CI coverage']:.0%})"
-                         for m in t.index)
+def _z_sd(df) -> dict:
+    """SD over draws of ``(estimate - sample ATE) / SE`` per method: about 1 when the SEs are calibrated
+    (unlike SD / mean SE it is not dominated by the draws whose surface gives a large SE)."""
+    return ((df["ate"] - df["sate"]) / df["se"]).groupby(df["method"]).std().to_dict()
 
-    here = f"SD of the error / mean SE here: {ratios(table)}."
+
+def _interval_reading(table, df, others: list, assignment: str) -> str:
+    """Why DML's intervals are wider than its seed-to-seed spread on IHDP, from the studies' rows.
+
+    ``others``: ``(path, runs)`` of ``--assignment resampled`` studies (the 'ihdp' report compares).
+    """
+    def ratios(t, d):
+        z = _z_sd(d)
+        return ", ".join(f"{m} {t.loc[m, 'SD of error / mean SE']:.2f} / {z[m]:.2f} (coverage "
+                         f"{t.loc[m, '95% CI coverage']:.0%})" for m in t.index)
+
+    here = f"SD of the error / mean SE, and SD of the z-score (error / SE), here: {ratios(table, df)}."
     if assignment == "resampled":
         return (f"- {here} The treatment is drawn anew in every draw, as the conditional (sample) ATE's "
                 "interval assumes (`T` random given `X`); compare with `reports/ihdp.md`, where IHDP's one "
                 "treatment vector is reused by every draw.")
-    if other is None or not len(other):
+    others = [(p, o) for p, o in others if o is not None and len(o)]
+    if not others:
         return (f"- {here} Run `--assignment resampled` (module docstring) to measure the same intervals "
                 "where the treatment varies between draws.")
-    ot = summarise(other)
-    seeds = sorted(other["seed"].unique())
-    r_here, r_there = table.loc["dml", "SD of error / mean SE"], ot.loc["dml", "SD of error / mean SE"]
-    if r_there >= 0.95:
-        verdict = (f"where the treatment is drawn anew, the same SE is not too wide (DML's SD / SE {r_there:.2f} "
-                   f"against {r_here:.2f} here). Narrowing it to the fixed-treatment spread would make it too "
-                   "narrow there, so it is kept, and DML's coverage above 97% on IHDP is reported as a miss")
-    else:
-        verdict = (f"but DML's SD / SE is {r_there:.2f} even where the treatment is drawn anew (here {r_here:.2f}), "
-                   "so the fixed treatment does not explain all of the width")
-    return f"""- {here} With the treatment drawn anew in every draw (`--assignment resampled`: seeds
-  {seeds[0]}..{seeds[-1]}, their surfaces, noise and individual effects kept; {len(seeds)} draws,
-  `{other_path.as_posix()}`, `reports/ihdp_resampled.md`): {ratios(ot)}.
-- Reading of DML's width: the final stage's scores are `(T - e) phi (Y - m - (T - e) theta)`; besides
-  the outcome noise, their residual holds the outcome-model misfit `m - m_hat` and the part of the
+    lines = [f"- {here} With the treatment drawn anew in every draw (`--assignment resampled`: each draw's "
+             "surfaces, noise and individual effects kept):"]
+    for path, o in others:
+        seeds = sorted(o["seed"].unique())
+        lines.append(f"  seeds {seeds[0]}..{seeds[-1]} (`{path.as_posix()}`): {ratios(summarise(o), o)};")
+    import pandas as pd
+
+    pooled = pd.concat([o for _, o in others], ignore_index=True)
+    zr = _z_sd(pooled)
+    zh = _z_sd(df)
+    n = pooled["seed"].nunique()
+    lines[-1] = lines[-1].rstrip(";") + "."
+    lines.append(f"  Pooled over those {n} draws the SD of the z-score is aipw {zr['aipw']:.2f}, dml {zr['dml']:.2f} "
+                 f"(this study: aipw {zh['aipw']:.2f}, dml {zh['dml']:.2f}).")
+    lines.append("""- Reading of DML's width: the final stage's scores are `(T - e) phi (Y - m - (T - e) theta)`; besides
+  the outcome noise their residual holds the outcome-model misfit `m - m_hat` and the part of the
   effect the linear final stage misses, `tau - theta`, multiplied by `T - e`. For an interval on the
   conditional (sample) ATE -- covariates fixed, treatment random given them (Imbens 2004) -- that
-  product is sampling error and the sandwich counts it. IHDP's draws all reuse one treatment vector,
-  so that part cannot vary between them; {verdict}."""
+  product is sampling error and the sandwich counts it; IHDP's draws all reuse one treatment vector,
+  so that part cannot vary between them.""")
+    if zr["dml"] >= zr["aipw"] - 0.05:
+        lines.append(f"  Where the treatment is drawn anew, DML's SE is as calibrated as AIPW's (z-score SD "
+                     f"{zr['dml']:.2f} against {zr['aipw']:.2f}): no DML-specific excess was found, and narrowing "
+                     "its SE to IHDP's fixed-treatment spread would be tuning to this benchmark, so it is kept and "
+                     "DML's coverage above 97% here is reported as a miss.")
+    else:
+        lines.append(f"  Even where the treatment is drawn anew DML's z-score SD ({zr['dml']:.2f}) is below AIPW's "
+                     f"({zr['aipw']:.2f}): the fixed treatment does not explain all of DML's width.")
+    return "\n".join(lines)
 
 
-def write_markdown(df, path: Path, runs_path: Path, other=None, other_path: Path | None = None) -> str:
+def write_markdown(df, path: Path, runs_path: Path, others: list | None = None) -> str:
     from causalrec.data.atomic import atomic_write_text
 
     assignment = _assignment_of(df)
@@ -247,7 +268,7 @@ def write_markdown(df, path: Path, runs_path: Path, other=None, other_path: Path
                           f"treatment ({share:.1%} treated on average; `--assignment resampled`)")
     else:
         treatment_text = "the real IHDP treatment (18.6% treated, the same in every draw)"
-    reading = _interval_reading(table, other, other_path, assignment)
+    reading = _interval_reading(table, df, others or [], assignment)
     title = " (treatment resampled per draw)" if assignment == "resampled" else ""
     text = f"""# IHDP (response surface B) through `causalrec uplift`{title}
 
@@ -321,8 +342,9 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown from --runs")
     ap.add_argument("--assignment", choices=ASSIGNMENTS, default="ihdp",
                     help="'ihdp': IHDP's real treatment in every draw; 'resampled': T drawn per draw (docstring)")
-    ap.add_argument("--resampled-runs", default="reports/ihdp_runs_resampled.jsonl",
-                    help="runs of --assignment resampled that the 'ihdp' report compares with, when present")
+    ap.add_argument("--resampled-runs",
+                    default="reports/ihdp_runs_resampled.jsonl,reports/ihdp_runs_resampled_heldout.jsonl",
+                    help="comma list of --assignment resampled runs the 'ihdp' report compares with, when present")
     a = ap.parse_args(argv)
     runs = Path(a.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
@@ -339,9 +361,13 @@ def main(argv=None) -> int:
             print(" ".join(f"seed {seed:3d} {r['method']}: err {r['abs_error']:.3f} covered {r['covered']}"
                            for r in rows), f"{rows[0]['seconds']:.0f}s", flush=True)
     df = load_runs(runs)
-    other_path = Path(a.resampled_runs)
-    other = load_runs(other_path) if _assignment_of(df) == "ihdp" and other_path.resolve() != runs.resolve() else None
-    print(write_markdown(df, Path(a.out), runs, other, other_path))
+    others = []
+    if _assignment_of(df) == "ihdp":
+        for name in filter(None, a.resampled_runs.split(",")):
+            path = Path(name)
+            if path.resolve() != runs.resolve():
+                others.append((path, load_runs(path)))
+    print(write_markdown(df, Path(a.out), runs, others))
     return 0
 
 

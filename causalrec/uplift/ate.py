@@ -44,8 +44,8 @@ What the intervals of aipw and dml cover (``ci_target``):
   Only the covariates are held fixed: the treatment is random given them, so the
   nuisance misfit multiplied by ``T - e`` in these influence values is sampling error. A
   benchmark that reuses one treatment vector in every draw (IHDP) shows a smaller
-  seed-to-seed spread than these SEs; with the treatment redrawn per draw the DML SE is
-  not too wide (``analyses/ihdp.py --assignment resampled``, ``reports/ihdp.md``).
+  seed-to-seed spread than these SEs; with the treatment redrawn per draw DML's SE is as
+  calibrated as AIPW's (``analyses/ihdp.py --assignment resampled``, ``reports/ihdp.md``).
 * ``"population"``: ``E[tau(X)]`` over a population the rows are a random sample of; the
   influence value keeps the spread of ``tau_hat(x_i)`` (``sd(psi)`` for AIPW), so the
   interval is wider by about ``Var(tau(X)) / n``.
