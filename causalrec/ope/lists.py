@@ -74,16 +74,25 @@ class Lists:
         return len(self.groups) <= 1
 
     def any_above(self, x: np.ndarray) -> np.ndarray:
-        """Whether the row's value already occurs in a slot above it in its list (a repeat)."""
+        """Whether the row's value already occurs in a slot above it in its list (a repeat).
+
+        Lists without a repeat (found by sorting each list's values, ``O(L log L)``) are all
+        ``False``; only the lists with one get the ``L (L-1) / 2`` comparisons that say which
+        slot repeats. Logged lists rarely repeat an item, so this is usually one sort."""
         out = np.zeros(self.n, dtype=bool)
         for mat, ix in self._views(np.asarray(x)):
-            res = np.zeros(mat.shape, dtype=bool)
-            for k in range(1, mat.shape[1]):
-                res[:, k] = (mat[:, :k] == mat[:, k:k + 1]).any(axis=1)
-            if ix is None:
-                out = res.reshape(-1)
-            else:
-                out[ix] = res
+            if mat.shape[1] < 2:
+                continue
+            srt = np.sort(mat, axis=1)
+            rep = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+            if rep.size == 0:
+                continue
+            sub = mat[rep]
+            res = np.zeros(sub.shape, dtype=bool)
+            for k in range(1, sub.shape[1]):
+                res[:, k] = (sub[:, :k] == sub[:, k:k + 1]).any(axis=1)
+            rows = (rep[:, None] * mat.shape[1] + np.arange(mat.shape[1])) if ix is None else ix[rep]
+            out[rows] = res
         return out
 
     def _views(self, x: np.ndarray):
@@ -219,8 +228,8 @@ def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
         codes = np.cumsum(change) - 1
         starts = np.flatnonzero(change)
         lengths = np.diff(np.r_[starts, n]).astype(np.int64)
-        inside = ~change[1:]
-        if n < 2 or (pos[1:][inside] > pos[:-1][inside]).all():
+        # slots increase within every list (a change of list may go down): no boolean gathers
+        if n < 2 or np.logical_or(pos[1:] > pos[:-1], change[1:]).all():
             return np.arange(n), codes, lengths
         order = np.lexsort((pos, codes))
         return order, codes[order], lengths
