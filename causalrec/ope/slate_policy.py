@@ -92,6 +92,7 @@ class BoundSlateTarget:
         self._cells_fn = cells_fn
         self._marginal = None
         self._n_candidates = n_candidates  # candidates per row's slot distribution (for sizing)
+        self.cells_state = None  # a Plackett-Luce score target's inputs of dm_cells (see ScoreTarget.pl_cells)
 
     @property
     def n_candidates(self) -> np.ndarray:
@@ -391,18 +392,23 @@ class ScoreTarget:
             return Pairs(r, self.item[e], block.slot[r], p)
 
         def cells(q: np.ndarray, fill: np.ndarray, folds: np.ndarray) -> np.ndarray:
-            return self._pl_cells(block, sets_list, sets_row, e_row, rem, q, fill, folds)
+            return self.pl_cells(lists, block.items, (sets_list, e_row, rem), q, fill, folds)
 
-        return BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
-                                n_candidates=n_cand)
+        bound = BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
+                                 n_candidates=n_cand)
+        bound.cells_state = (sets_list, e_row, rem)  # all that pl_cells needs besides the lists and items
+        return bound
 
-    def _pl_cells(self, block, sets_list, sets_row, e_row, rem, q, fill, folds) -> np.ndarray:
+    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds) -> np.ndarray:
         """``sum_{a not above} e_a q_f(a, k) / rem_k`` per row, from a (fold, item, slot) table ``q``.
 
         ``sum_a e_a q_f(a, k)`` over the set's candidates minus the items above, each term
-        exact: no (row, candidate) pairs.
+        exact: no (row, candidate) pairs. ``state = (sets_list, e_row, rem)`` of
+        :meth:`_bind_pl` (kept by the streamed evaluation so that the block can be scored after
+        the outcome model is fitted without binding it again).
         """
-        lists = block.lists
+        sets_list, e_row, rem = state
+        slot = lists.slot
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
         f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
@@ -412,10 +418,10 @@ class ScoreTarget:
             lst = np.arange(lists.n_lists)
             r, e = _expand(self.start[sets_list], self.count[sets_list], lst)
             _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
-            tot_row = s_tot[lists.list_of_row, block.slot]
+            tot_row = s_tot[lists.list_of_row, slot]
         else:
-            tot_row = s_ctx[folds, block.slot]
-        items_c = np.minimum(block.items, self._n_items_at_build)  # unknown items: the fill row
+            tot_row = s_ctx[folds, slot]
+        items_c = np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
         above = np.zeros(lists.n)
         one = len(lists.groups) == 1
