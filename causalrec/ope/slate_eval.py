@@ -579,12 +579,19 @@ class _Accumulator:
         self.kept: list | None = None  # streamed blocks waiting for the outcome model (_fit_and_keep)
 
     def _totals(self, prep: _Prepared, t) -> np.ndarray:
-        c, a, b = _dense(*t)
         if self.unit == "lists":
+            c, a, b = t
             lists = prep.block.lists
             st = lists.starts
-            return np.stack([np.add.reduceat(c, st), lists.lengths.astype(float), np.add.reduceat(a, st),
-                             np.add.reduceat(b, st)])
+            size = lists.lengths.astype(float)
+            out = np.empty((4, lists.n_lists))
+            # c = None is zeros and b = None ones: their list sums are 0 and the length, exactly
+            out[0] = 0.0 if c is None else np.add.reduceat(c, st)
+            out[1] = size
+            out[2] = np.add.reduceat(a, st)
+            out[3] = size if b is None else np.add.reduceat(b, st)
+            return out
+        c, a, b = _dense(*t)
         return np.stack([c, np.ones_like(c), a, b])
 
     def add(self, prep: _Prepared, arrays: SlateArrays, bound) -> None:

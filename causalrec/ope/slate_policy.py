@@ -434,8 +434,13 @@ class ScoreTarget:
             else:
                 base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
                 er, out = e_row[ix], np.zeros(ix.shape)
+            # slot-major copies: the slots above k are then one contiguous (k, lists) block, so each
+            # slot is one gather and one weighted column sum (no strided (lists, k) slices)
+            base_t, er_t = np.ascontiguousarray(base.T), np.ascontiguousarray(er.T)
+            out_t = np.zeros(base_t.shape)
             for k in range(1, length):
-                out[:, k] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
+                out_t[k] = np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+            out[:] = out_t.T
             if not one:
                 above[ix] = out
         above -= tot_row
