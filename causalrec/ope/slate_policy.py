@@ -420,34 +420,40 @@ class ScoreTarget:
             _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
             tot_row = s_tot[lists.list_of_row, slot]
         else:
-            tot_row = s_ctx[folds, slot]
+            tot_row = None if len(lists.groups) == 1 else s_ctx[folds, slot]
         items_c = np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
-        above = np.zeros(lists.n)
+        res = np.empty(lists.n)
         one = len(lists.groups) == 1
         for length, ix in lists.groups:
-            # one small (folds x items) table per slot k, gathered at the items above it: cache friendly
+            # one small (folds x items) table per slot k, gathered at the items above it, in slot-major
+            # layout: the slots above k are one contiguous (k, lists) block, so each slot is one gather
+            # and one weighted column sum (no strided (lists, k) slices)
+            n_l = ix.shape[0]
+            f_grp = f_list if one else folds[ix[:, 0]]
+            base_t = np.empty((length, n_l), dtype=np.int64)
+            er_t = np.empty((length, n_l))
             if one:  # a single list length: reshaped views, no gathers
-                f0 = folds.reshape(-1, length)[:, :1]
-                base = items_c.reshape(-1, length) + f0 * width
-                er, out = e_row.reshape(-1, length), above.reshape(-1, length)
+                np.add(items_c.reshape(-1, length).T, (f_grp * width)[None, :], out=base_t)
+                er_t[:] = e_row.reshape(-1, length).T
+                tot = s_ctx[f_grp] if tot_row is None else tot_row.reshape(-1, length)  # (lists, L)
             else:
-                base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
-                er, out = e_row[ix], np.zeros(ix.shape)
-            # slot-major copies: the slots above k are then one contiguous (k, lists) block, so each
-            # slot is one gather and one weighted column sum (no strided (lists, k) slices)
-            base_t, er_t = np.ascontiguousarray(base.T), np.ascontiguousarray(er.T)
+                np.add(items_c[ix].T, (f_grp * width)[None, :], out=base_t)
+                er_t[:] = e_row[ix].T
+                tot = tot_row[ix]
             out_t = np.zeros(base_t.shape)
             for k in range(1, length):
                 out_t[k] = np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
-            out[:] = out_t.T
-            if not one:
-                above[ix] = out
-        above -= tot_row
+            # (total - above) / rem, the same number as -((above - total) / rem)
+            if one:
+                np.subtract(tot, out_t.T, out=res.reshape(-1, length))
+            else:
+                res[ix] = tot - out_t.T
         with np.errstate(divide="ignore", invalid="ignore"):
-            res = above / rem
-        np.negative(res, out=res)
-        res[rem <= 0] = 0.0
+            np.divide(res, rem, out=res)
+        bad = rem <= 0
+        if bad.any():
+            res[bad] = 0.0
         return res
 
     def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
