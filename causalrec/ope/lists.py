@@ -34,22 +34,32 @@ class Lists:
         self.starts = np.cumsum(self.lengths) - self.lengths
         self.n = int(self.lengths.sum())
         self._slot = self._list_of_row = self._row_length = None
-        uniq = np.unique(self.lengths) if self.n_lists else np.zeros(0, dtype=np.int64)
-        self.groups: list[tuple[int, np.ndarray]] = []
-        if uniq.size == 1:
-            ell = int(uniq[0])
-            self.groups.append((ell, np.arange(self.n, dtype=np.int64).reshape(self.n_lists, ell)))
-        else:
-            for ell in uniq:
-                sel = np.flatnonzero(self.lengths == ell)
-                self.groups.append((int(ell), self.starts[sel][:, None] + np.arange(int(ell))))
+        self._groups: list[tuple[int, np.ndarray]] | None = None
+        #: the common length when every list has it (the usual case), else None
+        self.single_length: int | None = None
+        if self.n_lists and self.lengths.min() == self.lengths.max():
+            self.single_length = int(self.lengths[0])
+
+    @property
+    def groups(self) -> list[tuple[int, np.ndarray]]:
+        """``(L, (lists, L) row indices)`` per distinct length (built on first use)."""
+        if self._groups is None:
+            self._groups = []
+            if self.single_length is not None:
+                ell = self.single_length
+                self._groups.append((ell, np.arange(self.n, dtype=np.int64).reshape(self.n_lists, ell)))
+            elif self.n_lists:
+                for ell in np.unique(self.lengths):
+                    sel = np.flatnonzero(self.lengths == ell)
+                    self._groups.append((int(ell), self.starts[sel][:, None] + np.arange(int(ell))))
+        return self._groups
 
     @property
     def slot(self) -> np.ndarray:
         """0-based slot of each row."""
         if self._slot is None:
-            if len(self.groups) == 1:
-                ell = self.groups[0][0]
+            if self.single_length is not None:
+                ell = self.single_length
                 self._slot = np.tile(np.arange(ell, dtype=np.int64), self.n_lists)
             else:
                 self._slot = np.arange(self.n, dtype=np.int64) - np.repeat(self.starts, self.lengths)
@@ -71,7 +81,7 @@ class Lists:
 
     @property
     def equal_lengths(self) -> bool:
-        return len(self.groups) <= 1
+        return self.n_lists == 0 or self.single_length is not None
 
     def any_above(self, x: np.ndarray) -> np.ndarray:
         """Whether the row's value already occurs in a slot above it in its list (a repeat).
@@ -97,9 +107,8 @@ class Lists:
 
     def _views(self, x: np.ndarray):
         """``(matrix, index)`` per length group; with one length, a reshaped view (no copy)."""
-        if len(self.groups) == 1:
-            ell, _ = self.groups[0]
-            yield x.reshape(self.n_lists, ell), None
+        if self.single_length is not None:
+            yield x.reshape(self.n_lists, self.single_length), None
             return
         for _, ix in self.groups:
             yield x[ix], ix
@@ -145,7 +154,7 @@ class Lists:
 
     def total(self, x: np.ndarray) -> np.ndarray:
         """Per-list sum, one value per list."""
-        if len(self.groups) == 1 and self.n:
+        if self.single_length is not None and self.n:
             return np.asarray(x, dtype=np.float64).reshape(self.n_lists, -1).sum(axis=1)
         return np.add.reduceat(x, self.starts) if self.n else np.zeros(0)
 

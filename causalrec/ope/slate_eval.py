@@ -486,8 +486,9 @@ class _Kept:
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
         if any(e.weight == "w_list" for e in ests):
             arrays.w_list = lists.last(arrays.w)
-        arrays.q_logged = model.predict(None, None, items, lists.slot, folds)
-        cells = policy.pl_cells(lists, items, self.cells_state, model.q_, model.global_, folds)
+        cells, own = policy.pl_cells(lists, items, self.cells_state, model.q_, model.global_, folds, logged=True)
+        # the logged item's own cell from the same per-slot tables: model.predict's number, one gather
+        arrays.q_logged = own if own is not None else model.predict(None, None, items, lists.slot, folds)
         arrays.q_target = np.where(arrays.w_prev > 0, cells, 0.0)
         return _Prepared(block, y, None, None, folds, None), arrays
 

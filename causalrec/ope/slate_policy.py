@@ -399,13 +399,17 @@ class ScoreTarget:
         bound.cells_state = (sets_list, e_row, rem)  # all that pl_cells needs besides the lists and items
         return bound
 
-    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds) -> np.ndarray:
+    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False):
         """``sum_{a not above} e_a q_f(a, k) / rem_k`` per row, from a (fold, item, slot) table ``q``.
 
         ``sum_a e_a q_f(a, k)`` over the set's candidates minus the items above, each term
         exact: no (row, candidate) pairs. ``state = (sets_list, e_row, rem)`` of
         :meth:`_bind_pl` (kept by the streamed evaluation so that the block can be scored after
         the outcome model is fitted without binding it again).
+
+        ``logged=True`` also returns ``q_f(a_k, k)`` of each row's own item, gathered from the
+        same per-slot tables (``(terms, q_logged)``), or ``None`` in its place when a logged item
+        is unknown to the target (the table holds the fill value for it, not its own cell).
         """
         sets_list, e_row, rem = state
         slot = lists.slot
@@ -420,16 +424,18 @@ class ScoreTarget:
             _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
             tot_row = s_tot[lists.list_of_row, slot]
         else:
-            tot_row = None if len(lists.groups) == 1 else s_ctx[folds, slot]
+            tot_row = None if lists.single_length is not None else s_ctx[folds, slot]
         items_c = np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
         res = np.empty(lists.n)
-        one = len(lists.groups) == 1
-        for length, ix in lists.groups:
+        one = lists.single_length is not None
+        # the own-item gather equals the model's cell only for items the target knows (else: fill)
+        own = np.empty(lists.n) if logged and not (items >= self._n_items_at_build).any() else None
+        for length, ix in ([(lists.single_length, None)] if one else lists.groups):
             # one small (folds x items) table per slot k, gathered at the items above it, in slot-major
             # layout: the slots above k are one contiguous (k, lists) block, so each slot is one gather
             # and one weighted column sum (no strided (lists, k) slices)
-            n_l = ix.shape[0]
+            n_l = lists.n_lists if one else ix.shape[0]
             f_grp = f_list if one else folds[ix[:, 0]]
             base_t = np.empty((length, n_l), dtype=np.int64)
             er_t = np.empty((length, n_l))
@@ -442,8 +448,19 @@ class ScoreTarget:
                 er_t[:] = e_row[ix].T
                 tot = tot_row[ix]
             out_t = np.zeros(base_t.shape)
+            if own is not None:
+                own_t = np.empty(base_t.shape)
+                own_t[0] = np.take(by_slot[0], base_t[0])
             for k in range(1, length):
-                out_t[k] = np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+                g = np.take(by_slot[k], base_t[:k + 1] if own is not None else base_t[:k])
+                out_t[k] = np.einsum("jn,jn->n", g[:k], er_t[:k])
+                if own is not None:
+                    own_t[k] = g[k]
+            if own is not None:
+                if one:
+                    own.reshape(-1, length)[:] = own_t.T
+                else:
+                    own[ix] = own_t.T
             # (total - above) / rem, the same number as -((above - total) / rem)
             if one:
                 np.subtract(tot, out_t.T, out=res.reshape(-1, length))
@@ -454,7 +471,7 @@ class ScoreTarget:
         bad = rem <= 0
         if bad.any():
             res[bad] = 0.0
-        return res
+        return (res, own) if logged else res
 
     def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
         """The (fold, item code, slot) table in the target's item codes (unknown items, slots: the fill),
