@@ -94,9 +94,10 @@ class Lists:
             if mat.shape[1] < 2:
                 continue
             srt = np.sort(mat, axis=1)
-            rep = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
-            if rep.size == 0:
+            eq = srt[:, 1:] == srt[:, :-1]
+            if not eq.any():
                 continue
+            rep = np.flatnonzero(eq.any(axis=1))
             sub = mat[rep]
             res = np.zeros(sub.shape, dtype=bool)
             for k in range(1, sub.shape[1]):
@@ -142,7 +143,7 @@ class Lists:
     def revcumsum(self, x: np.ndarray) -> np.ndarray:
         """``sum_{j >= k} x_j`` within each list (the reward to go)."""
         def fn(m, o):
-            o[:] = np.cumsum(m[:, ::-1], axis=1)[:, ::-1]
+            np.cumsum(m[:, ::-1], axis=1, out=o[:, ::-1])  # into the reversed view: no copy
         return self._apply(x, fn)
 
     def previous(self, x: np.ndarray, first: float) -> np.ndarray:
@@ -189,7 +190,7 @@ def show_key(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarray, lists: Lists,
+def check_slots(request_keys: np.ndarray, list_index: np.ndarray | None, pos: np.ndarray, lists: Lists,
                 position_base: int, position_col: str = "position", request_col: str = "request_id") -> None:
     """Raise an :class:`InputError` unless each request's slots are exactly ``0..L-1``.
 
@@ -199,6 +200,8 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     bad = pos != lists.slot
     if not bad.any():
         return
+    if list_index is None:
+        list_index = lists.list_of_row
     g = int(list_index[np.flatnonzero(bad)[0]])
     lo, ell = int(lists.starts[g]), int(lists.lengths[g])
     got = (pos[lo:lo + ell] + position_base).tolist()
@@ -220,13 +223,15 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     )
 
 
-def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
-                 contiguous: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray, contiguous: bool = False,
+                 identity_as_none: bool = False) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
     """``(order, list_codes_sorted, lengths)``: rows sorted by (request in first-seen order, position).
 
     ``contiguous=True`` promises that each request's rows are already together (a streamed
     file sorted by request, checked by the caller): the lists are then the runs of equal
     keys and no hashing is needed; rows are re-sorted only if a list's slots are out of order.
+    ``identity_as_none=True``: when the rows are already in order, ``(None, None, lengths)``
+    (the list codes are then :attr:`Lists.list_of_row`).
     """
     keys = np.asarray(request)
     n = keys.shape[0]
@@ -234,12 +239,14 @@ def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
         change = np.empty(n, dtype=bool)
         change[:1] = True
         change[1:] = keys[1:] != keys[:-1]
-        codes = np.cumsum(change) - 1
         starts = np.flatnonzero(change)
         lengths = np.diff(np.r_[starts, n]).astype(np.int64)
         # slots increase within every list (a change of list may go down): no boolean gathers
         if n < 2 or np.logical_or(pos[1:] > pos[:-1], change[1:]).all():
-            return np.arange(n), codes, lengths
+            if identity_as_none:  # rows already in order: no order array, list codes from the lengths
+                return None, None, lengths
+            return np.arange(n), np.cumsum(change) - 1, lengths
+        codes = np.cumsum(change) - 1
         order = np.lexsort((pos, codes))
         return order, codes[order], lengths
     codes, _ = pd.factorize(keys, sort=False)

@@ -275,8 +275,9 @@ class _Context:
         """``canon``: complete lists, any order within a list (sorted here by slot). ``light``: only
         what fitting the outcome model needs (the estimation pass checks everything else)."""
         pos = canon["position"].to_numpy(dtype=np.int64)
-        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous)
-        if not np.array_equal(order, np.arange(order.size)):
+        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous,
+                                                    identity_as_none=True)
+        if order is not None and not np.array_equal(order, np.arange(order.size)):
             canon = canon.iloc[order].reset_index(drop=True)
             pos = pos[order]
             if codes is not None:

@@ -325,12 +325,14 @@ class ScoreTarget:
 
     def _candidate(self, sets_row: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Index into the flat candidate arrays of each (set, item), -1 if the set does not score it."""
-        ok = items < self._n_items_at_build
         if not self.keyed:  # one set: a lookup table by item code
             if getattr(self, "_lut", None) is None:
                 self._lut = np.full(self._n_items_at_build + 1, -1, dtype=np.int64)
                 self._lut[self.item] = np.arange(self.item.size)
-            return self._lut[np.where(ok, items, self._n_items_at_build)]
+            if items.size and items.max() < self._n_items_at_build:  # every item known: one gather
+                return np.take(self._lut, items)
+            return self._lut[np.where(items < self._n_items_at_build, items, self._n_items_at_build)]
+        ok = items < self._n_items_at_build
         q = sets_row * np.int64(self._n_items_at_build) + np.where(ok, items, 0)
         j = np.searchsorted(self.full, q)
         jc = np.minimum(j, self.full.size - 1)
@@ -345,7 +347,8 @@ class ScoreTarget:
     def bind(self, block: SlateBlock) -> BoundSlateTarget:
         lists = block.lists
         sets_list = self._sets(block)
-        sets_row = sets_list[lists.list_of_row]
+        # one score set: every row's set is 0 (a zero page, not a gather over the rows)
+        sets_row = sets_list[lists.list_of_row] if self.keyed else np.zeros(lists.n, dtype=np.int64)
         cand = self._candidate(sets_row, block.items)
         dup = lists.any_above(block.items)  # item already placed above: the target cannot repeat it
         new = (cand >= 0) & ~dup
@@ -361,7 +364,8 @@ class ScoreTarget:
 
     def _bind_pl(self, block, sets_list, sets_row, cand, new) -> BoundSlateTarget:
         lists = block.lists
-        e_row = np.where(new, self.e[np.maximum(cand, 0)], 0.0)
+        # every row a new, scored item (the usual log): one gather, no masking
+        e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
         big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
         rem = lists.cumsum(e_row, exclusive=True)
         np.subtract(big, rem, out=rem)
@@ -425,12 +429,13 @@ class ScoreTarget:
             tot_row = s_tot[lists.list_of_row, slot]
         else:
             tot_row = None if lists.single_length is not None else s_ctx[folds, slot]
-        items_c = np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
+        known = not (items.size and items.max() >= self._n_items_at_build)
+        items_c = items if known else np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
         res = np.empty(lists.n)
         one = lists.single_length is not None
         # the own-item gather equals the model's cell only for items the target knows (else: fill)
-        own = np.empty(lists.n) if logged and not (items >= self._n_items_at_build).any() else None
+        own = np.empty(lists.n) if logged and known else None
         for length, ix in ([(lists.single_length, None)] if one else lists.groups):
             # one small (folds x items) table per slot k, gathered at the items above it, in slot-major
             # layout: the slots above k are one contiguous (k, lists) block, so each slot is one gather
