@@ -396,18 +396,19 @@ class ScoreTarget:
             return Pairs(r, self.item[e], block.slot[r], p)
 
         def cells(q: np.ndarray, fill: np.ndarray, folds: np.ndarray) -> np.ndarray:
-            return self.pl_cells(lists, block.items, (sets_list, e_row, rem), q, fill, folds)
+            return self.pl_cells(lists, block.items, (sets_list, e_row, rem, risky.size == 0), q, fill, folds)
 
         bound = BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
                                  n_candidates=n_cand)
-        bound.cells_state = (sets_list, e_row, rem)  # all that pl_cells needs besides the lists and items
+        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row)
+        bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
         return bound
 
     def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False):
         """``sum_{a not above} e_a q_f(a, k) / rem_k`` per row, from a (fold, item, slot) table ``q``.
 
         ``sum_a e_a q_f(a, k)`` over the set's candidates minus the items above, each term
-        exact: no (row, candidate) pairs. ``state = (sets_list, e_row, rem)`` of
+        exact: no (row, candidate) pairs. ``state = (sets_list, e_row, rem, rem_positive)`` of
         :meth:`_bind_pl` (kept by the streamed evaluation so that the block can be scored after
         the outcome model is fitted without binding it again).
 
@@ -415,7 +416,8 @@ class ScoreTarget:
         same per-slot tables (``(terms, q_logged)``), or ``None`` in its place when a logged item
         is unknown to the target (the table holds the fill value for it, not its own cell).
         """
-        sets_list, e_row, rem = state
+        sets_list, e_row, rem = state[:3]
+        rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
         slot = lists.slot
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
@@ -473,9 +475,10 @@ class ScoreTarget:
                 res[ix] = tot - out_t.T
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(res, rem, out=res)
-        bad = rem <= 0
-        if bad.any():
-            res[bad] = 0.0
+        if not rem_positive:
+            bad = rem <= 0
+            if bad.any():
+                res[bad] = 0.0
         return (res, own) if logged else res
 
     def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
