@@ -467,7 +467,10 @@ class _Kept:
         lists = b.lists
         slim = replace(arrays, y=None, w_prev=None, w_list=None, norm=None, q_logged=None, q_target=None)
         items = b.items.astype(np.int32) if b.items.size and b.items.max() < 2**31 - 1 else b.items
-        return cls(lists.lengths.astype(np.int32), b.request_keys, _compact(prep.y), items,
+        raw = b.canon["outcome"].to_numpy() if b.canon is not None else None
+        # an outcome column stored in one byte (clicks) is kept as read: exact, nothing to check
+        y = raw if raw is not None and raw.dtype.itemsize == 1 and raw.dtype.kind in "iub" else _compact(prep.y)
+        return cls(lists.lengths.astype(np.int32), b.request_keys, y, items,
                    prep.folds[lists.starts].astype(np.int8), slim, bound.cells_state)
 
     @property
@@ -479,7 +482,7 @@ class _Kept:
     def restore(self, policy, model, ests, value_per: str) -> tuple[_Prepared, SlateArrays]:
         """The block's prepared rows and full arrays, with the outcome model's two terms."""
         lists = Lists(self.lengths.astype(np.int64))
-        items = self.items.astype(np.int64)
+        items = self.items  # int32 codes: numpy widens them where they index
         folds = np.repeat(self.folds.astype(np.int64), lists.lengths)
         y = self.y.astype(np.float64)
         block = SlateBlock(None, lists, self.keys, items, lists.slot)
