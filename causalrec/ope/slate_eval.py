@@ -483,18 +483,25 @@ class _Kept:
         """The block's prepared rows and full arrays, with the outcome model's two terms."""
         lists = Lists(self.lengths.astype(np.int64))
         items = self.items  # int32 codes: numpy widens them where they index
-        folds = np.repeat(self.folds.astype(np.int64), lists.lengths)
         y = self.y.astype(np.float64)
-        block = SlateBlock(None, lists, self.keys, items, lists.slot)
+        block = SlateBlock(None, lists, self.keys, items, None)  # scoring needs no per-row slot
         arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
         if any(e.weight == "w_list" for e in ests):
             arrays.w_list = lists.last(arrays.w)
-        cells, own = policy.pl_cells(lists, items, self.cells_state, model.q_, model.global_, folds, logged=True)
+        f_list = self.folds.astype(np.int64)
+        cells, own = policy.pl_cells(lists, items, self.cells_state, model.q_, model.global_, None, logged=True,
+                                     folds_list=f_list)
         # the logged item's own cell from the same per-slot tables: model.predict's number, one gather
-        arrays.q_logged = own if own is not None else model.predict(None, None, items, lists.slot, folds)
-        arrays.q_target = np.where(arrays.w_prev > 0, cells, 0.0)
-        return _Prepared(block, y, None, None, folds, None), arrays
+        if own is None:
+            own = model.predict(None, None, items, lists.slot, np.repeat(f_list, lists.lengths))
+        arrays.q_logged = own
+        # the model term counts only where W_{k-1} > 0 (np.where(w_prev > 0, cells, 0), in place)
+        keep = arrays.w_prev > 0
+        if not keep.all():
+            cells[~keep] = 0.0
+        arrays.q_target = cells
+        return _Prepared(block, y, None, None, None, None), arrays
 
 
 def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:

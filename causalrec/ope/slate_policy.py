@@ -404,7 +404,8 @@ class ScoreTarget:
         bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
         return bound
 
-    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False):
+    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False,
+                 folds_list: np.ndarray | None = None):
         """``sum_{a not above} e_a q_f(a, k) / rem_k`` per row, from a (fold, item, slot) table ``q``.
 
         ``sum_a e_a q_f(a, k)`` over the set's candidates minus the items above, each term
@@ -415,22 +416,27 @@ class ScoreTarget:
         ``logged=True`` also returns ``q_f(a_k, k)`` of each row's own item, gathered from the
         same per-slot tables (``(terms, q_logged)``), or ``None`` in its place when a logged item
         is unknown to the target (the table holds the fill value for it, not its own cell).
+        ``folds=None`` with ``folds_list``: the fold of each list (folds follow the request).
         """
         sets_list, e_row, rem = state[:3]
         rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
-        slot = lists.slot
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
-        f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
+        if folds is None:  # per list: rows' folds only where a path below needs them
+            f_list = np.asarray(folds_list, dtype=np.int64)
+            if self.keyed or lists.single_length is None:
+                folds = np.repeat(f_list, lists.lengths)
+        else:
+            f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
         # totals per (set, fold, slot); a context-free set needs one per fold
         if self.keyed:
             s_tot = np.zeros((lists.n_lists, max(ell, 1)))
             lst = np.arange(lists.n_lists)
             r, e = _expand(self.start[sets_list], self.count[sets_list], lst)
             _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
-            tot_row = s_tot[lists.list_of_row, slot]
+            tot_row = s_tot[lists.list_of_row, lists.slot]
         else:
-            tot_row = None if lists.single_length is not None else s_ctx[folds, slot]
+            tot_row = None if lists.single_length is not None else s_ctx[folds, lists.slot]
         known = not (items.size and items.max() >= self._n_items_at_build)
         items_c = items if known else np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
