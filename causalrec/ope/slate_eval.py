@@ -218,6 +218,8 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
         config["bootstrap_method"] = ("poisson (streaming)" if streaming else "multinomial") + (
             "" if unit == "rows" else ", whole clusters")
     kept_note = "; outcome-model terms from the blocks kept in memory" if replayed else ""
+    if replayed:
+        config["kept_blocks_mb"] = round(acc.kept_bytes / 2**20, 1)
     config["mode"] = ("streaming" if streaming else "in_memory") + f" ({passes} pass{'es' if passes > 1 else ''}" \
         f"{kept_note})"
     config.update(value_per=value_per, propensity_marginal=propensity_marginal, target_kind=target_kind,
@@ -524,6 +526,7 @@ def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
         acc.add_free(prep, arrays, bound)
         kept.append(k)
     acc.kept = kept
+    acc.kept_bytes = used if kept is not None else 0
     return kept is not None
 
 
@@ -589,6 +592,7 @@ class _Accumulator:
         self.pi_rows_below_top = 0
         self.mc_max_se = 0.0
         self.kept: list | None = None  # streamed blocks waiting for the outcome model (_fit_and_keep)
+        self.kept_bytes = 0
 
     def _totals(self, prep: _Prepared, t) -> np.ndarray:
         if self.unit == "lists":
