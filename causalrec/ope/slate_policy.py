@@ -455,30 +455,30 @@ class ScoreTarget:
             if one:  # a single list length: reshaped views, no gathers
                 np.add(items_c.reshape(-1, length).T, (f_grp * width)[None, :], out=base_t)
                 er_t[:] = e_row.reshape(-1, length).T
-                tot = s_ctx[f_grp] if tot_row is None else tot_row.reshape(-1, length)  # (lists, L)
             else:
                 np.add(items_c[ix].T, (f_grp * width)[None, :], out=base_t)
                 er_t[:] = e_row[ix].T
-                tot = tot_row[ix]
-            out_t = np.zeros(base_t.shape)
-            if own is not None:
-                own_t = np.empty(base_t.shape)
-                own_t[0] = np.take(by_slot[0], base_t[0])
-            for k in range(1, length):
-                g = np.take(by_slot[k], base_t[:k + 1] if own is not None else base_t[:k])
-                out_t[k] = np.einsum("jn,jn->n", g[:k], er_t[:k])
-                if own is not None:
-                    own_t[k] = g[k]
-            if own is not None:
-                if one:
-                    own.reshape(-1, length)[:] = own_t.T
-                else:
-                    own[ix] = own_t.T
-            # (total - above) / rem, the same number as -((above - total) / rem)
-            if one:
-                np.subtract(tot, out_t.T, out=res.reshape(-1, length))
+            # slot-major (total - above): the same number as -((above - total)), later divided by rem
+            out_t = np.empty(base_t.shape)
+            if tot_row is None:  # context-free: the total depends on the fold and slot only
+                for k in range(length):
+                    out_t[k] = np.take(s_ctx[:, k], f_grp)
             else:
-                res[ix] = tot - out_t.T
+                out_t[:] = (tot_row.reshape(-1, length) if one else tot_row[ix]).T
+            own_t = np.empty(base_t.shape) if own is not None else None
+            for k in range(length):
+                if own_t is not None:  # the row's own item, from the slot's table
+                    np.take(by_slot[k], base_t[k], out=own_t[k])
+                if k:
+                    out_t[k] -= np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+            if one:
+                res.reshape(-1, length)[:] = out_t.T
+                if own_t is not None:
+                    own.reshape(-1, length)[:] = own_t.T
+            else:
+                res[ix] = out_t.T
+                if own_t is not None:
+                    own[ix] = own_t.T
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(res, rem, out=res)
         if not rem_positive:
