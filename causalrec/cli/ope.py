@@ -23,7 +23,9 @@ def ope_command(
                                 "(without them it applies to every row); for ranked lists see --target-kind."),
     estimators: str | None = typer.Option(None, "--estimators",
                                           help="Comma list of dm, ips, snips, dr, sndr, switch_dr, dros (default "
-                                          "dm,ips,snips,dr); with --items also mips, snmips, offcem; for ranked lists sips, snsips, iips, sniips, rips, "
+                                          "dm,ips,snips,dr); with --items also mips, snmips, offcem (default "
+                                          "then ips,snips,mips,snmips,offcem); "
+                                          "for ranked lists sips, snsips, iips, sniips, rips, "
                                           "snrips, cascade_dr, pi, snpi (default with --target-kind or "
                                           "--propensity-marginal: rips,snrips,cascade_dr, plus iips,sniips when "
                                           "the marginal is given)."),
@@ -88,8 +90,8 @@ def ope_command(
     schema = LogSchema(item_id=item, position=position, outcome=outcome, propensity=propensity,
                        request_id=request, position_base=position_base)
     result = evaluate(
-        logs, target, schema=schema, estimators=parse_list(estimators) or _default_estimators(target_kind,
-                                                                                              propensity_marginal),
+        logs, target, schema=schema, estimators=parse_list(estimators) or _default_estimators(
+            target_kind, propensity_marginal, catalogue=items is not None),
         clip=clip, bootstrap=bootstrap, ci_level=ci_level, seed=seed, batch_size=batch_size,
         n_folds=n_folds, switch_tau=switch_tau, dros_lambda=dros_lambda, cluster=cluster,
         propensity_marginal=propensity_marginal, target_kind=target_kind, temperature=temperature,
@@ -101,7 +103,11 @@ def ope_command(
     emit(result, out, report, build_ope_report, quiet=quiet)
 
 
-def _default_estimators(target_kind: str | None, propensity_marginal: str | None) -> list[str]:
+def _default_estimators(target_kind: str | None, propensity_marginal: str | None, catalogue: bool = False) -> list[str]:
+    if catalogue and target_kind is None:
+        from causalrec.ope.evaluation import CATALOGUE_ESTIMATORS
+
+        return list(CATALOGUE_ESTIMATORS)
     if target_kind is None and propensity_marginal is None:
         return ["dm", "ips", "snips", "dr"]
     return ["rips", "snrips", "cascade_dr"] + (["iips", "sniips"] if propensity_marginal else [])

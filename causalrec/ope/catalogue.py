@@ -117,7 +117,13 @@ class Catalogue:
 
 def cluster_grid(n_distinct: int, n_rows: int | None = None) -> list[int]:
     """Candidate ``K`` (largest first: least bias, most variance, the order SLOPE walks):
-    at most half the distinct texts and, with ``n_rows``, about 10 logged rows per cluster."""
+    at most half the distinct texts and, with ``n_rows``, about 10 logged rows per cluster.
+
+    Why not the item level itself (one cluster per text, i.e. IPS) as the least biased candidate:
+    on 2,000-item development logs its standard error, from a few huge weights, was too small
+    for the paired rule, which then stopped at IPS on some logs; on 100 items, where IPS is
+    competitive, it did not help either. ``reports/ope_catalogue.md`` ("Where MIPS's error comes
+    from") separates the cost of the clustering and of this choice from MIPS's own error."""
     cap = max(2, n_distinct // 2)
     if n_rows is not None:
         cap = min(cap, max(2, n_rows // 10))

@@ -32,7 +32,7 @@ on Python >= 3.11 and works in memory only; the estimators are a few lines each.
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class OPEArrays:
     #: cluster-level weights ``p(e_i | x_i, pi_e) / p(e_i | x_i, pi_0)`` per cluster count K (large
     #: catalogues, :mod:`causalrec.ope.mips`); ``None`` without an item catalogue
     w_emb: dict | None = None
+    #: large catalogues with the cell-mean outcome model: ``K -> (q_logged, q_target)`` of the model
+    #: shrunk towards the K clusters (OffCEM's cluster-level model plus item residual); ``None`` otherwise
+    q_emb: Any = None
 
     @property
     def n(self) -> int:

@@ -49,6 +49,11 @@ from causalrec.ope.weights import WeightStats
 from causalrec.results import Estimate
 
 DEFAULT_ESTIMATORS = ("dm", "ips", "snips", "dr")
+#: the default with an item catalogue (``items=``): the item-level baselines and the cluster estimators.
+#: ``mips`` stays Saito & Joachims' (and Open Bandit Pipeline's) unnormalised estimator; ``snmips`` and
+#: ``offcem`` (self-normalised / with an outcome model) are its lower-variance versions, measured side by
+#: side in reports/ope_catalogue.md
+CATALOGUE_ESTIMATORS = ("ips", "snips", "mips", "snmips", "offcem")
 AUTO_STREAM_ROWS = 20_000_000
 PAIR_CHUNK = 2_000_000  # (row, item) pairs materialised at once for the DM term
 TARGET = "policy_value"
@@ -82,7 +87,9 @@ def evaluate(
     items, item_key, item_text:
         The item catalogue (DataFrame or CSV/Parquet path) with the item id column and its
         text; the text is embedded by ``embedder`` (default the packaged MiniLM
-        ``TextEmbedder``) and clustered by k-means. Needed by ``mips, snmips, offcem``.
+        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above).
+        Needed by ``mips, snmips, offcem``; with ``items`` the default estimators are
+        ``CATALOGUE_ESTIMATORS`` (ips, snips, mips, snmips, offcem).
     logging_policy:
         The logging policy's full distribution, a table in the target's format; without it
         the cluster weights are estimated by regression (and the result says so).
@@ -101,7 +108,7 @@ def evaluate(
     lam, sel_lam = selection.parse_choice(dros_lambda, "dros_lambda")
     tau = 100.0 if tau is None else tau
     lam = 100.0 if lam is None else lam
-    names = options.get("estimators", DEFAULT_ESTIMATORS)
+    names = options.get("estimators", CATALOGUE_ESTIMATORS if items is not None else DEFAULT_ESTIMATORS)
     catalogue = items is not None or logging_policy is not None or is_catalogue_request(names)
     if not (catalogue or sel_clip or sel_tau or sel_lam):
         return _evaluate(logs, target, clip=clip, switch_tau=tau, dros_lambda=lam, **options)
@@ -173,6 +180,7 @@ def _evaluate(
     allow_unequal_lists: bool = False,
     engine: str = "auto",
     spark_master: str | None = None,
+    spark_fit_rows: int = 1_000_000,
 ) -> OPEResult:
     """Estimate the target policy's value per impression from logged data.
 
@@ -225,6 +233,11 @@ def _evaluate(
         ``local[*]``). On Spark the per-row terms are computed on the executors and only
         moments are collected (:mod:`causalrec.engines.spark_ope`); the numbers equal the
         in-process streaming path's.
+    spark_fit_rows:
+        On Spark, a scikit-learn outcome model is cross-fitted on the driver from the rows'
+        needed columns; above this many rows, from a seeded sample of about this many rows
+        drawn at the same rate in every fold (``config["spark"]["fit_sample"]`` and a warning
+        say so). At or below it the fold models, and so every number, equal the in-process ones.
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -292,14 +305,14 @@ def _evaluate(
         if bootstrap:
             raise InputError("the bootstrap does not run on Spark", column="bootstrap",
                              fix="drop --bootstrap (the influence-function interval is always reported)")
-        if model is not None and not model.supports_streaming:
-            raise InputError(f"the outcome model {model.name} needs the whole log in memory; it cannot run on Spark",
-                             column="outcome_model", fix="use the default cell-mean outcome model with --engine spark")
+        if isinstance(spark_fit_rows, bool) or not isinstance(spark_fit_rows, (int, np.integer)) or spark_fit_rows < 1:
+            raise InputError(f"spark_fit_rows must be a positive integer, got {spark_fit_rows!r}",
+                             column="spark_fit_rows", fix="e.g. spark_fit_rows=1_000_000")
         from causalrec.engines.spark_ope import evaluate_spark
 
         config["batch_size"] = None
         return evaluate_spark(logs, target, schema=schema, ests=ests, model=model, ci_level=ci_level, seed=seed,
-                              n_folds=n_folds, config=config, cluster=cluster)
+                              n_folds=n_folds, config=config, cluster=cluster, fit_rows=int(spark_fit_rows))
     if streaming:
         if model is not None and not model.supports_streaming:
             raise InputError(
@@ -347,7 +360,9 @@ def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model
     if policy_needs_request is not False and schema.request_id and schema.request_id in available:
         roles.append("request_id")
     cols = [getattr(schema, r) for r in roles if getattr(schema, r) in available]
-    covs = list(schema.covariates) if model is not None and not isinstance(model, CellMeanOutcome) else []
+    # the schema's covariates are read even where no model uses them: validation checks them (as it
+    # does for an in-memory frame, which has every column), so a file, Spark and a frame agree
+    covs = list(schema.covariates)
     if model is not None and hasattr(model, "fn"):  # a fixed function sees every column
         covs = [c for c in available if c not in cols]
     cols += [c for c in covs if c in available and c not in cols]
@@ -409,30 +424,54 @@ def _inputs(canon: pd.DataFrame, policy, row_offset: int, n_folds: int, seed: in
 def _batch_arrays(canon: pd.DataFrame, policy, model, row_offset: int, inputs) -> tuple[OPEArrays, np.ndarray]:
     """Per-row arrays for one validated batch (model already fitted)."""
     items, pos, y, folds = inputs
-    n = len(canon)
     p = canon["propensity"].to_numpy(dtype=np.float64)
     bound = policy.bind(canon, items, pos, row_offset)
     w = bound.logged / p
     qa = qpi = None
     if model is not None:
-        cells = isinstance(model, CellMeanOutcome)  # needs no row indices
-        rows = None if cells and bound.matrix is not None else np.arange(n)
-        qa = model.predict(canon, rows, items, pos, folds)
-        if rows is None:
-            qpi = model.target_value(bound.matrix, pos, folds)
-        else:
-            qpi = np.zeros(n)
-            step = max(1, PAIR_CHUNK // max(1, _pairs_per_row(bound, rows[: min(n, 1000)])))
-            for lo in range(0, n, step):
-                pr = bound.pairs(rows[lo:lo + step])
-                if pr.row.size:
-                    q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
-                    qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
+        qa, qpi = _outcome_terms(model, canon, bound, items, pos, folds)
     arrays = OPEArrays(y=y, w=w, q_logged=qa, q_target=qpi)
     emb = getattr(policy, "embedding_weights", None)  # large catalogues: cluster weights (ope/catalogue.py)
     if emb is not None:
         arrays.w_emb = emb(canon, items, pos, row_offset, p)
+        if isinstance(model, CellMeanOutcome):
+            arrays.q_emb = _cluster_outcomes(model, policy, canon, bound, items, pos, folds)
     return arrays, p
+
+
+def _outcome_terms(model, canon, bound, items, pos, folds) -> tuple[np.ndarray, np.ndarray]:
+    """``(q(x_i, a_i, k_i), sum_a pi_e(a | x_i, k_i) q(x_i, a, k_i))`` per row of one batch."""
+    n = len(canon)
+    cells = isinstance(model, CellMeanOutcome)  # needs no row indices
+    rows = None if cells and bound.matrix is not None else np.arange(n)
+    qa = model.predict(canon, rows, items, pos, folds)
+    if rows is None:
+        return qa, model.target_value(bound.matrix, pos, folds)
+    qpi = np.zeros(n)
+    step = max(1, PAIR_CHUNK // max(1, _pairs_per_row(bound, rows[: min(n, 1000)])))
+    for lo in range(0, n, step):
+        pr = bound.pairs(rows[lo:lo + step])
+        if pr.row.size:
+            q = model.predict(canon, pr.row, pr.item, pr.pos, folds[pr.row])
+            qpi += np.bincount(pr.row, weights=pr.prob * q, minlength=n)
+    return qa, qpi
+
+
+def _cluster_outcomes(model: CellMeanOutcome, policy, canon, bound, items, pos, folds):
+    """``K -> (q_logged, q_target)`` of the cell means shrunk towards the K clusters' means
+    (:meth:`CellMeanOutcome.clustered`, OffCEM's cluster-level model plus item residual), computed
+    on first use (only OffCEM asks) and kept per K on the model, so each batch reuses the fit."""
+    views = model.__dict__.setdefault("_cluster_views", {})
+    done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(k: int):
+        if k not in done:
+            if k not in views:
+                views[k] = model.clustered(policy.t_cluster[k])
+            done[k] = _outcome_terms(views[k], canon, bound, items, pos, folds)
+        return done[k]
+
+    return get
 
 
 def _pairs_per_row(bound, sample_rows: np.ndarray) -> int:
@@ -768,4 +807,4 @@ def _evaluate_slates(logs, target, schema, ests, outcome_model, bootstrap, ci_le
                            cluster=cluster, config=config, **slate_options)
 
 
-__all__ = ["evaluate", "DEFAULT_ESTIMATORS"]
+__all__ = ["evaluate", "DEFAULT_ESTIMATORS", "CATALOGUE_ESTIMATORS"]

@@ -18,9 +18,15 @@ grows and the variance shrinks: ``K`` is chosen by SLOPE (:mod:`causalrec.ope.se
 
 **OffCEM** (Saito, Ren & Joachims 2023, "Off-policy evaluation for large action spaces via
 conjunct effect modeling"): ``V = (1/n) sum_i [ qpi_i + w~_i (y_i - qhat_i) ]`` with an
-item-level outcome model ``q(x, a, k)`` (cross-fitted, the same one DR uses) for the
-residual effect within clusters: unbiased when the cluster weights are right and ``q``
-captures the direct (within-cluster) effect; with ``q = 0`` it is MIPS.
+outcome model ``q(x, a, k) = g(e(a), k) + h(a, k)``, a cluster-level mean plus an item-level
+residual, both cross-fitted (the default cell means shrunk towards the cluster's mean of the
+same ``K``, empirical-Bayes pseudo-counts: :meth:`causalrec.ope.outcome.CellMeanOutcome.clustered`;
+a scikit-learn or fixed outcome model is used as given). It is unbiased when the cluster
+weights are right and ``q``'s error is the same for the items of one cluster (the residual
+``h`` captures the direct, within-cluster effect; Saito et al.'s local correctness); with
+``q = 0`` it is MIPS. An item-level model shrunk towards the *global* mean (DR's) breaks that
+condition on large catalogues: the never-logged items the target favours all get the log's
+average, and OffCEM inherits that bias.
 
 When no logging table is given the cluster weight is estimated, as in the MIPS paper, by
 regressing the item weight on the cluster, ``w~ = E[w | x, e]``; causalrec's regression is
@@ -45,6 +51,11 @@ from causalrec.ope.estimators import ESTIMATORS, OPEArrays, OPEEstimator, _clipp
 
 def cluster_weight(d: OPEArrays, clusters: int | None, name: str) -> np.ndarray:
     """The row's cluster weight ``w~`` for ``clusters`` (K) from ``d.w_emb``."""
+    return d.w_emb[cluster_count(d, clusters, name)]
+
+
+def cluster_count(d: OPEArrays, clusters: int | None, name: str) -> int:
+    """The K that ``clusters`` means here (the only one computed when ``None``), checked."""
     if d.w_emb is None:
         raise InputError(f"estimator '{name}' weights item clusters, but no item catalogue was given",
                          column="items", fix="pass the catalogue with --items CATALOG --item-key COL --item-text "
@@ -53,12 +64,11 @@ def cluster_weight(d: OPEArrays, clusters: int | None, name: str) -> np.ndarray:
         if len(d.w_emb) != 1:
             raise InputError(f"estimator '{name}' has no cluster count and {len(d.w_emb)} are available",
                              column="embedding_clusters", fix="fix it with --embedding-clusters K")
-        return next(iter(d.w_emb.values()))
-    try:
-        return d.w_emb[clusters]
-    except KeyError:
+        return next(iter(d.w_emb))
+    if clusters not in d.w_emb:
         raise InputError(f"estimator '{name}' asks for {clusters} clusters, which were not computed",
-                         column="embedding_clusters", fix="use one of " + ", ".join(map(str, d.w_emb))) from None
+                         column="embedding_clusters", fix="use one of " + ", ".join(map(str, d.w_emb)))
+    return clusters
 
 
 @dataclass
@@ -105,8 +115,12 @@ class OffCEM(OPEEstimator):
     clip: float | None = None
 
     def terms(self, d):
-        w = _clipped(cluster_weight(d, self.clusters, self.name), self.clip)
-        return d.q_target, w * (d.y - d.q_logged), None
+        k = cluster_count(d, self.clusters, self.name)
+        w = _clipped(d.w_emb[k], self.clip)
+        # the cell-mean model shrunk towards the K clusters (cluster level + item residual); another
+        # model (scikit-learn, a known function) is used as given
+        q_logged, q_target = d.q_emb(k) if d.q_emb is not None else (d.q_logged, d.q_target)
+        return q_target, w * (d.y - q_logged), None
 
     def params(self):
         return {"clusters": self.clusters, "clip": self.clip}

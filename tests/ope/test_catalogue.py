@@ -112,6 +112,15 @@ def test_catalogue_from_a_file_with_duplicate_keys(tmp_path):
         Catalogue.from_table(p)
 
 
+def test_catalogue_default_estimators(world):
+    from causalrec.ope.evaluation import CATALOGUE_ESTIMATORS
+
+    r = evaluate(world["logs"], world["target"], schema=SCHEMA, items=world["cat"], logging_policy=world["logging"],
+                 embedder=world["emb"], embedding_clusters=3)
+    assert [e.estimator for e in r.estimates] == list(CATALOGUE_ESTIMATORS)
+    assert {"mips", "snmips", "offcem"} <= set(CATALOGUE_ESTIMATORS)
+
+
 def test_cli_large_catalogue_with_minilm(tmp_path, capsys):
     sim = make_catalogue_logs(n_rows=600, n_items=60, n_topics=4, seed=1)
     for name, df in (("logs", sim.logs), ("items", sim.catalogue), ("target", sim.target), ("logging", sim.logging)):
@@ -125,6 +134,9 @@ def test_cli_large_catalogue_with_minilm(tmp_path, capsys):
     js = json.loads((tmp_path / "r.json").read_text())
     names = [e["estimator"] for e in js["estimates"]]
     assert names == ["ips", "snips", "mips", "snmips", "offcem"]
+    # without --estimators, --items brings the catalogue estimators (not dm,ips,snips,dr)
+    assert main([*args, "--out", str(tmp_path / "d.json"), "--quiet"]) == 0
+    assert [e["estimator"] for e in json.loads((tmp_path / "d.json").read_text())["estimates"]] == names
     sel = js["diagnostics"]["selection"]["mips"]
     assert sel["parameter"] == "clusters" and sel["chosen"] in [c["value"] for c in sel["candidates"]]
     assert js["estimates"][2]["clusters"] == sel["chosen"]

@@ -139,3 +139,65 @@ def test_request_keyed_tables():
     c0 = np.stack([np.bincount(g, weights=row, minlength=3) for row in p0_req])
     w = ce[np.arange(n_req), g[a]] / c0[np.arange(n_req), g[a]]
     assert r.get("mips").estimate == pytest.approx(np.mean(w * logs.click), abs=1e-12)
+
+
+def test_cluster_shrunk_cell_means_by_hand():
+    """CellMeanOutcome.clustered: cells shrunk towards the cluster mean with empirical-Bayes pseudo-counts."""
+    from causalrec.ope.outcome import CellMeanOutcome
+    from causalrec.ope.policy import ItemVocab
+
+    items = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 3, 3])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0], dtype=float)
+    lab = np.array([0, 0, 1, 1, 1])  # item 4 is never logged
+    m = CellMeanOutcome(n_folds=1)
+    m.begin(ItemVocab(np.arange(5)), SCHEMA)
+    m.partial_fit(None, items, np.zeros(12, dtype=np.int64), y, np.zeros(12, dtype=np.int64))
+    m.finalize()
+    c = m.clustered(lab)
+    s, n = np.bincount(items, weights=y, minlength=5), np.bincount(items, minlength=5).astype(float)
+    nz = n > 0
+    sigma2 = (np.sum(y ** 2) - np.sum(s[nz] ** 2 / n[nz])) / (12 - nz.sum())
+    g = y.mean()
+    sc, nc = np.bincount(lab, weights=s), np.bincount(lab, weights=n)
+    tau_c = (np.sum(nc * (sc / nc - g) ** 2) - 2 * sigma2) / nc.sum()
+    m_c = sigma2 / tau_c
+    cm = (sc + m_c * g) / (nc + m_c)
+    d = s[nz] / n[nz] - cm[lab][nz]
+    tau_a = (np.sum(n[nz] * d ** 2) - nz.sum() * sigma2) / n[nz].sum()
+    assert tau_c > 0 and tau_a > 0  # both levels shrink (neither pseudo-count is infinite) in this example
+    m_a = sigma2 / tau_a
+    want = (s + m_a * cm[lab]) / (n + m_a)
+    assert c.eb_["prior_cluster"] == pytest.approx(m_c) and c.eb_["prior_item"] == pytest.approx(m_a)
+    assert c.q_[0, :, 0] == pytest.approx(want, abs=1e-12)
+    assert c.q_[0, 4, 0] == pytest.approx(cm[1], abs=1e-12)  # a never-logged item gets its cluster's mean
+    assert m.q_[0, 4, 0] == pytest.approx(g, abs=1e-12)  # the item-level model gives it the global mean
+
+
+def test_offcem_unbiased_on_a_large_catalogue_where_item_means_are_not():
+    """Most items are logged a few times or never; the target favours one cluster. OffCEM's cluster + item
+    residual model keeps it unbiased; the same formula on item means shrunk to the global mean (the
+    item-level model DR uses, pseudo-count 1) is biased towards the log's average."""
+    n_items, n_groups = 400, 4
+    groups = np.arange(n_items) % n_groups
+    cat = pd.DataFrame({"item_id": np.arange(n_items), "title": [f"item {i}" for i in range(n_items)]})
+    emb = GroupEmbedder({f"item {i}": g for i, g in enumerate(groups)})
+    rng = np.random.default_rng(11)
+    q = np.array([0.1, 0.2, 0.3, 0.7])[groups] + rng.uniform(-0.05, 0.05, n_items)
+    pi0 = np.full(n_items, 1.0 / n_items)
+    pie = np.where(groups == 3, 4.0, 1.0) * rng.uniform(0.5, 1.5, n_items)
+    pie /= pie.sum()
+    truth = pie @ q
+    w_cluster = (np.bincount(groups, weights=pie) / np.bincount(groups, weights=pi0))[groups]
+    target, logging = _tables(pi0, pie)
+    new, old = [], []
+    for s in range(12):
+        logs = _log(pi0, 600, np.random.default_rng(100 + s), q)
+        r = evaluate(logs, target, schema=SCHEMA, estimators=["offcem"], items=cat, logging_policy=logging,
+                     embedder=emb, embedding_clusters=n_groups, seed=s)
+        new.append(r.get("offcem").estimate - truth)
+        a, y = logs.item_id.to_numpy(), logs.click.to_numpy()
+        q_item = (np.bincount(a, weights=y, minlength=n_items) + y.mean()) / (np.bincount(a, minlength=n_items) + 1)
+        old.append(pie @ q_item + np.mean(w_cluster[a] * (y - q_item[a])) - truth)
+    new, old = np.array(new), np.array(old)
+    assert abs(new.mean()) < 2.5 * new.std(ddof=1) / np.sqrt(len(new)) + 0.005
+    assert abs(new.mean()) < abs(old.mean()) / 3
