@@ -48,10 +48,12 @@ from causalrec.debias.weights import ExposureWeights, empirical_propensity, expo
 from causalrec.diagnostics.weights import ess_warning
 from causalrec.errors import InputError
 from causalrec.inference import influence_se
+from causalrec.models.folds import row_hash_folds
 from causalrec.results import CausalResult, Estimate, jsonable
 
 METHODS = ("naive", "ips", "snips", "dr")
 EXAMINATION = ("em", "harvest", "randomized", "none")
+FOLD_KINDS = ("auto", "split", "row_hash")
 OUTPUT_COLUMNS = ("weight", "corrected_label", "debias_method", "debias_clip", "debias_model",
                   "debias_propensity", "debias_examination")
 
@@ -150,23 +152,59 @@ def estimate_propensity(
     return np.clip(p, 1e-6, 1.0), f"{type(clf).__name__} on {list(covariates)} (cross-fitted, {n_folds} folds)"
 
 
-def _covariate_matrix(canon: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
-    parts = []
+def _covariate_stats(canon: pd.DataFrame, covariates: tuple[str, ...]) -> dict[str, tuple]:
+    """How each covariate enters a design: ``("num", mean, sd)`` (population sd) for a numeric
+    column, ``("cat", levels)`` (sorted distinct strings) otherwise. Computed from the whole log in
+    process; the Spark engine merges the same statistics over partitions."""
+    out: dict[str, tuple] = {}
     for c in covariates:
         s = canon[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             v = s.to_numpy(np.float64)
-            sd = v.std()
-            parts.append(((v - v.mean()) / (sd if sd > 0 else 1.0))[:, None])
+            out[c] = ("num", float(v.mean()), float(v.std()))
         else:
-            parts.append(pd.get_dummies(s.astype("string"), dtype=np.float64).to_numpy())
+            out[c] = ("cat", tuple(sorted(s.astype("string").dropna().unique())))
+    return out
+
+
+def _covariate_matrix(canon: pd.DataFrame, covariates: tuple[str, ...], stats: dict | None = None) -> np.ndarray:
+    """Numeric covariates standardised ``(v - mean) / sd`` (``sd`` 1 when 0), others one-hot per level;
+    ``stats`` (:func:`_covariate_stats`) default to this frame's own."""
+    stats = _covariate_stats(canon, covariates) if stats is None else stats
+    parts = []
+    for c in covariates:
+        kind, *rest = stats[c]
+        if kind == "num":
+            mean, sd = rest
+            v = canon[c].to_numpy(np.float64)
+            parts.append(((v - mean) / (sd if sd > 0 else 1.0))[:, None])
+        else:
+            parts.append(_one_hot(canon[c], rest[0]))
     return np.hstack(parts) if parts else np.zeros((len(canon), 0))
 
 
-def _outcome_features(canon: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
-    """Item one-hot plus covariates: what the DR outcome model sees (not the position)."""
-    items = pd.get_dummies(canon["item_id"].astype("string"), dtype=np.float64).to_numpy()
-    return np.hstack([items, _covariate_matrix(canon, covariates)])
+def _one_hot(s: pd.Series, levels: tuple[str, ...]) -> np.ndarray:
+    """One column per level (as strings), in the order given; a missing or unseen value is all zeros."""
+    codes = pd.Categorical(s.astype("string"), categories=list(levels)).codes
+    out = np.zeros((len(s), len(levels)))
+    seen = np.flatnonzero(codes >= 0)
+    out[seen, codes[seen]] = 1.0
+    return out
+
+
+def _item_levels(canon: pd.DataFrame) -> tuple[str, ...]:
+    return tuple(sorted(canon["item_id"].astype("string").dropna().unique()))
+
+
+def _outcome_features(canon: pd.DataFrame, covariates: tuple[str, ...], items: tuple[str, ...] | None = None,
+                      stats: dict | None = None) -> np.ndarray:
+    """Item one-hot plus covariates: what the DR outcome model sees (not the position).
+
+    ``items`` (sorted item ids as strings) and ``stats`` default to this frame's own; the Spark
+    engine passes those of the whole log, so each partition builds the rows of the same design.
+    """
+    items = _item_levels(canon) if items is None else items
+    return np.hstack([_one_hot(canon["item_id"], items), _covariate_matrix(canon, covariates, stats)])
 
 
 def debias(
@@ -191,6 +229,8 @@ def debias(
     bootstrap: int = 50,
     ci_level: float = 0.95,
     seed: int = 0,
+    folds: str = "auto",
+    spark_fit_rows: int = 1_000_000,
 ) -> DebiasResult:
     """Correct a click log for exposure and position bias.
 
@@ -252,6 +292,22 @@ def debias(
         cross-fitted over ``n_folds``.
     bootstrap:
         Bootstrap replicates for the examination curve's intervals.
+    folds:
+        How ``dr``'s outcome model assigns rows to folds (:mod:`causalrec.models.folds`):
+        ``"split"`` (shuffled ``KFold``, seeded), ``"row_hash"`` (a seeded hash of the row
+        number: needs no pass over the whole log, so the Spark engine uses it), or ``"auto"``
+        (``split`` in process, ``row_hash`` on Spark). On the same rows in the same order
+        ``row_hash`` gives the same folds in process and on Spark.
+    spark_fit_rows:
+        On Spark, ``dr``'s outcome model is cross-fitted on the driver from the rows' item,
+        covariates, IPS label and weight; above this many rows from a seeded sample at the
+        same rate in every fold (``config["spark"]["outcome_fit"]`` and a warning say so).
+        The fold models then predict on the executors.
+
+    Formula of ``dr`` (impression logs): ``r_hat`` is the outcome model of the IPS label
+    ``c / rho_bar_k`` on the item one-hot and the covariates, fitted with the SNIPS weights,
+    out of fold; the label is ``r_hat + (c - rho_k r_hat) / rho_bar_k``
+    (:func:`causalrec.debias.labels.dr_labels`).
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}", column="method", fix=f"use one of {', '.join(METHODS)}")
@@ -262,9 +318,13 @@ def debias(
         # checked up front: not every path cross-fits, and a bad value must not pass silently on one of them
         raise InputError(f"n_folds must be an integer >= 2, got {n_folds!r}", column="--n-folds",
                          fix="use 2 or more folds (default 5)")
+    if folds not in FOLD_KINDS:
+        raise InputError(f"unknown folds {folds!r}", column="folds", fix=f"use one of {', '.join(FOLD_KINDS)}")
     from causalrec.engines import is_spark_dataframe
 
     spark = is_spark_dataframe(logs)
+    if folds == "auto":
+        folds = "row_hash" if spark else "split"
     df = pd.DataFrame(columns=list(logs.columns)) if spark else read_table(logs)
     schema = schema.with_(propensity=propensity, position=position)
     use_position = (
@@ -283,19 +343,27 @@ def debias(
     if exposure is not None:
         schema = schema.with_(treatment=exposure)
     if spark:  # the same checks so far; the rows are reduced on the executors
-        if estimate_propensity or exposure is not None:
-            raise InputError("estimated propensities and candidate (exposure) mode do not run on Spark",
-                             column="--estimate-propensity" if estimate_propensity else "--exposure",
-                             fix="pass the logged propensity column, or run in process")
+        if exposure is not None:
+            raise InputError("candidate (exposure) mode does not run on Spark", column="--exposure",
+                             fix="run it in process")
+        if method == "dr" and folds != "row_hash":
+            raise InputError("on Spark the dr outcome model's folds follow the row hash (a shuffled split needs "
+                             "every row number at once)", column="folds", fix="use folds='row_hash' (or 'auto')")
+        if method == "dr" and outcome_features is not None:
+            raise InputError("outcome_features (a matrix, one row per log row) cannot be lined up with a Spark "
+                             "DataFrame's rows", column="outcome_features",
+                             fix="put the features in columns and name them as schema covariates, or run in process")
         from causalrec.engines.spark_debias import debias_spark
 
         return debias_spark(logs, schema=schema, method=method, examination=examination, clip=clip, cap=cap,
-                            position_clip=position_clip, config={
-                                "method": method, "schema": schema.to_dict(), "estimate_propensity": False,
+                            position_clip=position_clip, outcome_model=outcome_model, n_folds=n_folds, seed=seed,
+                            fit_rows=spark_fit_rows, estimate_propensity=estimate_propensity, config={
+                                "method": method, "schema": schema.to_dict(),
+                                "estimate_propensity": estimate_propensity,
                                 "examination": examination if isinstance(examination, str) else "given",
                                 "clip": clip, "cap": cap, "position_clip": position_clip,
                                 "relevance_groups": relevance_groups, "n_folds": n_folds, "bootstrap": bootstrap,
-                                "ci_level": ci_level, "seed": seed})
+                                "ci_level": ci_level, "seed": seed, "folds": folds})
     require = ["item_id", "outcome"] + (["treatment"] if exposure is not None else []) + (["propensity"] if needs_prop else []) + (["position"] if use_position else [])
     canon = validate_log(df, schema, require=require, binary=(["treatment"] if exposure is not None else []), command="debias")
     names = schema.present(df)
@@ -306,7 +374,7 @@ def debias(
         "examination": examination if isinstance(examination, str) else "given", "clip": clip, "cap": cap,
         "position_clip": position_clip, "relevance_groups": relevance_groups, "context": context,
         "relevance_features": None if relevance_features is None else "given", "n_folds": n_folds,
-        "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed,
+        "bootstrap": bootstrap, "ci_level": ci_level, "seed": seed, "folds": folds,
     }
 
     shown = canon["treatment"].to_numpy(np.float64) if exposure is not None else np.ones(len(canon))
@@ -390,8 +458,9 @@ def debias(
         reg = outcome_model if outcome_model is not None else OutcomeModel()
         model_name = type(reg).__name__
         # candidate mode: the outcome model learns from shown rows only, predicts every row out of fold
+        fold_ids = row_hash_folds(0, len(canon), n_folds, seed) if folds == "row_hash" else None
         r_hat = np.asarray(cross_fit_predict(reg, X, target, n_folds=n_folds, method="predict",
-                                             sample_weight=weight, random_state=seed, fit_mask=on),
+                                             sample_weight=weight, random_state=seed, fit_mask=on, folds=fold_ids),
                            dtype=np.float64)
         if exposure is None:
             y = dr_labels(c, rho, r_hat, position_clip=position_clip)

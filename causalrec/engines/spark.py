@@ -129,6 +129,31 @@ def run_partitions(sdf, fn: Callable[[int, Iterator[pd.DataFrame]], Any]) -> Par
     return PartitionResults([pickle.loads(r["payload"]) for r in rows], nbytes, len(rows))
 
 
+class Shipped:
+    """A driver-side object (a fitted model) for the executors: a broadcast variable, sent once per
+    executor, where the session has a SparkContext; under Spark Connect, which has none, it travels
+    with the tasks. ``value()`` on an executor returns it. A closure that captures this holder, not
+    the object, ships only the broadcast handle."""
+
+    def __init__(self, sdf, obj):
+        self._obj, self._bc = obj, None
+        if obj is not None:
+            try:
+                self._bc = sdf.sparkSession.sparkContext.broadcast(obj)
+            except Exception:  # Spark Connect: no SparkContext on the client
+                self._bc = None
+
+    def value(self):
+        return self._bc.value if self._bc is not None else self._obj
+
+    def release(self) -> None:
+        if self._bc is not None:
+            self._bc.unpersist()
+
+    def __getstate__(self):  # the closure ships the broadcast handle, never the object itself
+        return {"_obj": None if self._bc is not None else self._obj, "_bc": self._bc}
+
+
 def partition_offsets(sdf) -> tuple[dict[int, int], int, int]:
     """``({partition: first global row number}, total rows, bytes collected)`` in partition order."""
     first = sdf.columns[:1]
@@ -164,5 +189,5 @@ def spark_type(sdf, column: str) -> str:
     return sdf.schema[column].dataType.simpleString()
 
 
-__all__ = ["spark_session", "read_source", "run_partitions", "partition_offsets", "PartitionResults",
+__all__ = ["spark_session", "read_source", "run_partitions", "partition_offsets", "PartitionResults", "Shipped",
            "empty_frame", "spark_type", "write_parquet"]

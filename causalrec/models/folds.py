@@ -115,6 +115,23 @@ def cluster_hash_folds(keys, n_folds: int, seed: int = 0) -> np.ndarray:
     return ((h >> np.uint64(32)) * np.uint64(n_folds) >> np.uint64(32)).astype(np.int64)
 
 
+def row_hash_sample(start: int, n: int, rate: float, seed: int = 0) -> np.ndarray:
+    """Which of the global rows ``start .. start + n - 1`` a seeded ``rate`` sample keeps (bool).
+
+    Row ``i`` is kept when ``SipHash_seed(i) / 2^64 < rate``: a Bernoulli(``rate``) draw per row
+    that depends only on the row number and the seed (the same rows whatever the batching or
+    engine). SipHash, not the Weyl hash of :func:`row_hash_folds`: a second Weyl sequence in the
+    row number would be a shifted copy of the folds' and keep whole folds; this one is
+    independent of the fold, so every fold is sampled at the same rate.
+    """
+    import pandas as pd
+
+    if rate >= 1.0:
+        return np.ones(n, dtype=bool)
+    h = pd.util.hash_array(np.arange(start, start + n, dtype=np.int64), hash_key=f"rowsample{seed % 10**7:07d}")
+    return (h >> np.uint64(11)).astype(np.float64) < rate * 2.0**53
+
+
 @dataclass(frozen=True)
 class FoldSpec:
     """How rows are assigned to folds: ``kind`` one of ``"split"`` (:func:`make_folds`),
@@ -150,4 +167,4 @@ class FoldSpec:
         return {"n_folds": int(self.n_folds), "kind": self.kind, "seed": int(self.seed)}
 
 
-__all__ = ["FoldSpec", "make_folds", "row_hash_folds", "cluster_hash_folds"]
+__all__ = ["FoldSpec", "make_folds", "row_hash_folds", "cluster_hash_folds", "row_hash_sample"]

@@ -180,6 +180,7 @@ def _evaluate(
     allow_unequal_lists: bool = False,
     engine: str = "auto",
     spark_master: str | None = None,
+    spark_fit_rows: int = 1_000_000,
 ) -> OPEResult:
     """Estimate the target policy's value per impression from logged data.
 
@@ -232,6 +233,11 @@ def _evaluate(
         ``local[*]``). On Spark the per-row terms are computed on the executors and only
         moments are collected (:mod:`causalrec.engines.spark_ope`); the numbers equal the
         in-process streaming path's.
+    spark_fit_rows:
+        On Spark, a scikit-learn outcome model is cross-fitted on the driver from the rows'
+        needed columns; above this many rows, from a seeded sample of about this many rows
+        drawn at the same rate in every fold (``config["spark"]["fit_sample"]`` and a warning
+        say so). At or below it the fold models, and so every number, equal the in-process ones.
 
     Assumptions (stated in the report): the logged propensities are the logging
     policy's true probabilities of each (item, position) given everything the target
@@ -299,14 +305,14 @@ def _evaluate(
         if bootstrap:
             raise InputError("the bootstrap does not run on Spark", column="bootstrap",
                              fix="drop --bootstrap (the influence-function interval is always reported)")
-        if model is not None and not model.supports_streaming:
-            raise InputError(f"the outcome model {model.name} needs the whole log in memory; it cannot run on Spark",
-                             column="outcome_model", fix="use the default cell-mean outcome model with --engine spark")
+        if isinstance(spark_fit_rows, bool) or not isinstance(spark_fit_rows, (int, np.integer)) or spark_fit_rows < 1:
+            raise InputError(f"spark_fit_rows must be a positive integer, got {spark_fit_rows!r}",
+                             column="spark_fit_rows", fix="e.g. spark_fit_rows=1_000_000")
         from causalrec.engines.spark_ope import evaluate_spark
 
         config["batch_size"] = None
         return evaluate_spark(logs, target, schema=schema, ests=ests, model=model, ci_level=ci_level, seed=seed,
-                              n_folds=n_folds, config=config, cluster=cluster)
+                              n_folds=n_folds, config=config, cluster=cluster, fit_rows=int(spark_fit_rows))
     if streaming:
         if model is not None and not model.supports_streaming:
             raise InputError(
@@ -354,7 +360,9 @@ def _columns(source, schema: LogSchema, policy_needs_request: bool | None, model
     if policy_needs_request is not False and schema.request_id and schema.request_id in available:
         roles.append("request_id")
     cols = [getattr(schema, r) for r in roles if getattr(schema, r) in available]
-    covs = list(schema.covariates) if model is not None and not isinstance(model, CellMeanOutcome) else []
+    # the schema's covariates are read even where no model uses them: validation checks them (as it
+    # does for an in-memory frame, which has every column), so a file, Spark and a frame agree
+    covs = list(schema.covariates)
     if model is not None and hasattr(model, "fn"):  # a fixed function sees every column
         covs = [c for c in available if c not in cols]
     cols += [c for c in covs if c in available and c not in cols]

@@ -75,3 +75,20 @@ def test_debias_cli_writes_a_parquet_folder(spark, files, tmp_path):
     got = pd.read_parquet(out).sort_values(["request_id", "position"]).reset_index(drop=True)
     want = pd.read_parquet(tmp_path / "local.parquet")
     pd.testing.assert_series_equal(got["weight"], want["weight"], rtol=1e-9, atol=0)
+
+
+@pytest.mark.slow  # Spark jobs plus five fold fits of the default outcome model
+def test_debias_cli_dr_on_spark(spark, files, tmp_path):
+    """``--method dr --engine spark`` with the default outcome model: fitted on the driver, labels on
+    the executors. Per-row equality with in process is tested with a Ridge in test_spark_nuisance.py;
+    this checks the CLI path and the default (torch MLP) model run there."""
+    out = tmp_path / "dr.parquet"
+    summary = tmp_path / "dr.json"
+    assert main(["debias", str(files / "logs.parquet"), "--outcome", "click", "--method", "dr", "--propensity",
+                 "propensity", "--clip", "0.02", "--position", "position", "--examination", "none",
+                 "--out", str(out), "--engine", "spark", "--summary-json", str(summary), "--quiet"]) == 0
+    got = pd.read_parquet(out)
+    assert len(got) == 3_000 and got["corrected_label"].notna().all()
+    assert got["debias_model"].str.contains("outcome model: OutcomeModel").all()
+    d = json.loads(summary.read_text())
+    assert d["config"]["folds"] == "row_hash" and d["config"]["spark"]["outcome_fit"]["rows_fitted"] == 3_000
