@@ -19,6 +19,18 @@ the run raised, and the run time. Rows are appended to ``--runs`` (JSON lines) s
 interrupted run resumes; the Markdown is written from every finished draw.
 
     .venv/bin/python analyses/ihdp.py --seeds 50
+
+``--assignment resampled`` keeps each draw's covariates, response surfaces, noise and
+individual effects but draws the treatment anew per seed, ``T_i ~ Bernoulli(e(x_i))`` with
+``e`` an L2 logistic regression (scikit-learn defaults, standardised covariates) of IHDP's real
+treatment on ``X``, fitted once; ``Y`` is rebuilt from the draw's two surfaces and its noise. In
+IHDP itself the treatment vector is the same in every draw, so the seed-to-seed spread of an
+estimate holds the assignment fixed, while an interval for the conditional (sample) ATE also
+counts the assignment's variation (``T`` random given ``X``); the resampled variant measures
+the intervals where the assignment varies as the estimand assumes:
+
+    .venv/bin/python analyses/ihdp.py --assignment resampled --runs reports/ihdp_runs_resampled.jsonl \
+        --out reports/ihdp_resampled.md
 """
 
 from __future__ import annotations
@@ -36,23 +48,71 @@ TARGET_ERROR = 0.10
 TARGET_COVERAGE = (0.90, 0.97)
 
 
-def ihdp_table(seed: int):
-    """One surface-B draw as a user's table (``x1..x26``, ``T``, ``Y``) and its individual effects."""
+ASSIGNMENTS = ("ihdp", "resampled")
+
+
+def _surfaces(seed: int, X: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The noise-free surfaces ``mu0(x), mu1(x)`` of econml's ``ihdp_surface_B(random_state=seed)``.
+
+    Same recipe and random stream as econml 0.17 (``beta`` is the first draw of the seed's
+    RandomState; ``mu1 = X beta - omega``, ``mu0 = exp((X + offset) beta)``, ``omega`` from the
+    real treated rows); :func:`ihdp_table` checks the result against econml's individual effects.
+    """
+    from sklearn.utils import check_random_state
+
+    n, d = X.shape
+    beta = check_random_state(seed).choice([0, 0.1, 0.2, 0.3, 0.4], size=d, replace=True,
+                                           p=[0.6, 0.1, 0.1, 0.1, 0.1])
+    offset = np.concatenate((np.zeros((n, 1)), np.ones((n, d - 1)) * 0.5), axis=1)
+    mu0 = np.exp((X + offset) @ beta)
+    omega = np.mean((X @ beta - mu0)[T == 1]) - 4
+    return mu0, X @ beta - omega
+
+
+_ASSIGNMENT_E: dict[str, np.ndarray] = {}
+
+
+def _assignment_propensity(X: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``e(x)`` for ``--assignment resampled``: L2 logistic regression of IHDP's treatment on ``X``."""
+    if "e" not in _ASSIGNMENT_E:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        Xs = StandardScaler().fit_transform(X)
+        _ASSIGNMENT_E["e"] = LogisticRegression(max_iter=5000).fit(Xs, T).predict_proba(Xs)[:, 1]
+    return _ASSIGNMENT_E["e"]
+
+
+def ihdp_table(seed: int, assignment: str = "ihdp"):
+    """One surface-B draw as a user's table (``x1..x26``, ``T``, ``Y``) and its individual effects.
+
+    ``assignment="resampled"``: the same draw with ``T`` drawn from ``e(x)`` (module docstring).
+    """
     import pandas as pd
     from econml.data.dgps import ihdp_surface_B
 
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
     Y, T, X, te = ihdp_surface_B(random_state=seed)
+    if assignment == "resampled":
+        T = np.asarray(T).astype(int).ravel()
+        mu0, mu1 = _surfaces(seed, X, T)
+        if not np.allclose(mu1 - mu0, te):  # econml changed its recipe: refuse rather than mislabel
+            raise RuntimeError("econml's ihdp_surface_B no longer matches analyses/ihdp.py's surfaces")
+        noise = Y - np.where(T == 1, mu1, mu0)
+        T = (np.random.default_rng([seed, 14]).random(len(T)) < _assignment_propensity(X, T)).astype(int)
+        Y = np.where(T == 1, mu1, mu0) + noise
     df = pd.DataFrame(X, columns=[f"x{j + 1}" for j in range(X.shape[1])])
     df["T"] = T.astype(int)
     df["Y"] = Y.astype(float)
     return df, np.asarray(te, dtype=float)
 
 
-def run_draw(seed: int) -> list[dict]:
+def run_draw(seed: int, assignment: str = "ihdp") -> list[dict]:
     """The public path on one draw: one row per estimator (ATE)."""
     from causalrec.uplift import estimate
 
-    df, te = ihdp_table(seed)
+    df, te = ihdp_table(seed, assignment)
     covariates = [c for c in df.columns if c.startswith("x")]
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -69,7 +129,8 @@ def run_draw(seed: int) -> list[dict]:
                      "ci_low": e.ci_low, "ci_high": e.ci_high, "abs_error": abs(e.estimate - sate),
                      "covered": bool(e.ci_low <= sate <= e.ci_high), "effect_range": span,
                      "in_range": bool(abs(e.estimate) <= span), "n_warnings": len(res.warnings),
-                     "warnings": list(res.warnings), "seconds": seconds})
+                     "warnings": list(res.warnings), "seconds": seconds, "assignment": assignment,
+                     "treated_share": float(df["T"].mean())})
     return rows
 
 
@@ -95,6 +156,8 @@ def summarise(df):
         "max abs ATE error": g["abs_error"].max(),
         "95% CI coverage": g["covered"].mean(),
         "mean SE": g["se"].mean(),
+        # seed-to-seed SD of the error over the mean SE: about 1 when the SE is calibrated
+        "SD of error / mean SE": (df["ate"] - df["sate"]).groupby(df["method"]).std() / g["se"].mean(),
         "max abs estimate": g["ate"].apply(lambda s: s.abs().max()),
         "estimates outside the effect range": g["in_range"].apply(lambda s: int((~s).sum())),
         "seconds per draw": g["seconds"].mean(),
@@ -115,9 +178,70 @@ def _verdict(row) -> str:
     return "; ".join(parts)
 
 
-def write_markdown(df, path: Path, runs_path: Path) -> str:
+def _assignment_of(df) -> str:
+    return str(df["assignment"].iloc[0]) if "assignment" in df.columns and df["assignment"].notna().any() else "ihdp"
+
+
+def _z_sd(df) -> dict:
+    """SD over draws of ``(estimate - sample ATE) / SE`` per method: about 1 when the SEs are calibrated
+    (unlike SD / mean SE it is not dominated by the draws whose surface gives a large SE)."""
+    return ((df["ate"] - df["sate"]) / df["se"]).groupby(df["method"]).std().to_dict()
+
+
+def _interval_reading(table, df, others: list, assignment: str) -> str:
+    """Why DML's intervals are wider than its seed-to-seed spread on IHDP, from the studies' rows.
+
+    ``others``: ``(path, runs)`` of ``--assignment resampled`` studies (the 'ihdp' report compares).
+    """
+    def ratios(t, d):
+        z = _z_sd(d)
+        return ", ".join(f"{m} {t.loc[m, 'SD of error / mean SE']:.2f} / {z[m]:.2f} (coverage "
+                         f"{t.loc[m, '95% CI coverage']:.0%})" for m in t.index)
+
+    here = f"SD of the error / mean SE, and SD of the z-score (error / SE), here: {ratios(table, df)}."
+    if assignment == "resampled":
+        return (f"- {here} The treatment is drawn anew in every draw, as the conditional (sample) ATE's "
+                "interval assumes (`T` random given `X`); compare with `reports/ihdp.md`, where IHDP's one "
+                "treatment vector is reused by every draw.")
+    others = [(p, o) for p, o in others if o is not None and len(o)]
+    if not others:
+        return (f"- {here} Run `--assignment resampled` (module docstring) to measure the same intervals "
+                "where the treatment varies between draws.")
+    lines = [f"- {here} With the treatment drawn anew in every draw (`--assignment resampled`: each draw's "
+             "surfaces, noise and individual effects kept):"]
+    for path, o in others:
+        seeds = sorted(o["seed"].unique())
+        lines.append(f"  seeds {seeds[0]}..{seeds[-1]} (`{path.as_posix()}`): {ratios(summarise(o), o)};")
+    import pandas as pd
+
+    pooled = pd.concat([o for _, o in others], ignore_index=True)
+    zr = _z_sd(pooled)
+    zh = _z_sd(df)
+    n = pooled["seed"].nunique()
+    lines[-1] = lines[-1].rstrip(";") + "."
+    lines.append(f"  Pooled over those {n} draws the SD of the z-score is aipw {zr['aipw']:.2f}, dml {zr['dml']:.2f} "
+                 f"(this study: aipw {zh['aipw']:.2f}, dml {zh['dml']:.2f}).")
+    lines.append("""- Reading of DML's width: the final stage's scores are `(T - e) phi (Y - m - (T - e) theta)`; besides
+  the outcome noise their residual holds the outcome-model misfit `m - m_hat` and the part of the
+  effect the linear final stage misses, `tau - theta`, multiplied by `T - e`. For an interval on the
+  conditional (sample) ATE -- covariates fixed, treatment random given them (Imbens 2004) -- that
+  product is sampling error and the sandwich counts it; IHDP's draws all reuse one treatment vector,
+  so that part cannot vary between them.""")
+    if zr["dml"] >= zr["aipw"] - 0.05:
+        lines.append(f"  Where the treatment is drawn anew, DML's SE is as calibrated as AIPW's (z-score SD "
+                     f"{zr['dml']:.2f} against {zr['aipw']:.2f}): no DML-specific excess was found, and narrowing "
+                     "its SE to IHDP's fixed-treatment spread would be tuning to this benchmark, so it is kept and "
+                     "DML's coverage above 97% here is reported as a miss.")
+    else:
+        lines.append(f"  Even where the treatment is drawn anew DML's z-score SD ({zr['dml']:.2f}) is below AIPW's "
+                     f"({zr['aipw']:.2f}): the fixed treatment does not explain all of DML's width.")
+    return "\n".join(lines)
+
+
+def write_markdown(df, path: Path, runs_path: Path, others: list | None = None) -> str:
     from causalrec.data.atomic import atomic_write_text
 
+    assignment = _assignment_of(df)
     table = summarise(df)
     seeds = sorted(df["seed"].unique())
     fmt = table.copy()
@@ -138,12 +262,20 @@ def write_markdown(df, path: Path, runs_path: Path) -> str:
             common[key] = common.get(key, 0) + 1
     warn_lines = "\n".join(f"- {k}... ({v} of {len(seeds)} draws)" for k, v in
                            sorted(common.items(), key=lambda kv: -kv[1])[:6]) or "- none"
-    text = f"""# IHDP (response surface B) through `causalrec uplift`
+    share = df.drop_duplicates("seed")["treated_share"].mean() if "treated_share" in df.columns else None
+    if assignment == "resampled":
+        treatment_text = (f"a treatment drawn anew per draw from a logistic propensity fitted to IHDP's real "
+                          f"treatment ({share:.1%} treated on average; `--assignment resampled`)")
+    else:
+        treatment_text = "the real IHDP treatment (18.6% treated, the same in every draw)"
+    reading = _interval_reading(table, df, others or [], assignment)
+    title = " (treatment resampled per draw)" if assignment == "resampled" else ""
+    text = f"""# IHDP (response surface B) through `causalrec uplift`{title}
 
 Produced by `analyses/ihdp.py` (per-draw rows: `{runs_path.as_posix()}`). {len(seeds)} draws of
 `econml.data.dgps.ihdp_surface_B(random_state=seed)`, seeds {seeds[0]}..{seeds[-1]}: 747 children, the
-covariate matrix that ships with econml (26 columns `x1..x26`, `x1` constant), the real IHDP
-treatment (18.6% treated) and a simulated non-linear outcome with known individual effects.
+covariate matrix that ships with econml (26 columns `x1..x26`, `x1` constant), {treatment_text}
+and a simulated non-linear outcome with known individual effects.
 
 Every draw runs the public path a user runs,
 `causalrec.uplift.estimate(df, treatment="T", outcome="Y", covariates=["x1", ..., "x26"],
@@ -183,9 +315,7 @@ by the study. CPU only, on a 2-core machine shared with other jobs (times are in
   propensities below the 0.01 clip, effective sample size 74 on every draw). The linear candidate
   has the smaller cross-fitted log loss once its penalty is chosen on *shuffled* folds (IHDP's rows
   are ordered; unshuffled inner folds chose a nearly constant model), so the engine now keeps it.
-- A coverage above 97% is reported as a miss, not narrowed. Why DML's intervals are wide here is
-  not measured by this study (one candidate: its SE also counts outcome-model noise that a
-  fixed-design benchmark like IHDP holds fixed).
+{reading}
 
 ## What changed since the previous version of this study
 
@@ -210,6 +340,11 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="reports/ihdp_runs.jsonl")
     ap.add_argument("--out", default="reports/ihdp.md")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the Markdown from --runs")
+    ap.add_argument("--assignment", choices=ASSIGNMENTS, default="ihdp",
+                    help="'ihdp': IHDP's real treatment in every draw; 'resampled': T drawn per draw (docstring)")
+    ap.add_argument("--resampled-runs",
+                    default="reports/ihdp_runs_resampled.jsonl,reports/ihdp_runs_resampled_heldout.jsonl",
+                    help="comma list of --assignment resampled runs the 'ihdp' report compares with, when present")
     a = ap.parse_args(argv)
     runs = Path(a.runs)
     runs.parent.mkdir(parents=True, exist_ok=True)
@@ -219,14 +354,20 @@ def main(argv=None) -> int:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             if seed in done_seeds:
                 continue
-            rows = run_draw(seed)
+            rows = run_draw(seed, a.assignment)
             with open(runs, "a") as fh:
                 for r in rows:
                     fh.write(json.dumps(r) + "\n")
             print(" ".join(f"seed {seed:3d} {r['method']}: err {r['abs_error']:.3f} covered {r['covered']}"
                            for r in rows), f"{rows[0]['seconds']:.0f}s", flush=True)
     df = load_runs(runs)
-    print(write_markdown(df, Path(a.out), runs))
+    others = []
+    if _assignment_of(df) == "ihdp":
+        for name in filter(None, a.resampled_runs.split(",")):
+            path = Path(name)
+            if path.resolve() != runs.resolve():
+                others.append((path, load_runs(path)))
+    print(write_markdown(df, Path(a.out), runs, others))
     return 0
 
 

@@ -40,6 +40,9 @@ def uplift_command(
                                                "many principal components of the item vectors."),
     text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "
                                              "memberships of K KMeans clusters of the item vectors (K or auto)."),
+    text_cluster_weights: str = typer.Option("mixture", "--text-cluster-weights", help="How --text-clusters "
+                                             "memberships are read: soft (softmax of distances) or mixture "
+                                             "(topic proportions, for texts that mix topics)."),
     text_interaction: str = typer.Option("product", "--text-interaction", help="User-item interaction columns: "
                                          "product (u * v) or outer (every u_j v_l; vectors of <= 64 dims)."),
     covariates: str | None = typer.Option(None, "--covariates", help="Comma list of tabular covariates."),
@@ -107,7 +110,7 @@ def uplift_command(
         history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
         text_clusters=(None if text_clusters in (None, "", "none") else
                        "auto" if text_clusters == "auto" else _int_option(text_clusters, "--text-clusters")),
-        text_interaction=text_interaction,
+        text_interaction=text_interaction, text_cluster_weights=text_cluster_weights,
         covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
         model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, ci_target=ci_target, seed=seed,

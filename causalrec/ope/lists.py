@@ -34,22 +34,32 @@ class Lists:
         self.starts = np.cumsum(self.lengths) - self.lengths
         self.n = int(self.lengths.sum())
         self._slot = self._list_of_row = self._row_length = None
-        uniq = np.unique(self.lengths) if self.n_lists else np.zeros(0, dtype=np.int64)
-        self.groups: list[tuple[int, np.ndarray]] = []
-        if uniq.size == 1:
-            ell = int(uniq[0])
-            self.groups.append((ell, np.arange(self.n, dtype=np.int64).reshape(self.n_lists, ell)))
-        else:
-            for ell in uniq:
-                sel = np.flatnonzero(self.lengths == ell)
-                self.groups.append((int(ell), self.starts[sel][:, None] + np.arange(int(ell))))
+        self._groups: list[tuple[int, np.ndarray]] | None = None
+        #: the common length when every list has it (the usual case), else None
+        self.single_length: int | None = None
+        if self.n_lists and self.lengths.min() == self.lengths.max():
+            self.single_length = int(self.lengths[0])
+
+    @property
+    def groups(self) -> list[tuple[int, np.ndarray]]:
+        """``(L, (lists, L) row indices)`` per distinct length (built on first use)."""
+        if self._groups is None:
+            self._groups = []
+            if self.single_length is not None:
+                ell = self.single_length
+                self._groups.append((ell, np.arange(self.n, dtype=np.int64).reshape(self.n_lists, ell)))
+            elif self.n_lists:
+                for ell in np.unique(self.lengths):
+                    sel = np.flatnonzero(self.lengths == ell)
+                    self._groups.append((int(ell), self.starts[sel][:, None] + np.arange(int(ell))))
+        return self._groups
 
     @property
     def slot(self) -> np.ndarray:
         """0-based slot of each row."""
         if self._slot is None:
-            if len(self.groups) == 1:
-                ell = self.groups[0][0]
+            if self.single_length is not None:
+                ell = self.single_length
                 self._slot = np.tile(np.arange(ell, dtype=np.int64), self.n_lists)
             else:
                 self._slot = np.arange(self.n, dtype=np.int64) - np.repeat(self.starts, self.lengths)
@@ -71,26 +81,35 @@ class Lists:
 
     @property
     def equal_lengths(self) -> bool:
-        return len(self.groups) <= 1
+        return self.n_lists == 0 or self.single_length is not None
 
     def any_above(self, x: np.ndarray) -> np.ndarray:
-        """Whether the row's value already occurs in a slot above it in its list (a repeat)."""
+        """Whether the row's value already occurs in a slot above it in its list (a repeat).
+
+        Lists without a repeat (found by sorting each list's values, ``O(L log L)``) are all
+        ``False``; only the lists with one get the ``L (L-1) / 2`` comparisons that say which
+        slot repeats. Logged lists rarely repeat an item, so this is usually one sort."""
         out = np.zeros(self.n, dtype=bool)
         for mat, ix in self._views(np.asarray(x)):
-            res = np.zeros(mat.shape, dtype=bool)
-            for k in range(1, mat.shape[1]):
-                res[:, k] = (mat[:, :k] == mat[:, k:k + 1]).any(axis=1)
-            if ix is None:
-                out = res.reshape(-1)
-            else:
-                out[ix] = res
+            if mat.shape[1] < 2:
+                continue
+            srt = np.sort(mat, axis=1)
+            eq = srt[:, 1:] == srt[:, :-1]
+            if not eq.any():
+                continue
+            rep = np.flatnonzero(eq.any(axis=1))
+            sub = mat[rep]
+            res = np.zeros(sub.shape, dtype=bool)
+            for k in range(1, sub.shape[1]):
+                res[:, k] = (sub[:, :k] == sub[:, k:k + 1]).any(axis=1)
+            rows = (rep[:, None] * mat.shape[1] + np.arange(mat.shape[1])) if ix is None else ix[rep]
+            out[rows] = res
         return out
 
     def _views(self, x: np.ndarray):
         """``(matrix, index)`` per length group; with one length, a reshaped view (no copy)."""
-        if len(self.groups) == 1:
-            ell, _ = self.groups[0]
-            yield x.reshape(self.n_lists, ell), None
+        if self.single_length is not None:
+            yield x.reshape(self.n_lists, self.single_length), None
             return
         for _, ix in self.groups:
             yield x[ix], ix
@@ -124,7 +143,7 @@ class Lists:
     def revcumsum(self, x: np.ndarray) -> np.ndarray:
         """``sum_{j >= k} x_j`` within each list (the reward to go)."""
         def fn(m, o):
-            o[:] = np.cumsum(m[:, ::-1], axis=1)[:, ::-1]
+            np.cumsum(m[:, ::-1], axis=1, out=o[:, ::-1])  # into the reversed view: no copy
         return self._apply(x, fn)
 
     def previous(self, x: np.ndarray, first: float) -> np.ndarray:
@@ -136,7 +155,7 @@ class Lists:
 
     def total(self, x: np.ndarray) -> np.ndarray:
         """Per-list sum, one value per list."""
-        if len(self.groups) == 1 and self.n:
+        if self.single_length is not None and self.n:
             return np.asarray(x, dtype=np.float64).reshape(self.n_lists, -1).sum(axis=1)
         return np.add.reduceat(x, self.starts) if self.n else np.zeros(0)
 
@@ -171,7 +190,7 @@ def show_key(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarray, lists: Lists,
+def check_slots(request_keys: np.ndarray, list_index: np.ndarray | None, pos: np.ndarray, lists: Lists,
                 position_base: int, position_col: str = "position", request_col: str = "request_id") -> None:
     """Raise an :class:`InputError` unless each request's slots are exactly ``0..L-1``.
 
@@ -181,6 +200,8 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     bad = pos != lists.slot
     if not bad.any():
         return
+    if list_index is None:
+        list_index = lists.list_of_row
     g = int(list_index[np.flatnonzero(bad)[0]])
     lo, ell = int(lists.starts[g]), int(lists.lengths[g])
     got = (pos[lo:lo + ell] + position_base).tolist()
@@ -202,13 +223,15 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray, pos: np.ndarra
     )
 
 
-def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
-                 contiguous: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray, contiguous: bool = False,
+                 identity_as_none: bool = False) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
     """``(order, list_codes_sorted, lengths)``: rows sorted by (request in first-seen order, position).
 
     ``contiguous=True`` promises that each request's rows are already together (a streamed
     file sorted by request, checked by the caller): the lists are then the runs of equal
     keys and no hashing is needed; rows are re-sorted only if a list's slots are out of order.
+    ``identity_as_none=True``: when the rows are already in order, ``(None, None, lengths)``
+    (the list codes are then :attr:`Lists.list_of_row`).
     """
     keys = np.asarray(request)
     n = keys.shape[0]
@@ -216,12 +239,14 @@ def sort_by_list(request: pd.Series | np.ndarray, pos: np.ndarray,
         change = np.empty(n, dtype=bool)
         change[:1] = True
         change[1:] = keys[1:] != keys[:-1]
-        codes = np.cumsum(change) - 1
         starts = np.flatnonzero(change)
         lengths = np.diff(np.r_[starts, n]).astype(np.int64)
-        inside = ~change[1:]
-        if n < 2 or (pos[1:][inside] > pos[:-1][inside]).all():
-            return np.arange(n), codes, lengths
+        # slots increase within every list (a change of list may go down): no boolean gathers
+        if n < 2 or np.logical_or(pos[1:] > pos[:-1], change[1:]).all():
+            if identity_as_none:  # rows already in order: no order array, list codes from the lengths
+                return None, None, lengths
+            return np.arange(n), np.cumsum(change) - 1, lengths
+        codes = np.cumsum(change) - 1
         order = np.lexsort((pos, codes))
         return order, codes[order], lengths
     codes, _ = pd.factorize(keys, sort=False)

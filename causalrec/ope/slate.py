@@ -183,8 +183,10 @@ class CascadeDR(SlateEstimator):
     def terms(self, d: SlateArrays):
         w = _clipped(d.w, self.clip)
         wp = _clipped(d.w_prev, self.clip)
-        a = w * (d.y - d.q_logged)
-        a += wp * d.q_target
+        a = np.subtract(d.y, d.q_logged)
+        a *= w
+        b = np.multiply(wp, d.q_target)
+        a += b  # the same operations as w * (y - q) + wp * q_target, in two buffers
         return None, a, d.norm
 
 

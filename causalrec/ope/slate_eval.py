@@ -17,8 +17,14 @@ per-row terms ``(c, a, b)`` (:mod:`causalrec.ope.slate`), and only sums leave th
 
 Cascade-DR's outcome model ``Qhat_k`` is fitted on the reward to go ``sum_{j >= k} y_j``
 with the outcome models of :mod:`causalrec.ope.outcome` (cross-fitted per request fold,
-:func:`causalrec.ope.clusters.cluster_folds`): the default cell means per (item, slot) need
-one pass more when streaming; a fixed function is taken as ``Qhat`` itself. Its model term
+:func:`causalrec.ope.clusters.cluster_folds`); a fixed function is taken as ``Qhat`` itself.
+The default cell means per (item, slot) need the whole log before any row can be scored:
+streamed with a Plackett-Luce score target, the file is read once (each block is checked,
+weighted, bound to the target and fed to the model's sums) and every block is kept in a
+compact form (about 30 bytes a row: the weights, outcomes, item codes and the target's
+normalisers; no frame) until the model is fitted, then scored; when the kept blocks would
+exceed ``REPLAY_BYTES``, or for other targets, the file is read a second time instead.
+Both give the same numbers (every sum is added in the same block order). Its model term
 ``sum_a pi(a | a_<k) Qhat_k(a)`` is computed in closed form for a Plackett-Luce target with
 cell means (no (row, item) pairs, so a 10,000-item catalogue costs what a 10-item one
 does), and otherwise over the target's (row, item) pairs, in chunks.
@@ -27,7 +33,7 @@ does), and otherwise over the target's (row, item) pairs, in chunks.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -148,20 +154,37 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             yield from kept
 
     passes = 1
+    acc = _Accumulator(ests, unit, cluster, bootstrap, seed, clip=config["clip"], streaming=streaming)
+    replayed = False
     if model is not None:
         model.begin(policy.vocab, schema)
         if isinstance(model, (CellMeanOutcome, SklearnOutcome)):
-            passes = 2 if streaming else 1
-            for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model", light=True):
-                b = prep.block
-                model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+            replay = (streaming and isinstance(model, CellMeanOutcome) and unit != "other"
+                      and getattr(policy, "kind", None) == "plackett-luce")
+            if replay:  # one read of the file; the blocks are scored once the model is fitted
+                replayed = _fit_and_keep(blocks, model, policy, ests, value_per, acc)
+                if not replayed:  # the kept blocks outgrew REPLAY_BYTES: read the file again
+                    acc = _Accumulator(ests, unit, cluster, bootstrap, seed, clip=config["clip"],
+                                       streaming=streaming)
+            else:
+                for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model", light=True):
+                    b = prep.block
+                    model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+            passes = 2 if streaming and not replayed else 1
         model.finalize()
 
-    acc = _Accumulator(ests, unit, cluster, bootstrap, seed, clip=config["clip"], streaming=streaming)
-    desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
-    for prep in blocks(desc):
-        arrays, bound = _arrays(prep, policy, model, ests, value_per)
-        acc.add(prep, arrays, bound)
+    if replayed:
+        kept = acc.kept
+        acc.kept = None
+        for i in range(len(kept)):
+            prep, arrays = kept[i].restore(policy, model, ests, value_per)
+            kept[i] = None  # freed as it is scored
+            acc.add_terms(prep, arrays)
+    else:
+        desc = f"ope pass {passes}/{passes}" if passes > 1 else "ope"
+        for prep in blocks(desc):
+            arrays, bound = _arrays(prep, policy, model, ests, value_per)
+            acc.add(prep, arrays, bound)
     if acc.n == 0:
         raise InputError("the log has no rows", column=config["logs"], fix="check the file")
     acc.finish()
@@ -194,7 +217,11 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
                 boot[i] = (lo, hi, bse)
         config["bootstrap_method"] = ("poisson (streaming)" if streaming else "multinomial") + (
             "" if unit == "rows" else ", whole clusters")
-    config["mode"] = ("streaming" if streaming else "in_memory") + f" ({passes} pass{'es' if passes > 1 else ''})"
+    kept_note = "; outcome-model terms from the blocks kept in memory" if replayed else ""
+    if replayed:
+        config["kept_blocks_mb"] = round(acc.kept_bytes / 2**20, 1)
+    config["mode"] = ("streaming" if streaming else "in_memory") + f" ({passes} pass{'es' if passes > 1 else ''}" \
+        f"{kept_note})"
     config.update(value_per=value_per, propensity_marginal=propensity_marginal, target_kind=target_kind,
                   temperature=temperature if target_kind else None, mc_samples=mc_samples if mc_method ==
                   "monte_carlo" else None, allow_unequal_lists=allow_unequal_lists)
@@ -250,8 +277,9 @@ class _Context:
         """``canon``: complete lists, any order within a list (sorted here by slot). ``light``: only
         what fitting the outcome model needs (the estimation pass checks everything else)."""
         pos = canon["position"].to_numpy(dtype=np.int64)
-        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous)
-        if not np.array_equal(order, np.arange(order.size)):
+        order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous,
+                                                    identity_as_none=True)
+        if order is not None and not np.array_equal(order, np.arange(order.size)):
             canon = canon.iloc[order].reset_index(drop=True)
             pos = pos[order]
             if codes is not None:
@@ -263,11 +291,9 @@ class _Context:
                     self.schema.request_id)
         items = self.policy.vocab.encode(canon["item_id"].to_numpy())
         if light:
-            fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else \
-                canon[self.fold_key].to_numpy()
             return _Prepared(SlateBlock(canon, lists, keys, items, lists.slot),
                              canon["outcome"].to_numpy(dtype=np.float64), None, None,
-                             cluster_folds(fold_src, self.n_folds, self.seed), None)
+                             self._folds(canon, lists, keys), None)
         self._check_lengths(lists, keys)
         p = canon["propensity"].to_numpy(dtype=np.float64)
         p_marg = None
@@ -288,15 +314,21 @@ class _Context:
                     "(--propensity-marginal)")
         unit_keys = canon[self.cluster].to_numpy() if self.unit == "other" and self.cluster in canon.columns else None
         folds = None
-        if self.needs_folds:  # only an outcome model uses them; hashing every key costs a pass's tenth
-            fold_src = canon["request_id"].to_numpy() if self.fold_key == "request_id" else \
-                canon[self.fold_key].to_numpy()
-            folds = cluster_folds(fold_src, self.n_folds, self.seed)
+        if self.needs_folds:  # only an outcome model uses them
+            folds = self._folds(canon, lists, keys)
         block = SlateBlock(canon, lists, keys, items, lists.slot)
         prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys)
         if codes is not None:
             prep.unit_keys = codes
         return prep
+
+    def _folds(self, canon: pd.DataFrame, lists: Lists, keys: np.ndarray) -> np.ndarray:
+        """Fold of each row: a seeded hash of its request (or cluster) key. The hash is a function
+        of the key alone, so folded by request it is computed once per list and repeated over the
+        list's rows (the same folds as hashing every row, at a tenth of the cost for 10 slots)."""
+        if self.fold_key == "request_id":
+            return np.repeat(cluster_folds(keys, self.n_folds, self.seed), lists.lengths)
+        return cluster_folds(canon[self.fold_key].to_numpy(), self.n_folds, self.seed)
 
     def _check_lengths(self, lists: Lists, keys: np.ndarray) -> None:
         if lists.n_lists == 0:
@@ -373,13 +405,24 @@ class _Context:
 # -- per block arrays ----------------------------------------------------------------
 
 def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
+    arrays, bound = _free_arrays(prep, policy, ests, value_per, with_prev=model is not None)
+    if model is not None:
+        b = prep.block
+        rows = np.arange(b.n)
+        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, prep.folds)
+        arrays.q_target = _model_term(b, bound, model, prep.folds, arrays.w_prev)
+    return arrays, bound
+
+
+def _free_arrays(prep: _Prepared, policy, ests, value_per: str, with_prev: bool):
+    """The arrays that need no outcome model: weights, marginal weights, norms."""
     b = prep.block
     lists = b.lists
     bound = policy.bind(b)
     rho = bound.cond / prep.p
     w = lists.cumprod(rho)
     need_marg = any(e.needs_marginal for e in ests)
-    w_prev = lists.previous(w, 1.0) if model is not None else None
+    w_prev = lists.previous(w, 1.0) if with_prev else None
     arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev,
                          w_list=lists.last(w) if any(e.weight == "w_list" for e in ests) else None,
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
@@ -390,11 +433,101 @@ def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
         arrays.w_marg, arrays.w_pi = om.mean(axis=0), w_pi.mean(axis=0)
         if om.shape[0] > 1:
             arrays.w_marg_batches, arrays.w_pi_batches = om, w_pi
-    if model is not None:
-        rows = np.arange(b.n)
-        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, prep.folds)
-        arrays.q_target = _model_term(b, bound, model, prep.folds, w_prev)
     return arrays, bound
+
+
+# -- one read of a streamed file for Cascade-DR -------------------------------------------
+
+REPLAY_BYTES = 768 * 2**20  # memory for blocks kept until the outcome model is fitted (else a 2nd read)
+
+
+def _compact(x: np.ndarray) -> np.ndarray:
+    """``x`` in the narrowest of int8 / float32 that holds it exactly (clicks: int8), else as is."""
+    for dt in (np.int8, np.float32):
+        c = x.astype(dt)
+        if np.array_equal(c, x):
+            return c
+    return x
+
+
+@dataclass
+class _Kept:
+    """What scoring a block needs once the outcome model is fitted, and nothing else (no frame, no
+    per-row copies of what the list lengths give back): for 10-slot lists about 30 bytes a row."""
+
+    lengths: np.ndarray
+    keys: np.ndarray
+    y: np.ndarray  # compacted, exact
+    items: np.ndarray  # int32 codes
+    folds: np.ndarray  # one per list (folds follow the request)
+    arrays: SlateArrays  # y, w_prev, w_list, norm, q_* dropped (rebuilt in restore)
+    cells_state: tuple
+
+    @classmethod
+    def of(cls, prep: _Prepared, arrays: SlateArrays, bound) -> _Kept:
+        b = prep.block
+        lists = b.lists
+        slim = replace(arrays, y=None, w_prev=None, w_list=None, norm=None, q_logged=None, q_target=None)
+        items = b.items.astype(np.int32) if b.items.size and b.items.max() < 2**31 - 1 else b.items
+        raw = b.canon["outcome"].to_numpy() if b.canon is not None else None
+        # an outcome column stored in one byte (clicks) is kept as read: exact, nothing to check
+        y = raw if raw is not None and raw.dtype.itemsize == 1 and raw.dtype.kind in "iub" else _compact(prep.y)
+        return cls(lists.lengths.astype(np.int32), b.request_keys, y, items,
+                   prep.folds[lists.starts].astype(np.int8), slim, bound.cells_state)
+
+    @property
+    def nbytes(self) -> int:
+        arrs = [self.lengths, self.keys, self.y, self.items, self.folds, *self.cells_state]
+        arrs += [v for v in vars(self.arrays).values() if isinstance(v, np.ndarray)]
+        return int(sum(a.nbytes for a in arrs if isinstance(a, np.ndarray)))
+
+    def restore(self, policy, model, ests, value_per: str) -> tuple[_Prepared, SlateArrays]:
+        """The block's prepared rows and full arrays, with the outcome model's two terms."""
+        lists = Lists(self.lengths.astype(np.int64))
+        items = self.items  # int32 codes: numpy widens them where they index
+        y = self.y.astype(np.float64)
+        block = SlateBlock(None, lists, self.keys, items, None)  # scoring needs no per-row slot
+        arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),
+                         norm=(1.0 / lists.row_length) if value_per == "list" else None)
+        if any(e.weight == "w_list" for e in ests):
+            arrays.w_list = lists.last(arrays.w)
+        f_list = self.folds.astype(np.int64)
+        cells, own = policy.pl_cells(lists, items, self.cells_state, model.q_, model.global_, None, logged=True,
+                                     folds_list=f_list)
+        # the logged item's own cell from the same per-slot tables: model.predict's number, one gather
+        if own is None:
+            own = model.predict(None, None, items, lists.slot, np.repeat(f_list, lists.lengths))
+        arrays.q_logged = own
+        # the model term counts only where W_{k-1} > 0 (np.where(w_prev > 0, cells, 0), in place)
+        keep = arrays.w_prev > 0
+        if not keep.all():
+            cells[~keep] = 0.0
+        arrays.q_target = cells
+        return _Prepared(block, y, None, None, None, None), arrays
+
+
+def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
+    """Read the file once: fit the outcome model, accumulate what needs no model and keep the
+    compact blocks in ``acc.kept``. ``False`` (and nothing kept) when they outgrow ``REPLAY_BYTES``
+    (the caller then reads the file a second time); the model is fitted either way."""
+    kept: list[_Kept] | None = []
+    used = 0
+    for prep in blocks("ope (outcome model, weights)"):
+        b = prep.block
+        model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+        if kept is None:
+            continue
+        arrays, bound = _free_arrays(prep, policy, ests, value_per, with_prev=False)
+        k = _Kept.of(prep, arrays, bound)
+        used += k.nbytes
+        if used > REPLAY_BYTES:
+            kept = None
+            continue
+        acc.add_free(prep, arrays, bound)
+        kept.append(k)
+    acc.kept = kept
+    acc.kept_bytes = used if kept is not None else 0
+    return kept is not None
 
 
 def _model_term(b: SlateBlock, bound, model, folds: np.ndarray, w_prev: np.ndarray) -> np.ndarray:
@@ -458,17 +591,32 @@ class _Accumulator:
         self.pi_product_gap = 0
         self.pi_rows_below_top = 0
         self.mc_max_se = 0.0
+        self.kept: list | None = None  # streamed blocks waiting for the outcome model (_fit_and_keep)
+        self.kept_bytes = 0
 
     def _totals(self, prep: _Prepared, t) -> np.ndarray:
-        c, a, b = _dense(*t)
         if self.unit == "lists":
+            c, a, b = t
             lists = prep.block.lists
             st = lists.starts
-            return np.stack([np.add.reduceat(c, st), lists.lengths.astype(float), np.add.reduceat(a, st),
-                             np.add.reduceat(b, st)])
+            size = lists.lengths.astype(float)
+            out = np.empty((4, lists.n_lists))
+            # c = None is zeros and b = None ones: their list sums are 0 and the length, exactly
+            out[0] = 0.0 if c is None else np.add.reduceat(c, st)
+            out[1] = size
+            out[2] = np.add.reduceat(a, st)
+            out[3] = size if b is None else np.add.reduceat(b, st)
+            return out
+        c, a, b = _dense(*t)
         return np.stack([c, np.ones_like(c), a, b])
 
     def add(self, prep: _Prepared, arrays: SlateArrays, bound) -> None:
+        self.add_free(prep, arrays, bound)
+        self.add_terms(prep, arrays)
+
+    def add_free(self, prep: _Prepared, arrays: SlateArrays, bound) -> None:
+        """The sums that need no outcome model (counts, weight and outcome diagnostics). Each is its
+        own accumulator, so adding them in a first read and the terms later gives the same numbers."""
         lists = prep.block.lists
         self.n += lists.n
         self.n_lists += lists.n_lists
@@ -478,6 +626,9 @@ class _Accumulator:
         self.y_mom = self.y_mom.merge(Moments.of_terms(None, arrays.y, None))
         self._families(arrays, lists, prep)
         self.n_unscored += int(getattr(bound, "n_unscored", 0))
+
+    def add_terms(self, prep: _Prepared, arrays: SlateArrays) -> None:
+        """The estimators' terms of one block: row moments, unit totals, bootstrap, Monte Carlo batches."""
         terms = [e.terms_checked(arrays) for e in self.ests]
         for i, t in enumerate(terms):
             self.row_moments[i] = self.row_moments[i].merge(Moments.of_terms(*t))

@@ -92,6 +92,7 @@ class BoundSlateTarget:
         self._cells_fn = cells_fn
         self._marginal = None
         self._n_candidates = n_candidates  # candidates per row's slot distribution (for sizing)
+        self.cells_state = None  # a Plackett-Luce score target's inputs of dm_cells (see ScoreTarget.pl_cells)
 
     @property
     def n_candidates(self) -> np.ndarray:
@@ -324,12 +325,14 @@ class ScoreTarget:
 
     def _candidate(self, sets_row: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Index into the flat candidate arrays of each (set, item), -1 if the set does not score it."""
-        ok = items < self._n_items_at_build
         if not self.keyed:  # one set: a lookup table by item code
             if getattr(self, "_lut", None) is None:
                 self._lut = np.full(self._n_items_at_build + 1, -1, dtype=np.int64)
                 self._lut[self.item] = np.arange(self.item.size)
-            return self._lut[np.where(ok, items, self._n_items_at_build)]
+            if items.size and items.max() < self._n_items_at_build:  # every item known: one gather
+                return np.take(self._lut, items)
+            return self._lut[np.where(items < self._n_items_at_build, items, self._n_items_at_build)]
+        ok = items < self._n_items_at_build
         q = sets_row * np.int64(self._n_items_at_build) + np.where(ok, items, 0)
         j = np.searchsorted(self.full, q)
         jc = np.minimum(j, self.full.size - 1)
@@ -344,7 +347,8 @@ class ScoreTarget:
     def bind(self, block: SlateBlock) -> BoundSlateTarget:
         lists = block.lists
         sets_list = self._sets(block)
-        sets_row = sets_list[lists.list_of_row]
+        # one score set: every row's set is 0 (a zero page, not a gather over the rows)
+        sets_row = sets_list[lists.list_of_row] if self.keyed else np.zeros(lists.n, dtype=np.int64)
         cand = self._candidate(sets_row, block.items)
         dup = lists.any_above(block.items)  # item already placed above: the target cannot repeat it
         new = (cand >= 0) & ~dup
@@ -360,7 +364,8 @@ class ScoreTarget:
 
     def _bind_pl(self, block, sets_list, sets_row, cand, new) -> BoundSlateTarget:
         lists = block.lists
-        e_row = np.where(new, self.e[np.maximum(cand, 0)], 0.0)
+        # every row a new, scored item (the usual log): one gather, no masking
+        e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
         big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
         rem = lists.cumsum(e_row, exclusive=True)
         np.subtract(big, rem, out=rem)
@@ -391,53 +396,96 @@ class ScoreTarget:
             return Pairs(r, self.item[e], block.slot[r], p)
 
         def cells(q: np.ndarray, fill: np.ndarray, folds: np.ndarray) -> np.ndarray:
-            return self._pl_cells(block, sets_list, sets_row, e_row, rem, q, fill, folds)
+            return self.pl_cells(lists, block.items, (sets_list, e_row, rem, risky.size == 0), q, fill, folds)
 
-        return BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
-                                n_candidates=n_cand)
+        bound = BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
+                                 n_candidates=n_cand)
+        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row)
+        bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
+        return bound
 
-    def _pl_cells(self, block, sets_list, sets_row, e_row, rem, q, fill, folds) -> np.ndarray:
+    def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False,
+                 folds_list: np.ndarray | None = None):
         """``sum_{a not above} e_a q_f(a, k) / rem_k`` per row, from a (fold, item, slot) table ``q``.
 
         ``sum_a e_a q_f(a, k)`` over the set's candidates minus the items above, each term
-        exact: no (row, candidate) pairs.
+        exact: no (row, candidate) pairs. ``state = (sets_list, e_row, rem, rem_positive)`` of
+        :meth:`_bind_pl` (kept by the streamed evaluation so that the block can be scored after
+        the outcome model is fitted without binding it again).
+
+        ``logged=True`` also returns ``q_f(a_k, k)`` of each row's own item, gathered from the
+        same per-slot tables (``(terms, q_logged)``), or ``None`` in its place when a logged item
+        is unknown to the target (the table holds the fill value for it, not its own cell).
+        ``folds=None`` with ``folds_list``: the fold of each list (folds follow the request).
         """
-        lists = block.lists
+        sets_list, e_row, rem = state[:3]
+        rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
-        f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
+        if folds is None:  # per list: rows' folds only where a path below needs them
+            f_list = np.asarray(folds_list, dtype=np.int64)
+            if self.keyed or lists.single_length is None:
+                folds = np.repeat(f_list, lists.lengths)
+        else:
+            f_list = folds[lists.starts] if lists.n_lists else np.zeros(0, dtype=np.int64)
         # totals per (set, fold, slot); a context-free set needs one per fold
         if self.keyed:
             s_tot = np.zeros((lists.n_lists, max(ell, 1)))
             lst = np.arange(lists.n_lists)
             r, e = _expand(self.start[sets_list], self.count[sets_list], lst)
             _bincount_rows(s_tot, r, self.e[e][:, None] * qk[f_list[r], self.item[e], :])
-            tot_row = s_tot[lists.list_of_row, block.slot]
+            tot_row = s_tot[lists.list_of_row, lists.slot]
         else:
-            tot_row = s_ctx[folds, block.slot]
-        items_c = np.minimum(block.items, self._n_items_at_build)  # unknown items: the fill row
+            tot_row = None if lists.single_length is not None else s_ctx[folds, lists.slot]
+        known = not (items.size and items.max() >= self._n_items_at_build)
+        items_c = items if known else np.minimum(items, self._n_items_at_build)  # unknown items: the fill row
         width = self._n_items_at_build + 1
-        above = np.zeros(lists.n)
-        one = len(lists.groups) == 1
-        for length, ix in lists.groups:
-            # one small (folds x items) table per slot k, gathered at the items above it: cache friendly
+        res = np.empty(lists.n)
+        one = lists.single_length is not None
+        # the own-item gather equals the model's cell only for items the target knows (else: fill)
+        own = np.empty(lists.n) if logged and known else None
+        for length, ix in ([(lists.single_length, None)] if one else lists.groups):
+            # one small (folds x items) table per slot k, gathered at the items above it, in slot-major
+            # layout: the slots above k are one contiguous (k, lists) block, so each slot is one gather
+            # and one weighted column sum (no strided (lists, k) slices)
+            n_l = lists.n_lists if one else ix.shape[0]
+            f_grp = f_list if one else folds[ix[:, 0]]
+            base_t = np.empty((length, n_l), dtype=np.int64)
+            er_t = np.empty((length, n_l))
             if one:  # a single list length: reshaped views, no gathers
-                f0 = folds.reshape(-1, length)[:, :1]
-                base = items_c.reshape(-1, length) + f0 * width
-                er, out = e_row.reshape(-1, length), above.reshape(-1, length)
+                np.add(items_c.reshape(-1, length).T, (f_grp * width)[None, :], out=base_t)
+                er_t[:] = e_row.reshape(-1, length).T
             else:
-                base = folds[ix[:, :1]] * width + items_c[ix]  # (n, L)
-                er, out = e_row[ix], np.zeros(ix.shape)
-            for k in range(1, length):
-                out[:, k] = np.einsum("nj,nj->n", np.take(by_slot[k], base[:, :k]), er[:, :k])
-            if not one:
-                above[ix] = out
-        above -= tot_row
+                np.add(items_c[ix].T, (f_grp * width)[None, :], out=base_t)
+                er_t[:] = e_row[ix].T
+            # slot-major (total - above): the same number as -((above - total)), later divided by rem
+            out_t = np.empty(base_t.shape)
+            if tot_row is None:  # context-free: the total depends on the fold and slot only
+                for k in range(length):
+                    out_t[k] = np.take(s_ctx[:, k], f_grp)
+            else:
+                out_t[:] = (tot_row.reshape(-1, length) if one else tot_row[ix]).T
+            own_t = np.empty(base_t.shape) if own is not None else None
+            for k in range(length):
+                if own_t is not None:  # the row's own item, from the slot's table
+                    np.take(by_slot[k], base_t[k], out=own_t[k])
+                if k:
+                    out_t[k] -= np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+            if one:
+                res.reshape(-1, length)[:] = out_t.T
+                if own_t is not None:
+                    own.reshape(-1, length)[:] = own_t.T
+            else:
+                res[ix] = out_t.T
+                if own_t is not None:
+                    own[ix] = own_t.T
         with np.errstate(divide="ignore", invalid="ignore"):
-            res = above / rem
-        np.negative(res, out=res)
-        res[rem <= 0] = 0.0
-        return res
+            np.divide(res, rem, out=res)
+        if not rem_positive:
+            bad = rem <= 0
+            if bad.any():
+                res[bad] = 0.0
+        return (res, own) if logged else res
 
     def _cell_tables(self, q: np.ndarray, fill: np.ndarray, ell: int):
         """The (fold, item code, slot) table in the target's item codes (unknown items, slots: the fill),

@@ -81,3 +81,24 @@ def test_empty_history_everywhere_names_column():
     assert exc.value.column == "liked" and "empty for every row" in str(exc.value)
     with pytest.raises(InputError):
         split_history(["a | b", ["c"]], column="liked")  # mixed without a separator
+
+
+def test_mixture_weights_read_the_proportions_of_a_convex_combination():
+    from causalrec.features.history import TopicClusters
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(5, 40))
+    w_true = np.zeros((6, 5))
+    w_true[0, 0] = 1.0
+    w_true[1, [1, 2]] = [0.3, 0.7]
+    w_true[2, [0, 3, 4]] = [0.2, 0.5, 0.3]
+    w_true[3:] = rng.dirichlet(np.ones(5), size=3)
+    tc = TopicClusters(centers=centers, temperature=0.2, inertia=0.0)
+    w = tc.memberships(w_true @ centers, "mixture")
+    np.testing.assert_allclose(w, w_true, atol=1e-3)
+    assert (w >= 0).all() and np.allclose(w.sum(1), 1.0, atol=1e-5)
+    # a vector far outside the hull still gets proportions on the simplex
+    far = tc.mixture_weights(3.0 * centers[:1] + 5.0)
+    assert (far >= 0).all() and np.isclose(far.sum(), 1.0, atol=1e-5)
+    with pytest.raises(InputError):
+        tc.memberships(centers, "hard")

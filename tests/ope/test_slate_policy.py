@@ -157,6 +157,21 @@ def test_closed_form_model_term_equals_the_pairs_average(keyed):
                   fill[folds[pr.row]])
     slow = np.bincount(pr.row, weights=pr.prob * qv, minlength=blk.n)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-14)
+    # the kept-block form (streamed Cascade-DR): the same terms; the own-item cell only when the
+    # target knows every logged item (here one is unscored: the table has the fill value for it)
+    terms, own = tgt.pl_cells(blk.lists, blk.items, bound.cells_state, q, fill, folds, logged=True)
+    np.testing.assert_array_equal(terms, fast)
+    assert own is None
+    known = [[a for a in lst if a != "unscored"] or ["i0"] for lst in lists]
+    blk2 = block_for(tgt, list(scores), known)
+    b2 = tgt.bind(blk2)
+    f2 = np.repeat(rng.integers(0, 3, len(known)), [len(x) for x in known])
+    terms2, own2 = tgt.pl_cells(blk2.lists, blk2.items, b2.cells_state, q, fill, f2, logged=True)
+    np.testing.assert_array_equal(terms2, b2.dm_cells(q, fill, f2))
+    inside = (blk2.items < q.shape[1]) & (blk2.slot < q.shape[2])
+    cell = np.where(inside, q[f2, np.minimum(blk2.items, q.shape[1] - 1), np.minimum(blk2.slot, q.shape[2] - 1)],
+                    fill[f2])
+    np.testing.assert_array_equal(own2, cell)
     # distributions sum to 1 where the target can still fill the slot
     tot = np.bincount(pr.row, weights=pr.prob, minlength=blk.n)
     assert np.all((np.abs(tot - 1) < 1e-12) | (tot == 0))

@@ -67,18 +67,43 @@ def test_one_ihdp_draw_through_the_public_path_is_sane():
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="targets not all met yet; measured on 50 draws (reports/ihdp.md): AIPW mean "
-                   "abs error 0.095 and coverage 92% (met), DML 0.082 and coverage 98% (above the 90-97% band)")
+                   "abs error 0.095 and coverage 92% (met), DML 0.082 and coverage 98% (above the 90-97% band). "
+                   "DML's SE is kept: IHDP reuses one treatment vector in every draw, and with the treatment "
+                   "drawn anew per draw (reports/ihdp.md, 70 draws) DML's SE is as calibrated as AIPW's")
 def test_ihdp_study_50_draws(tmp_path):
     """The study of reports/ihdp.md: targets from issue 14 (mean |error| <= 0.10, coverage 90-97%)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("ihdp_study", Path(__file__).parents[2] / "analyses" / "ihdp.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _study()
     mod.main(["--seeds", "50", "--runs", str(tmp_path / "runs.jsonl"), "--out", str(tmp_path / "ihdp.md")])
     table = mod.summarise(mod.load_runs(tmp_path / "runs.jsonl"))
     assert (table["estimates outside the effect range"] == 0).all()
     for m in ("aipw", "dml"):
         assert table.loc[m, "mean abs ATE error"] <= 0.10, table
         assert 0.90 <= table.loc[m, "95% CI coverage"] <= 0.97, table
+
+
+def _study():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ihdp_study", Path(__file__).parents[2] / "analyses" / "ihdp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_resampled_assignment_keeps_the_draw_and_redraws_the_treatment():
+    # --assignment resampled: same surfaces, noise and individual effects; only T (and so Y) redrawn
+    mod = _study()
+    fixed, te_fixed = mod.ihdp_table(7)
+    res, te_res = mod.ihdp_table(7, "resampled")
+    np.testing.assert_array_equal(te_res, te_fixed)
+    np.testing.assert_array_equal(res.filter(like="x").to_numpy(), fixed.filter(like="x").to_numpy())
+    changed = (res["T"] != fixed["T"]).to_numpy()
+    assert 0.05 < changed.mean() < 0.6
+    # where T is unchanged, Y is unchanged (same noise); where it flips, Y moves by the individual effect
+    np.testing.assert_allclose(res["Y"][~changed], fixed["Y"][~changed])
+    sign = np.where(res["T"][changed] == 1, 1.0, -1.0)
+    np.testing.assert_allclose((res["Y"][changed] - fixed["Y"][changed]).to_numpy(), sign * te_fixed[changed],
+                               atol=1e-9)
+    again, _ = mod.ihdp_table(7, "resampled")
+    assert again.equals(res)  # seeded

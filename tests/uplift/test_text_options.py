@@ -112,11 +112,12 @@ def test_cli_options_and_errors(logs, tiny_encoder_dir, tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
                  "user_text", "--history-sep", " | ", "--item-text", "item_text", "--propensity", "propensity",
-                 "--text-clusters", "4", "--method", "naive,aipw", "--folds", "2", "--model", str(tiny_encoder_dir),
+                 "--text-clusters", "4", "--text-cluster-weights", "mixture", "--method", "naive,aipw", "--folds", "2", "--model", str(tiny_encoder_dir),
                  "--device", "cpu", "--out", str(out), "--quiet"])
     assert code == 0
     res = json.loads(out.read_text())
     assert res["config"]["propensity"] == "propensity" and res["config"]["user_history"] == "user_text"
+    assert res["config"]["text_cluster_weights"] == "mixture"
     for argv, col in ((["--user-text", "missing_col"], "missing_col"), (["--propensity", "user_id"], "user_id"),
                       (["--item-text", "title_missing"], "title_missing")):
         code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", *argv,
