@@ -76,6 +76,11 @@ def uplift_command(
                                        help="dowhy refutations + econml sensitivity (default on with --report)."),
     refute_simulations: int = typer.Option(10, "--refute-simulations", help="Simulations per refutation."),
     n_boot: int = typer.Option(200, "--n-boot", help="Bootstrap replicates of the uplift curve."),
+    engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
+                               "Parquet/Delta path or a table name; AIPW on --covariates only (--method aipw)."),
+    spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: e.g. local[*]."),
+    hash_folds: bool = typer.Option(False, "--hash-folds", help="Folds by a hash of the user (or row number), "
+                                    "as --engine spark assigns them (default in process: a shuffled split)."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
@@ -89,8 +94,18 @@ def uplift_command(
     schema = LogSchema(user_id=user_id, item_id=item_id, outcome=outcome, treatment=treatment,
                        propensity=None, position=None, request_id=None, timestamp=None,
                        user_text=user_text, item_text=None if items is not None else item_text)
+    source = logs
+    if engine == "spark":
+        from causalrec.engines.spark import read_source, spark_session
+
+        source = read_source(spark_session(spark_master), logs)
+    elif engine not in ("auto", "local"):
+        from causalrec.errors import InputError
+
+        raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
     result = estimate(
-        logs, schema=schema, items=str(items) if items is not None else None, item_key=item_key,
+        source, schema=schema, folds="hash" if hash_folds else "auto",
+        items=str(items) if items is not None else None, item_key=item_key,
         item_text=item_text, user_text=user_text, user_history=user_history, history_sep=history_sep,
         history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
         text_clusters=(None if text_clusters in (None, "", "none") else

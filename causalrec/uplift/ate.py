@@ -119,6 +119,76 @@ def aipw_scores(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu
     return mu1 - mu0 + tf * (y - mu1) / e - (1.0 - tf) * (y - mu0) / (1.0 - e)
 
 
+AIPW_TERMS = ("n", "psi", "tau", "num", "t", "t_tau")
+
+
+def aipw_terms(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.ndarray) -> np.ndarray:
+    """The ``(6, n)`` per-row terms every AIPW estimate and influence value is linear in.
+
+    Rows (:data:`AIPW_TERMS`): ``1``, ``psi`` (:func:`aipw_scores`), ``tau_hat = mu1 - mu0``,
+    ``num = T (Y - mu0) - (1-T) e / (1-e) (Y - mu0)`` (the ATT's numerator), ``T`` and
+    ``T tau_hat``. Summed per cluster (or per row) they are mergeable: the Spark engine sums
+    them on the executors, the driver finishes with :func:`aipw_from_moments`.
+    """
+    tf = t.astype(float)
+    tau = mu1 - mu0
+    r0 = y - mu0
+    num = tf * r0 - (1.0 - tf) * e / (1.0 - e) * r0
+    return np.stack([np.ones_like(tf), aipw_scores(t, y, e, mu0, mu1), tau, num, tf, tf * tau])
+
+
+def aipw_unit_totals(terms: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """The terms summed per unit: per cluster (``groups``: any keys) or, without groups, per row."""
+    if groups is None:
+        return terms
+    codes = cluster_codes(groups, "groups (the user column)")
+    g = int(codes.max()) + 1
+    return np.stack([np.bincount(codes, weights=row, minlength=g) for row in terms])
+
+
+def aipw_from_moments(m: Any, *, ci_level: float = 0.95, ci_target: str = "sample") -> list[Estimate]:
+    """AIPW ATE and ATT from the moments (``Moments``: count ``G``, means ``m``, centred co-moments
+    ``M2``) of the per-unit totals ``z_g`` of :func:`aipw_terms` (units: clusters, or rows).
+
+    ``ATE = sum psi / n``, ``p = sum T / n``, ``ATT = sum num / sum T`` (``n = G m_n``). Each
+    influence value is linear in the terms, ``S_g = a' z_g``: ATE ``psi - tau`` (sample) or
+    ``psi`` (population); ATT ``(num - T tau) / p`` (sample) or ``(num - T ATT) / p``
+    (population). :func:`causalrec.inference.cluster_se` of it is
+    ``sqrt(G / (G - 1) u' M2 u) / n`` with ``u = a - (a'm / m_n) e_n`` (the centring by the row
+    mean); with one row per unit this is :func:`causalrec.inference.influence_se`.
+    """
+    _check_ci_target(ci_target)
+    idx = {k: j for j, k in enumerate(AIPW_TERMS)}
+    G = int(m.n)
+    mean = np.asarray(m.mean, dtype=float)
+    n = G * mean[idx["n"]]
+    ate = float(mean[idx["psi"]] / mean[idx["n"]])
+    p = mean[idx["t"]] / mean[idx["n"]]
+    att = float(mean[idx["num"]] / mean[idx["t"]])
+
+    def se(a: dict[str, float]) -> float:
+        if G < 2:
+            return float("nan")
+        vec = np.zeros(len(AIPW_TERMS))
+        for k, v in a.items():
+            vec[idx[k]] = v
+        vec[idx["n"]] -= float(vec @ mean) / mean[idx["n"]]
+        ss = float(vec @ np.asarray(m.m2, dtype=float) @ vec)
+        return float(np.sqrt(G / (G - 1) * max(ss, 0.0)) / n)
+
+    if ci_target == "sample":
+        # the covariates are held fixed: the fitted effect's spread across rows is no error
+        a_ate = {"psi": 1.0, "tau": -1.0}
+        a_att = {"num": 1.0 / p, "t_tau": -1.0 / p}
+    else:
+        a_ate = {"psi": 1.0}
+        a_att = {"num": 1.0 / p, "t": -att / p}
+    return [
+        Estimate.normal("aipw", "ate", ate, se(a_ate), ci_level, null=0.0),
+        Estimate.normal("aipw", "att", att, se(a_att), ci_level, null=0.0),
+    ]
+
+
 def aipw(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, *,
          groups: np.ndarray | None = None, ci_level: float = 0.95, ci_target: str = "sample") -> list[Estimate]:
     """Augmented IPW (doubly robust) ATE and ATT with influence-function SEs.
@@ -126,26 +196,14 @@ def aipw(t: np.ndarray, y: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.n
     ``ci_target="sample"``: intervals for the conditional (sample) ATE/ATT, influence values
     ``psi_i - tau_hat_i`` and ``(num_i - T_i tau_hat_i) / p`` with ``tau_hat = mu1 - mu0``;
     ``"population"``: ``psi_i`` and ``(num_i - T_i ATT) / p`` (see the module docstring).
+    Computed from the moments of the per-unit totals of :func:`aipw_terms`
+    (:func:`aipw_from_moments`), the statistic the Spark engine merges over partitions.
     """
+    from causalrec.ope.estimators import Moments
+
     _check_ci_target(ci_target)
-    tf = t.astype(float)
-    psi = aipw_scores(t, y, e, mu0, mu1)
-    ate = float(psi.mean())
-    p = tf.mean()
-    r0 = y - mu0
-    num = tf * r0 - (1.0 - tf) * e / (1.0 - e) * r0
-    att = float(num.sum() / tf.sum())
-    if ci_target == "sample":
-        # the covariates are held fixed: the fitted effect's spread across rows is no error
-        tau_hat = mu1 - mu0
-        psi = psi - tau_hat
-        psi_att = (num - tf * tau_hat) / p
-    else:
-        psi_att = (num - tf * att) / p
-    return [
-        Estimate.normal("aipw", "ate", ate, _se(psi, groups), ci_level, null=0.0),
-        Estimate.normal("aipw", "att", att, _se(psi_att, groups), ci_level, null=0.0),
-    ]
+    z = aipw_unit_totals(aipw_terms(t, y, e, mu0, mu1), groups)
+    return aipw_from_moments(Moments.of_array(z), ci_level=ci_level, ci_target=ci_target)
 
 
 def dml_final_stage_scores(y_res: np.ndarray, t_res: np.ndarray, phi: np.ndarray, b: np.ndarray,

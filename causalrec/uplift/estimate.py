@@ -310,7 +310,8 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
 
 def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np.ndarray, y: np.ndarray, *,
                     n_folds: int, groups: np.ndarray | None, seed: int,
-                    logged_e: np.ndarray | None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    logged_e: np.ndarray | None, folds: str = "split",
+                    fold_ids: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cross-fit every candidate in ONE engine call (one set of folds); per nuisance the
     lowest out-of-fold loss wins (the engine's selection: log loss of ``e``, squared error
     of ``mu_t`` on the arm-``t`` rows). One candidate: no selection is reported here
@@ -324,7 +325,7 @@ def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np
         p = {name: m for name, m, _ in candidates}
         o = {name: m for name, _, m in candidates}
     nu = cross_fit_nuisances(X, t, y, propensity_model=p, outcome_model=o, n_folds=n_folds, groups=groups,
-                             seed=seed, propensity=logged_e)
+                             seed=seed, propensity=logged_e, folds=folds, fold_ids=fold_ids)
     if not (isinstance(p, dict) or isinstance(o, dict)):
         return {**nu, "models": (p, o)}, {}
     sel = nu["crossfit"].selection_report()
@@ -355,7 +356,8 @@ def _default_models(device: str, seed: int, y: np.ndarray) -> tuple[Any, Any]:
 
 def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensity_model: Any,
                         outcome_model: Any, n_folds: int, groups: np.ndarray | None,
-                        seed: int, propensity: np.ndarray | None = None) -> dict[str, Any]:
+                        seed: int, propensity: np.ndarray | None = None, folds: str = "split",
+                        fold_ids: np.ndarray | None = None) -> dict[str, Any]:
     """Out-of-fold ``e(X)``, ``mu0(X)``, ``mu1(X)`` on one shared set of folds, from the
     cross-fitting engine (:class:`causalrec.models.TreatmentOutcome`).
 
@@ -363,17 +365,49 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
     the training folds and predicts every held-out row. Either model may be a list (or
     dict) of candidates; the smallest cross-fitted loss wins (``"crossfit"``'s selection).
     ``propensity`` (logged exposure probabilities) replaces the propensity model: the
-    engine then fits the outcome models only.
+    engine then fits the outcome models only. ``folds``: ``"split"`` (seeded, grouped and
+    stratified scikit-learn splits) or ``"hash"`` (:func:`uplift_folds`); ``fold_ids`` (one per
+    row) overrides both, e.g. the Spark engine's hash folds of global row numbers.
     """
-    from causalrec.models import TreatmentOutcome, cross_fit, make_folds
+    from causalrec.models import TreatmentOutcome, cross_fit
 
-    folds = make_folds(len(t), n_folds, groups=groups, stratify=t, random_state=seed)
+    if fold_ids is not None:
+        folds = np.asarray(fold_ids, dtype=np.int64)
+    else:
+        folds = uplift_folds(folds, len(t), n_folds, groups=groups, stratify=t, seed=seed)
     if propensity is not None:
         propensity_model = None
     cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model), {"X": X, "t": t, "y": y}, folds)
     e = np.asarray(propensity, dtype=float) if propensity is not None else cf["e"]
     return {"e_raw": e, "mu0": cf["mu0"].ravel(), "mu1": cf["mu1"].ravel(), "folds": folds,
             "crossfit": cf}
+
+
+FOLD_KINDS = ("auto", "split", "hash")
+
+
+def uplift_folds(kind: str, n: int, n_folds: int, *, groups: np.ndarray | None, stratify: np.ndarray | None,
+                 seed: int, start: int = 0) -> np.ndarray:
+    """Cross-fitting folds of ``n`` rows (the first global row number ``start``).
+
+    ``"split"``: :func:`causalrec.models.folds.make_folds`, grouped by ``groups`` (a user in one
+    fold) and stratified by the treatment; needs all rows at once. ``"hash"``: a seeded hash of the
+    user key (:func:`causalrec.models.folds.cluster_hash_folds`: a user still sits in one fold) or,
+    without groups, of the global row number (:func:`~causalrec.models.folds.row_hash_folds`); it
+    needs no pass over the whole log, so the Spark engine assigns every row the same fold as the
+    in-process run. Hash folds are balanced in expectation, not stratified.
+    """
+    from causalrec.models.folds import _check_k, cluster_hash_folds, make_folds, row_hash_folds
+
+    if kind == "split":
+        return make_folds(n, n_folds, groups=groups, stratify=stratify, random_state=seed)
+    if kind != "hash":
+        raise InputError(f"unknown folds {kind!r}", column="folds", fix=f"use one of {', '.join(FOLD_KINDS)}")
+    if groups is not None:
+        return cluster_hash_folds(np.asarray(groups), n_folds, seed)
+    if start == 0:
+        _check_k(n, n_folds)
+    return row_hash_folds(start, n, n_folds, seed)
 
 
 def bound_outcome_predictions(mu0: np.ndarray, mu1: np.ndarray,
@@ -486,6 +520,7 @@ def estimate(
     features: str | np.ndarray = "auto",
     methods: Sequence[str] = ("naive", "ipw", "aipw", "dml"),
     n_folds: int = 5,
+    folds: str = "auto",
     clip: float = 0.01,
     trim: float | None = None,
     propensity_model: Any = None,
@@ -506,6 +541,7 @@ def estimate(
     curves: bool = False,
     refute: bool = False,
     analysis_options: dict[str, Any] | None = None,
+    spark_fit_rows: int = 1_000_000,
 ) -> UpliftResult:
     """Estimate the ATE and ATT of a binary exposure on an outcome.
 
@@ -563,6 +599,16 @@ def estimate(
     n_folds:
         Cross-fitting folds (grouped by user when a user column exists and
         ``group_by_user``).
+    folds:
+        How rows are assigned to folds (:func:`uplift_folds`): ``"split"`` (seeded scikit-learn
+        splits, grouped and stratified), ``"hash"`` (a seeded hash of the user key, or of the
+        row number without users: what the Spark engine uses) or ``"auto"`` (``split`` in
+        process, ``hash`` on Spark). In process ``folds="hash"`` gives the Spark run's folds.
+    spark_fit_rows:
+        On a Spark DataFrame the nuisances are fitted on the driver from the collected needed
+        columns; above this many rows from a seeded sample at the same rate in every fold
+        (:mod:`causalrec.engines.spark_uplift`; a warning and ``config["spark"]["nuisance_fit"]``
+        say so).
     clip, trim:
         Propensity clipping level (estimand unchanged, bias traded for variance) and
         optional trimming level (rows outside ``[trim, 1 - trim]`` dropped: the
@@ -614,6 +660,24 @@ def estimate(
     if int(n_folds) < 2:
         raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
     ate_mod._check_ci_target(ci_target)
+    from causalrec.engines import is_spark_dataframe
+
+    spark = is_spark_dataframe(logs)
+    if folds not in FOLD_KINDS:
+        raise InputError(f"unknown folds {folds!r}", column="folds", fix=f"use one of {', '.join(FOLD_KINDS)}")
+    if folds == "auto":
+        folds = "hash" if spark else "split"
+    if spark:
+        from causalrec.engines.spark_uplift import uplift_spark
+
+        return uplift_spark(logs, schema=schema, methods=methods, features=features, n_folds=int(n_folds),
+                            folds=folds, clip=clip, trim=trim, propensity=propensity,
+                            propensity_model=propensity_model, outcome_model=outcome_model, device=device,
+                            group_by_user=group_by_user, ci_level=ci_level, ci_target=ci_target, seed=seed,
+                            fit_rows=spark_fit_rows, unsupported={
+                                "items": items, "user_history": user_history, "embedder": embedder,
+                                "per_item": per_item, "segments": segments, "cate": cate, "curves": curves,
+                                "refute": refute})
 
     from causalrec.features.design import check_interaction
 
@@ -647,7 +711,7 @@ def estimate(
                                    "treated_share": float(n1 / len(t_all))}
     config: dict[str, Any] = {
         "schema": schema.to_dict(), "methods": list(methods), "n_folds": int(n_folds), "clip": clip,
-        "trim": trim, "covariates": list(covariates), "seed": seed, "ci_level": ci_level, "ci_target": ci_target,
+        "trim": trim, "covariates": list(covariates), "folds": folds, "seed": seed, "ci_level": ci_level, "ci_target": ci_target,
         "dml_effect_modifiers": int(dml_effect_modifiers), "group_by_user": group_by_user,
         "items": str(items) if isinstance(items, (str, bytes)) or hasattr(items, "__fspath__") else
         ("DataFrame" if items is not None else None), "item_key": item_key,
@@ -675,7 +739,7 @@ def estimate(
                        "text_interaction": text_interaction})
         candidates = _candidate_models(heads, device, seed, y_all, info, propensity_model, outcome_model)
         nu, selection = _fit_candidates(candidates, X, t_all, y_all, n_folds=int(n_folds), groups=groups_all,
-                                        seed=seed, logged_e=logged_e)
+                                        seed=seed, logged_e=logged_e, folds=folds)
         propensity_model, outcome_model = nu.pop("models")
         if selection:
             diagnostics["nuisance_selection"] = selection

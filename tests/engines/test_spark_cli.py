@@ -92,3 +92,39 @@ def test_debias_cli_dr_on_spark(spark, files, tmp_path):
     assert got["debias_model"].str.contains("outcome model: OutcomeModel").all()
     d = json.loads(summary.read_text())
     assert d["config"]["folds"] == "row_hash" and d["config"]["spark"]["outcome_fit"]["rows_fitted"] == 3_000
+
+
+def _uplift_file(d):
+    """A confounded binary exposure with tabular covariates and users spanning row groups."""
+    import numpy as np
+
+    path = d / "uplift.parquet"
+    if not path.exists():
+        rng = np.random.default_rng(3)
+        n = 1_500
+        x1, x2 = rng.normal(size=n), rng.normal(size=n)
+        t = (rng.random(n) < 1.0 / (1.0 + np.exp(-(0.8 * x1 - 0.5 * x2)))).astype(int)
+        pd.DataFrame({"user_id": rng.integers(0, 300, n), "x1": x1, "x2": x2,
+                      "segment": rng.choice(["a", "b", "c"], size=n), "treat": t,
+                      "y": x1 + 0.5 * x2 + t * (0.4 + 0.3 * x1) + rng.normal(size=n)}
+                     ).to_parquet(path, index=False, row_group_size=400)
+    return path
+
+
+UPLIFT = ["--treatment", "treat", "--outcome", "y", "--covariates", "x1,x2,segment", "--method", "aipw",
+          "--folds", "3", "--quiet"]
+
+
+@pytest.mark.slow  # Spark jobs plus the default (torch MLP vs linear) candidate nuisances
+def test_uplift_cli_spark_equals_hash_folds(spark, files, tmp_path):
+    logs = str(_uplift_file(files))
+    assert main(["uplift", logs, *UPLIFT, "--hash-folds", "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["uplift", logs, *UPLIFT, "--engine", "spark", "--out", str(tmp_path / "b.json")]) == 0
+    close(numbers(tmp_path / "b.json"), numbers(tmp_path / "a.json"))
+
+
+def test_uplift_cli_spark_unsupported_method_exits_2(spark, files, tmp_path, capsys):
+    logs = str(_uplift_file(files))
+    args = [a if a != "aipw" else "aipw,dml" for a in UPLIFT]
+    assert main(["uplift", logs, *args, "--engine", "spark"]) == 2
+    assert "do not run on Spark" in capsys.readouterr().err
