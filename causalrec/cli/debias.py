@@ -52,9 +52,9 @@ def debias_command(
     cap: float | None = typer.Option(None, "--cap", help="Ceiling on the weights."),
     position_clip: float = typer.Option(0.05, "--position-clip", help="Floor on relative examination."),
     n_folds: int = typer.Option(5, "--n-folds", help="Cross-fitting folds (DR outcome model, estimated propensity)."),
-    folds: str = typer.Option("auto", "--folds", help="Folds of the dr outcome model: split (shuffled), row_hash "
+    folds: str = typer.Option("auto", "--folds", help="Folds of the dr outcome model: split (shuffled), hash "
                               "(a hash of the row number, what --engine spark uses) or auto (split in process, "
-                              "row_hash on Spark)."),
+                              "hash on Spark)."),
     bootstrap: int = typer.Option(50, "--bootstrap", help="Bootstrap replicates for the examination CIs."),
     ci_level: float = typer.Option(0.95, "--ci-level", help="Confidence level.", callback=unit_interval),
     seed: int = typer.Option(0, "--seed", help="Seed."),

@@ -53,7 +53,7 @@ from causalrec.results import CausalResult, Estimate, jsonable
 
 METHODS = ("naive", "ips", "snips", "dr")
 EXAMINATION = ("em", "harvest", "randomized", "none")
-FOLD_KINDS = ("auto", "split", "row_hash")
+FOLD_KINDS = ("auto", "split", "hash")
 OUTPUT_COLUMNS = ("weight", "corrected_label", "debias_method", "debias_clip", "debias_model",
                   "debias_propensity", "debias_examination")
 
@@ -294,10 +294,10 @@ def debias(
         Bootstrap replicates for the examination curve's intervals.
     folds:
         How ``dr``'s outcome model assigns rows to folds (:mod:`causalrec.models.folds`):
-        ``"split"`` (shuffled ``KFold``, seeded), ``"row_hash"`` (a seeded hash of the row
+        ``"split"`` (shuffled ``KFold``, seeded), ``"hash"`` (a seeded hash of the row
         number: needs no pass over the whole log, so the Spark engine uses it), or ``"auto"``
-        (``split`` in process, ``row_hash`` on Spark). On the same rows in the same order
-        ``row_hash`` gives the same folds in process and on Spark.
+        (``split`` in process, ``hash`` on Spark). On the same rows in the same order
+        ``hash`` gives the same folds in process and on Spark.
     spark_fit_rows:
         On Spark, ``dr``'s outcome model is cross-fitted on the driver from the rows' item,
         covariates, IPS label and weight; above this many rows from a seeded sample at the
@@ -324,7 +324,7 @@ def debias(
 
     spark = is_spark_dataframe(logs)
     if folds == "auto":
-        folds = "row_hash" if spark else "split"
+        folds = "hash" if spark else "split"
     df = pd.DataFrame(columns=list(logs.columns)) if spark else read_table(logs)
     schema = schema.with_(propensity=propensity, position=position)
     use_position = (
@@ -346,9 +346,9 @@ def debias(
         if exposure is not None:
             raise InputError("candidate (exposure) mode does not run on Spark", column="--exposure",
                              fix="run it in process")
-        if method == "dr" and folds != "row_hash":
+        if method == "dr" and folds != "hash":
             raise InputError("on Spark the dr outcome model's folds follow the row hash (a shuffled split needs "
-                             "every row number at once)", column="folds", fix="use folds='row_hash' (or 'auto')")
+                             "every row number at once)", column="folds", fix="use folds='hash' (or 'auto')")
         if method == "dr" and outcome_features is not None:
             raise InputError("outcome_features (a matrix, one row per log row) cannot be lined up with a Spark "
                              "DataFrame's rows", column="outcome_features",
@@ -458,7 +458,7 @@ def debias(
         reg = outcome_model if outcome_model is not None else OutcomeModel()
         model_name = type(reg).__name__
         # candidate mode: the outcome model learns from shown rows only, predicts every row out of fold
-        fold_ids = row_hash_folds(0, len(canon), n_folds, seed) if folds == "row_hash" else None
+        fold_ids = row_hash_folds(0, len(canon), n_folds, seed) if folds == "hash" else None
         r_hat = np.asarray(cross_fit_predict(reg, X, target, n_folds=n_folds, method="predict",
                                              sample_weight=weight, random_state=seed, fit_mask=on, folds=fold_ids),
                            dtype=np.float64)

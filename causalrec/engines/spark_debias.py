@@ -31,7 +31,7 @@ then build each batch's design and predict it with its rows' fold models on the 
 (:meth:`~causalrec.models.crossfit.CrossFit.predict_folds`), and apply
 :func:`causalrec.debias.labels.dr_labels`. With the same rows in the same order (a Parquet scan,
 or ``createDataFrame`` without a shuffle) the labels equal in-process ``debias(...,
-folds="row_hash")``.
+folds="hash")``.
 
 Estimated propensities without covariates (the empirical item share per position) come from
 (item, position) counts summed over partitions (:func:`_item_shares`).
@@ -381,7 +381,7 @@ def _fit_outcome(sdf, rows_of, offsets, design, n_total: int, scale: float, covs
     shipped = CrossFit(predictions={}, folds=np.zeros(0, dtype=np.int64), models=cf.models, spec=spec,
                        selection=cf.selection, cross_fitted=cf.cross_fitted)
     info = {"model": type(reg).__name__, "fit_rows": int(fit_rows), "rows_fitted": int(len(target)),
-            "rows": n_total, "folds": "row_hash",
+            "rows": n_total, "folds": "hash",
             "fit_sample": None if rate == 1.0 else {"rate": rate, "how": "seeded row hash, the same rate in every fold"}}
     warning = None
     if rate < 1.0:

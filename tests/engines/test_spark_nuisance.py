@@ -89,7 +89,7 @@ def test_sampled_fit_above_the_row_limit(spark, bandit):
 
 def test_debias_dr_equals_in_process(spark, bandit):
     """dr labels: the fold models fitted on the driver, predicting on the executors, equal in-process
-    ``debias(..., folds="row_hash")`` per row (same rows in the same order: a Parquet scan)."""
+    ``debias(..., folds="hash")`` per row (same rows in the same order: a Parquet scan)."""
     from sklearn.linear_model import Ridge
 
     from causalrec.debias import debias
@@ -100,11 +100,11 @@ def test_debias_dr_equals_in_process(spark, bandit):
     schema = LogSchema(outcome="click", covariates=("segment", "segment_name"))
     kw = dict(schema=schema, method="dr", clip=0.02, cap=40.0, examination=[1.0, 0.6, 0.3], position_clip=0.5,
               outcome_model=Ridge(alpha=1.0), bootstrap=0, seed=2)
-    local = debias(logs, folds="row_hash", **kw)
+    local = debias(logs, folds="hash", **kw)
     sdf = spark.read.parquet(str(path.with_name("dr.parquet")))
     assert sdf.rdd.getNumPartitions() > 1
     remote = debias(sdf, **kw)
-    assert remote.config["folds"] == "row_hash"
+    assert remote.config["folds"] == "hash"
     fit = remote.config["spark"]["outcome_fit"]
     assert fit["fit_sample"] is None and fit["rows_fitted"] == len(logs) and fit["model"] == "Ridge"
     frame = remote.frame.toPandas().sort_values(["request_id", "position"]).reset_index(drop=True)
