@@ -91,7 +91,7 @@ def test_debias_cli_dr_on_spark(spark, files, tmp_path):
     assert len(got) == 3_000 and got["corrected_label"].notna().all()
     assert got["debias_model"].str.contains("outcome model: OutcomeModel").all()
     d = json.loads(summary.read_text())
-    assert d["config"]["folds"] == "row_hash" and d["config"]["spark"]["outcome_fit"]["rows_fitted"] == 3_000
+    assert d["config"]["folds"] == "hash" and d["config"]["spark"]["outcome_fit"]["rows_fitted"] == 3_000
 
 
 def _uplift_file(d):
