@@ -129,6 +129,67 @@ def run_partitions(sdf, fn: Callable[[int, Iterator[pd.DataFrame]], Any]) -> Par
     return PartitionResults([pickle.loads(r["payload"]) for r in rows], nbytes, len(rows))
 
 
+def grouped_totals(sdf, terms_part: Callable[[int, Iterator[pd.DataFrame]], Iterator], n_cols: int,
+                   key_type: str, reduce_part: Callable[[int, Iterator[np.ndarray]], Any]):
+    """Complete per-key totals of per-row terms whose keys (users, requests) may span partitions.
+
+    ``terms_part(pid, batches)`` is a generator run on each partition: it yields ``(keys, z)`` per
+    batch (``z`` of shape ``(n_cols, rows)``) and returns a small picklable value. Each batch leaves
+    the worker as one row of partial sums per key; ``groupBy(key).sum`` completes them and
+    ``reduce_part(pid, blocks)`` reduces the complete totals (``blocks`` of shape ``(n_cols, keys)``)
+    per partition. Returns ``(return values in partition order, the reduced values, bytes collected,
+    partitions)``; a causalrec ``InputError`` raised on a partition is re-raised here.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    tcols = [f"t{j}" for j in range(n_cols)]
+    schema = f"pid int, kind string, payload binary, key {key_type}, " + ", ".join(f"{c} double" for c in tcols)
+
+    def run(it):
+        from pyspark import TaskContext
+
+        pid = TaskContext.get().partitionId()
+        gen = terms_part(pid, it)
+        try:
+            while True:
+                keys, z = next(gen)
+                codes, uniques = pd.factorize(keys, sort=False)
+                g = len(uniques)
+                frame = {"pid": np.full(g, pid, dtype=np.int32), "kind": "c", "payload": None,
+                         "key": uniques.astype(str) if key_type == "string" else uniques}
+                for j, c in enumerate(tcols):
+                    frame[c] = np.bincount(codes, weights=z[j], minlength=g)
+                yield pd.DataFrame(frame)  # partial totals leave the worker batch by batch
+        except StopIteration as stop:
+            value, kind = stop.value, "ok"
+        except InputError as exc:
+            value, kind = exc, "error"
+        last = {"pid": [pid], "kind": [kind], "payload": [pickle.dumps(value, protocol=5)], "key": [None]}
+        last.update({c: [np.nan] for c in tcols})
+        yield pd.DataFrame(last)
+
+    # one row per (partition, key): about as many rows as keys, so at 100M rows it is GBs.
+    # DISK_ONLY streams it to local disk; MEMORY_AND_DISK first unrolls blocks on the JVM heap
+    # and, with pyspark's default 1g heap in local mode, died of OutOfMemoryError at 100M rows
+    part = sdf.mapInPandas(run, schema).persist(StorageLevel.DISK_ONLY)
+    try:
+        rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
+                      key=lambda r: r["pid"])
+        for r in rows:
+            if r["kind"] == "error":
+                raise pickle.loads(r["payload"])
+        values = [pickle.loads(r["payload"]) for r in rows]
+        nbytes = int(sum(len(r["payload"]) for r in rows))
+        totals = (part.filter(F.col("kind") == "c").groupBy("key")
+                  .agg(*[F.sum(c).alias(c) for c in tcols]).drop("key"))
+        res = run_partitions(totals, lambda pid, it: reduce_part(
+            pid, (b[tcols].to_numpy(dtype=np.float64).T for b in it if len(b))))
+    finally:
+        part.unpersist()
+    return values, res.values, nbytes + res.nbytes, len(rows)
+
+
 class Shipped:
     """A driver-side object (a fitted model) for the executors: a broadcast variable, sent once per
     executor, where the session has a SparkContext; under Spark Connect, which has none, it travels

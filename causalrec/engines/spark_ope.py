@@ -41,7 +41,6 @@ Not on Spark (raise ``InputError``): the bootstrap and the slate estimators.
 from __future__ import annotations
 
 import copy
-import pickle
 
 import numpy as np
 import pandas as pd
@@ -49,6 +48,7 @@ import pandas as pd
 from causalrec.engines.spark import (
     Shipped,
     empty_frame,
+    grouped_totals,
     partition_offsets,
     run_partitions,
     spark_type,
@@ -229,80 +229,40 @@ def _fit_on_driver(narrow, model, batches, policy, n_total: int, fit_rows: int, 
 
 
 def _clustered(narrow, terms_part, cluster: str, n_est: int, key_type: str, ClusterMoments):
-    """Per-partition moments plus complete cluster totals (grouped by the cluster key in Spark)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    """Per-partition moments plus complete cluster totals (:func:`~causalrec.engines.spark.grouped_totals`).
 
-    tcols = [f"t{j}" for j in range(4 * n_est)]
-    schema = f"pid int, kind string, payload binary, key {key_type}, " + ", ".join(f"{c} double" for c in tcols)
+    Per estimator the summed columns are ``(C, N, A, B)``: its terms ``c, a, b`` and a count."""
 
-    def run(it):
-        from pyspark import TaskContext
-
-        pid = TaskContext.get().partitionId()
-        def frame_of(keys, dense):
-            codes, uniques = pd.factorize(keys, sort=False)
-            g = len(uniques)
-            frame = {"pid": np.full(g, pid, dtype=np.int32), "kind": "c", "payload": None, "key": uniques}
-            size = np.bincount(codes, minlength=g).astype(float)
-            for e, (c, a, b) in enumerate(dense):
-                frame[f"t{4 * e}"] = np.bincount(codes, weights=c, minlength=g)
-                frame[f"t{4 * e + 1}"] = size
-                frame[f"t{4 * e + 2}"] = np.bincount(codes, weights=a, minlength=g)
-                frame[f"t{4 * e + 3}"] = np.bincount(codes, weights=b, minlength=g)
-            return pd.DataFrame(frame)
-
+    def keyed_terms(pid, it):
         gen = terms_part(pid, it, True)
         try:
             while True:
                 keys, dense = next(gen)
-                yield frame_of(keys, dense)  # partial cluster totals leave the worker batch by batch
+                ones = np.ones(len(keys))
+                yield keys, np.vstack([np.vstack([c, ones, a, b]) for c, a, b in dense])
         except StopIteration as stop:
-            value, kind = stop.value, "ok"
-        except InputError as exc:
-            value, kind = exc, "error"
-        last = {"pid": [pid], "kind": [kind], "payload": [pickle.dumps(value, protocol=5)], "key": [None]}
-        last.update({c: [np.nan] for c in tcols})
-        yield pd.DataFrame(last)
+            return stop.value
 
-    # one row per (partition, cluster): about as many rows as requests, so at 100M rows it is GBs.
-    # DISK_ONLY streams it to local disk; MEMORY_AND_DISK first unrolls blocks on the JVM heap
-    # and, with pyspark's default 1g heap in local mode, died of OutOfMemoryError at 100M rows
-    part = narrow.mapInPandas(run, schema).persist(StorageLevel.DISK_ONLY)
-    try:
-        rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
-                      key=lambda r: r["pid"])
-        for r in rows:
-            if r["kind"] == "error":
-                raise pickle.loads(r["payload"])
-        parts = [pickle.loads(r["payload"]) for r in rows]
-        nbytes = int(sum(len(r["payload"]) for r in rows))
-        totals = (part.filter(F.col("kind") == "c").groupBy("key")
-                  .agg(*[F.sum(c).alias(c) for c in tcols]).drop("key"))
+    def reduce_part(pid, blocks):
+        cms = [ClusterMoments() for _ in range(n_est)]
+        g = biggest = 0
+        for z in blocks:
+            z = z.reshape(n_est, 4, z.shape[1])
+            for e in range(n_est):
+                cms[e] = cms[e].merge(ClusterMoments.of_array(z[e]))
+            g += z.shape[2]
+            biggest = max(biggest, int(z[0, 1].max()))
+        return cms, g, biggest
 
-        def reduce_part(pid, it):
-            cms = [ClusterMoments() for _ in range(n_est)]
-            g = 0
-            biggest = 0
-            for b in it:
-                z = b[tcols].to_numpy(dtype=np.float64).T.reshape(n_est, 4, len(b))
-                for e in range(n_est):
-                    cms[e] = cms[e].merge(ClusterMoments.of_array(z[e]))
-                g += len(b)
-                biggest = max(biggest, int(z[0, 1].max()) if len(b) else 0)
-            return cms, g, biggest
-
-        res = run_partitions(totals, reduce_part)
-    finally:
-        part.unpersist()
+    parts, reduced, nbytes, n_parts = grouped_totals(narrow, keyed_terms, 4 * n_est, key_type, reduce_part)
     cmoments = [ClusterMoments() for _ in range(n_est)]
     n_clusters = max_size = 0
-    for cms, g, biggest in res.values:
+    for cms, g, biggest in reduced:
         for e in range(n_est):
             cmoments[e] = cmoments[e].merge(cms[e])
         n_clusters += g
         max_size = max(max_size, biggest)
-    return parts, nbytes + res.nbytes, len(rows), cmoments, n_clusters, max_size
+    return parts, nbytes, n_parts, cmoments, n_clusters, max_size
 
 
 def _drain(gen):

@@ -35,13 +35,12 @@ ESS, influence-tail and calibration diagnostics of the in-process run are not co
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from causalrec.engines.spark import Shipped, partition_offsets, run_partitions
+from causalrec.engines.spark import Shipped, grouped_totals, partition_offsets, run_partitions
 from causalrec.errors import InputError
 
 SPARK_METHODS = ("aipw",)
@@ -270,67 +269,21 @@ def uplift_spark(sdf, *, schema, methods, features, n_folds: int, folds: str, cl
 def _cluster_moments(narrow, terms_part, d: int):
     """``(Moments of the per-user totals, per-partition diagnostics, bytes, partitions)``.
 
-    Each partition emits its partial totals per user as Spark rows (keys as strings, as in process);
-    ``groupBy(key).sum`` completes them (a user may span partitions) and a last job reduces the
-    complete totals to ``Moments`` per partition. Only moments and counts reach the driver."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    tcols = [f"z{j}" for j in range(d)]
-    schema = "pid int, kind string, payload binary, key string, " + ", ".join(f"{c} double" for c in tcols)
-
-    def run(it):
-        from pyspark import TaskContext
-
-        pid = TaskContext.get().partitionId()
-        gen = terms_part(pid, it)
-        try:
-            while True:
-                keys, z = next(gen)
-                codes, uniques = pd.factorize(keys, sort=False)
-                g = len(uniques)
-                frame = {"pid": np.full(g, pid, dtype=np.int32), "kind": "c", "payload": None,
-                         "key": uniques.astype(str)}
-                for j, c in enumerate(tcols):
-                    frame[c] = np.bincount(codes, weights=z[j], minlength=g)
-                yield pd.DataFrame(frame)  # partial user totals leave the worker batch by batch
-        except StopIteration as stop:
-            value, kind = stop.value, "ok"
-        except InputError as exc:
-            value, kind = exc, "error"
-        last = {"pid": [pid], "kind": [kind], "payload": [pickle.dumps(value, protocol=5)], "key": [None]}
-        last.update({c: [np.nan] for c in tcols})
-        yield pd.DataFrame(last)
-
+    Users may span partitions: their totals are completed by
+    :func:`~causalrec.engines.spark.grouped_totals` (keys as strings, as in process)."""
     from causalrec.ope.estimators import Moments
 
-    # DISK_ONLY: one row per (partition, user) can be GBs at scale (see spark_ope._clustered)
-    part = narrow.mapInPandas(run, schema).persist(StorageLevel.DISK_ONLY)
-    try:
-        rows = sorted(part.filter(F.col("kind") != "c").select("pid", "kind", "payload").collect(),
-                      key=lambda r: r["pid"])
-        for r in rows:
-            if r["kind"] == "error":
-                raise pickle.loads(r["payload"])
-        diags = [pickle.loads(r["payload"]) for r in rows]
-        nbytes = int(sum(len(r["payload"]) for r in rows))
-        totals = (part.filter(F.col("kind") == "c").groupBy("key")
-                  .agg(*[F.sum(c).alias(c) for c in tcols]).drop("key"))
+    def reduce_part(pid, blocks):
+        m = Moments()
+        for z in blocks:
+            m = m.merge(Moments.of_array(z))
+        return m
 
-        def reduce_part(pid, it):
-            m = Moments()
-            for b in it:
-                if len(b):
-                    m = m.merge(Moments.of_array(b[tcols].to_numpy(dtype=np.float64).T))
-            return m
-
-        res = run_partitions(totals, reduce_part)
-    finally:
-        part.unpersist()
+    diags, reduced, nbytes, n_parts = grouped_totals(narrow, terms_part, d, "string", reduce_part)
     moments = Moments()
-    for m in res.values:
+    for m in reduced:
         moments = moments.merge(m)
-    return moments, diags, nbytes + res.nbytes, len(rows)
+    return moments, diags, nbytes, n_parts
 
 
 __all__ = ["uplift_spark", "SPARK_METHODS"]
