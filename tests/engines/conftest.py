@@ -38,3 +38,22 @@ def spark():
         "spark.driver.memory": "1g"})
     yield session
     session.stop()
+
+
+def _assert_same_estimates(remote, local, keys=("estimate", "se", "ci_low", "ci_high")):
+    """A Spark result against the in-process one: every estimate key and diagnostic to 1e-9."""
+    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
+        for k in keys:
+            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
+    for k, v in local.diagnostics.items():
+        if isinstance(v, float):
+            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
+        else:
+            assert remote.diagnostics[k] == v, k
+
+
+@pytest.fixture
+def same_estimates():
+    """The comparison every Spark-vs-in-process debias test makes (a fixture: tests import no modules)."""
+    return _assert_same_estimates
+

@@ -20,7 +20,7 @@ def logs():
 
 
 @pytest.mark.parametrize("method", ["snips", pytest.param("ips", marks=pytest.mark.slow)])
-def test_weights_and_labels_equal_in_process(spark, logs, method):
+def test_weights_and_labels_equal_in_process(spark, logs, method, same_estimates):
     kw = dict(schema=SCHEMA, method=method, clip=0.02, cap=40.0, examination=CURVE, bootstrap=0)
     local = debias(logs, **kw)
     remote = debias(spark.createDataFrame(logs).repartition(3), **kw)
@@ -29,14 +29,7 @@ def test_weights_and_labels_equal_in_process(spark, logs, method):
     for col in ("weight", "corrected_label", "debias_propensity", "debias_examination"):
         np.testing.assert_allclose(frame[col].to_numpy(), mine[col].to_numpy(), rtol=1e-9, atol=0)
     assert (frame["debias_model"] == mine["debias_model"]).all()
-    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
-        for k in ("estimate", "se", "ci_low", "ci_high"):
-            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
-    for k, v in local.diagnostics.items():
-        if isinstance(v, float):
-            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
-        else:
-            assert remote.diagnostics[k] == v, k
+    same_estimates(remote, local)
     assert remote.warnings == local.warnings
 
 

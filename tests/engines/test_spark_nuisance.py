@@ -87,7 +87,7 @@ def test_sampled_fit_above_the_row_limit(spark, bandit):
     assert abs(res.estimates[1].estimate - full.estimates[1].estimate) < 3 * full.estimates[1].se
 
 
-def test_debias_dr_equals_in_process(spark, bandit):
+def test_debias_dr_equals_in_process(spark, bandit, same_estimates):
     """dr labels: the fold models fitted on the driver, predicting on the executors, equal in-process
     ``debias(..., folds="hash")`` per row (same rows in the same order: a Parquet scan)."""
     from sklearn.linear_model import Ridge
@@ -115,19 +115,12 @@ def test_debias_dr_equals_in_process(spark, bandit):
     # the outcome model moved the labels where the position clip binds (else dr == ips per row)
     ips = debias(logs, **{**kw, "method": "ips"}).frame["corrected_label"].to_numpy()
     assert np.abs(local.frame["corrected_label"].to_numpy() - ips).max() > 1e-3
-    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
-        for k in ("estimate", "se", "ci_low", "ci_high"):
-            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
-    for k, v in local.diagnostics.items():
-        if isinstance(v, float):
-            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
-        else:
-            assert remote.diagnostics[k] == v, k
+    same_estimates(remote, local)
     assert remote.warnings == local.warnings
 
 
 @pytest.mark.parametrize("examination", ["none", pytest.param([1.0, 0.6, 0.3], marks=pytest.mark.slow)])
-def test_estimated_item_share_propensity_equals_in_process(spark, bandit, examination):
+def test_estimated_item_share_propensity_equals_in_process(spark, bandit, examination, same_estimates):
     """``estimate_propensity=True`` without covariates: the empirical item share (per position when the
     log has positions) from counts summed over partitions, the same numbers as in process."""
     from causalrec.debias import debias
@@ -145,13 +138,6 @@ def test_estimated_item_share_propensity_equals_in_process(spark, bandit, examin
         np.testing.assert_allclose(frame[col].to_numpy(), mine[col].to_numpy(), rtol=1e-9, atol=0)
     assert (frame["debias_model"] == mine["debias_model"]).all()
     assert "empirical item share per position" in mine["debias_model"].iloc[0]
-    for a, b in zip(remote.to_dict()["estimates"], local.to_dict()["estimates"], strict=True):
-        for k in ("estimate", "se"):
-            assert a[k] == pytest.approx(b[k], rel=1e-9), (a["estimator"], k)
-    for k, v in local.diagnostics.items():
-        if isinstance(v, float):
-            assert remote.diagnostics[k] == pytest.approx(v, rel=1e-9), k
-        else:
-            assert remote.diagnostics[k] == v, k
+    same_estimates(remote, local, keys=("estimate", "se"))
     with pytest.raises(InputError, match="covariates"):
         debias(spark.createDataFrame(logs), **{**kw, "schema": LogSchema(outcome="click", covariates=("segment",))})
