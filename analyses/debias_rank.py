@@ -3,8 +3,10 @@
 (a) Simulator (``causalrec.simulate.simulate_logs``, 10 slots, exposure that
     follows the logging recommender's user-item affinity, examination
     ``(1 + k)^-1``): train the two-tower ranker on the logged (non-random)
-    requests with naive click labels, IPS labels and DR labels (candidate mode:
-    unshown candidates are rows), then NDCG@5/10 and recall@5 against the true
+    requests with naive click labels (every candidate a row), position-only
+    IPS and DR labels on the shown lists (listwise, each click weighted by
+    ``1 / rho_k``), and the two-tower click model on the shown rows' clicks,
+    then NDCG@5/10 and recall@5 against the true
     relevance on fresh test requests, over several seeds. The examination curve
     is estimated from a separate randomised bucket (CTR ratio) and by regression-EM on
     the logged part, and compared with the truth.
