@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from pathlib import Path
 
@@ -145,6 +146,22 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         t0 = time.perf_counter()
         r = estimate(logs, methods=("aipw",), heads="auto", **{**hist, "text_cluster_weights": "mixture"}, **common)
         record(r, {"aipw": "hist_mix_auto_aipw"}, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
+
+    for b in sorted(blocks):  # ``mix_k12``: hist_mix_*'s linear heads with a fixed number of clusters (pilot)
+        m = re.fullmatch(r"mix(_auto)?_k(\d+)", b)
+        if not m:
+            continue
+        auto, k = bool(m.group(1)), int(m.group(2))
+        kw = {**hist, "text_clusters": k, "text_cluster_weights": "mixture"}
+        t0 = time.perf_counter()
+        if auto:
+            r = estimate(logs, methods=("aipw",), heads="auto", **kw, **common)
+            labels = {"aipw": f"hist_mix_auto_k{k}_aipw"}
+        else:
+            pm, om = linear_models(seed)
+            r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om, **kw, **common)
+            labels = {"aipw": f"hist_mix_k{k}_aipw", "dml": f"hist_mix_k{k}_dml"}
+        record(r, labels, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
 
     if "logged" in blocks:
         pm, om = linear_models(seed)
