@@ -163,6 +163,23 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
             labels = {"aipw": f"hist_mix_k{k}_aipw", "dml": f"hist_mix_k{k}_dml"}
         record(r, labels, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
 
+    if "mix_loss" in blocks:  # hist_mix_*'s linear heads, k chosen by the cross-fitted propensity loss
+        pm, om = linear_models(seed)
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om,
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_loss_aipw", "dml": "hist_mix_loss_dml"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"),
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+
+    if "mix_auto_loss" in blocks:  # hist_mix_auto_aipw's heads, k chosen by the cross-fitted propensity loss
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw",), heads="auto",
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_auto_loss_aipw"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"),
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
