@@ -112,13 +112,13 @@ def _uplift_file(d):
 
 
 UPLIFT = ["--treatment", "treat", "--outcome", "y", "--covariates", "x1,x2,segment", "--method", "aipw",
-          "--folds", "3", "--quiet"]
+          "--n-folds", "3", "--quiet"]
 
 
 @pytest.mark.slow  # Spark jobs plus the default (torch MLP vs linear) candidate nuisances
 def test_uplift_cli_spark_equals_hash_folds(spark, files, tmp_path):
     logs = str(_uplift_file(files))
-    assert main(["uplift", logs, *UPLIFT, "--hash-folds", "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["uplift", logs, *UPLIFT, "--folds", "hash", "--out", str(tmp_path / "a.json")]) == 0
     assert main(["uplift", logs, *UPLIFT, "--engine", "spark", "--out", str(tmp_path / "b.json")]) == 0
     close(numbers(tmp_path / "b.json"), numbers(tmp_path / "a.json"))
 

@@ -160,7 +160,7 @@ def test_cli_uplift_writes_json(tmp_path, sim):
     out = tmp_path / "r.json"
     rc = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
                "--covariates", "item_price,user_history_len", "--method", "naive,ipw,aipw",
-               "--device", "cpu", "--folds", "2", "--out", str(out), "--quiet"])
+               "--device", "cpu", "--n-folds", "2", "--out", str(out), "--quiet"])
     assert rc == 0
     d = json.loads(out.read_text())
     assert d["command"] == "uplift" and {e["estimator"] for e in d["estimates"]} == {"naive", "ipw", "aipw"}
@@ -172,7 +172,7 @@ def test_cli_report_flag(tmp_path, sim):
     sim.observed().to_parquet(path)
     report = tmp_path / "r.html"
     args = ["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
-            "--covariates", "item_price", "--method", "naive,aipw", "--device", "cpu", "--folds", "2",
+            "--covariates", "item_price", "--method", "naive,aipw", "--device", "cpu", "--n-folds", "2",
             "--report", str(report), "--quiet", "--no-refute", "--no-curves", "--cate", "none"]
     if importlib.util.find_spec("causalrec.report.uplift") is None:
         assert main(args) == 2 and not report.exists()
@@ -190,7 +190,7 @@ def test_cli_uplift_with_item_catalog_and_local_model(tmp_path, sim, encoder_dir
     rc = main(["uplift", str(logs_path), "--treatment", "treatment", "--outcome", "outcome",
                "--user-text", "user_text", "--items", str(items_path), "--item-key", "item_id",
                "--item-text", "title", "--model", str(encoder_dir), "--method", "naive,aipw",
-               "--device", "cpu", "--folds", "2", "--out", str(out), "--quiet"])
+               "--device", "cpu", "--n-folds", "2", "--out", str(out), "--quiet"])
     assert rc == 0
     d = json.loads(out.read_text())
     assert d["config"]["features"] == "text" and d["config"]["item_key"] == "item_id"

@@ -39,3 +39,51 @@ def test_hash_folds_follow_the_user_or_the_row_number():
     assert not np.array_equal(split.nuisance["folds"], by_user.nuisance["folds"])
     with pytest.raises(InputError, match="unknown folds"):
         _run(df, folds="kfold")
+
+
+@pytest.mark.parametrize("args,kind,n_folds,warns", [
+    ([], "auto", 5, []),
+    (["--folds", "hash", "--n-folds", "4"], "hash", 4, []),
+    (["--folds", "split"], "split", 5, []),
+    (["--hash-folds"], "hash", 5, ["--hash-folds is deprecated"]),  # the old spelling still works
+    (["--folds", "3"], "auto", 3, ["use --n-folds 3"]),  # --folds was the count before
+    (["--hash-folds", "--folds", "4", "--n-folds", "4"], "hash", 4, ["--hash-folds is deprecated", "--n-folds 4"]),
+])
+def test_uplift_cli_folds_spelled_as_in_debias(monkeypatch, capsys, tmp_path, args, kind, n_folds, warns):
+    """``causalrec uplift --folds auto|split|hash --n-folds K``, the spelling of ``causalrec debias``;
+    the deprecated ``--hash-folds`` and ``--folds K`` map onto it with a warning on stderr."""
+    import causalrec.uplift
+    from causalrec.cli import main
+
+    seen = {}
+
+    def fake_estimate(source, **kw):  # the parsing only: the estimator is tested above
+        seen.update(kw)
+        return object()
+
+    monkeypatch.setattr(causalrec.uplift, "estimate", fake_estimate)
+    path = tmp_path / "logs.csv"
+    _logs(40).to_csv(path, index=False)
+    assert main(["uplift", str(path), "--treatment", "t", "--outcome", "y", "--covariates", "x", "--quiet",
+                 *args]) == 0
+    assert (seen["folds"], seen["n_folds"]) == (kind, n_folds)
+    err = capsys.readouterr().err
+    for w in warns:
+        assert "deprecated" in err and w in err, err
+    if not warns:
+        assert "deprecated" not in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--folds", "3", "--n-folds", "4"], "disagree"),
+    (["--hash-folds", "--folds", "split"], "contradicts"),
+    (["--folds", "kfold"], "unknown folds"),
+])
+def test_uplift_cli_contradictory_folds_exit_2(capsys, tmp_path, args, needle):
+    from causalrec.cli import main
+
+    path = tmp_path / "logs.csv"
+    _logs(40).to_csv(path, index=False)
+    assert main(["uplift", str(path), "--treatment", "t", "--outcome", "y", "--covariates", "x", "--quiet",
+                 "--method", "naive", *args]) == 2
+    assert needle in capsys.readouterr().err
