@@ -33,6 +33,7 @@ In float64 the same kernel differences are ~1e-16 and the engines agree far insi
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin  # a core dependency
 
 #: the L2 grid of :func:`logistic_propensity` (inverse penalty ``C``; the standardised design
 #: makes one grid fit every covariate scale)
@@ -41,16 +42,27 @@ LOGISTIC_CS = np.logspace(-4, 2, 13)
 RIDGE_ALPHAS = np.logspace(-3, 4, 15)
 
 
-def as_float64(X):
-    """``X`` as a float64 array (the first step of the pipelines below; see the module docstring)."""
-    return np.asarray(X, dtype=np.float64)
-
-
 def _float64_step():
-    from sklearn.preprocessing import FunctionTransformer
+    """A :class:`~causalrec.models.linear.Float64` step (a class, not a ``FunctionTransformer``:
+    its repr, written into ``config``, would hold the function's memory address)."""
+    return Float64()
 
-    # a module-level function: the pipeline pickles (Spark broadcasts the fold models)
-    return FunctionTransformer(as_float64, feature_names_out="one-to-one")
+
+class Float64(TransformerMixin, BaseEstimator):
+    """Casts ``X`` to a float64 array (the first step of the pipelines below; see the module
+    docstring for why). Stateless; ``fit`` only records ``n_features_in_``."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.shape(X)[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float64)
+
+    def get_feature_names_out(self, input_features=None):
+        if input_features is not None:
+            return np.asarray(input_features, dtype=object)
+        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
 
 def logistic_propensity(seed: int = 0, *, inner_folds: int = 5):
