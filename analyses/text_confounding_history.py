@@ -16,6 +16,9 @@ the public :func:`causalrec.uplift.estimate` (cross-fitted, folds grouped by use
   the choice and the losses are recorded);
 * ``joined_aipw`` (``--joined``): the earlier representation, the joined history string
   embedded as one text, MLP heads (the baseline of ``reports/text_confounding.md``);
+* ``hist_mix_*``: the same on simplex topic proportions (``text_cluster_weights="mixture"``, the
+  package default); ``hist_mix_loss_*`` / ``hist_mix_auto_loss_aipw``: with the cluster count chosen
+  by the cross-fitted propensity loss (``text_clusters="loss"``) instead of the silhouette;
 * ``logged_e_aipw``: ``propensity="propensity"`` (the propensities the simulated
   recommender logged; no propensity model), history-cluster outcome models;
 * ``oracle_text_aipw``: the *text oracle*, the simulator's confounder recomputed
@@ -37,7 +40,22 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
     # candidates on seeds outside the table: --blocks outer,hist_r,bilinear --seeds 300-302 \
     #     --runs-csv reports/text_confounding_history_pilot.csv
     # (``mix``, ``mix_auto``: hist_aipw's / hist_auto_aipw's heads on simplex topic proportions,
-    #  ``text_cluster_weights="mixture"``; --blocks mix,mix_auto --seeds 300-302, the same CSV)
+    #  ``text_cluster_weights="mixture"``; --blocks mix,mix_auto --seeds 300-302, the same CSV;
+    #  ``mix_k8``, ``mix_k12``, ... : a fixed cluster count; --blocks mix,mix_k8,mix_k12,mix_k16,oracle --seeds 300-307)
+    # the mixture default on the partial-confounding and 1,500-row cases:
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix,mix_auto --runs-csv reports/text_confounding_history_runs_n20000_hidden_mix.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 1500 --seeds 0-9 \
+        --blocks mix,mix_auto --runs-csv reports/text_confounding_history_runs_n1500_mix.csv
+    # the cluster count by cross-fitted propensity loss (``text_clusters="loss"``: mix_loss, mix_auto_loss):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 --blocks mix_loss \
+        --runs-csv reports/text_confounding_history_runs_n20000_mixloss.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_mixautoloss.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 1500 --seeds 0-9 \
+        --blocks mix_loss,mix_auto_loss --runs-csv reports/text_confounding_history_runs_n1500_mixloss.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixloss.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -45,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from pathlib import Path
 
@@ -146,6 +165,39 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         r = estimate(logs, methods=("aipw",), heads="auto", **{**hist, "text_cluster_weights": "mixture"}, **common)
         record(r, {"aipw": "hist_mix_auto_aipw"}, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
 
+    for b in sorted(blocks):  # ``mix_k12``: hist_mix_*'s linear heads with a fixed number of clusters (pilot)
+        m = re.fullmatch(r"mix(_auto)?_k(\d+)", b)
+        if not m:
+            continue
+        auto, k = bool(m.group(1)), int(m.group(2))
+        kw = {**hist, "text_clusters": k, "text_cluster_weights": "mixture"}
+        t0 = time.perf_counter()
+        if auto:
+            r = estimate(logs, methods=("aipw",), heads="auto", **kw, **common)
+            labels = {"aipw": f"hist_mix_auto_k{k}_aipw"}
+        else:
+            pm, om = linear_models(seed)
+            r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om, **kw, **common)
+            labels = {"aipw": f"hist_mix_k{k}_aipw", "dml": f"hist_mix_k{k}_dml"}
+        record(r, labels, time.perf_counter() - t0, {"clusters": r.config.get("text_clusters_k")})
+
+    if "mix_loss" in blocks:  # hist_mix_*'s linear heads, k chosen by the cross-fitted propensity loss
+        pm, om = linear_models(seed)
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), propensity_model=pm, outcome_model=om,
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_loss_aipw", "dml": "hist_mix_loss_dml"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"),
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+
+    if "mix_auto_loss" in blocks:  # hist_mix_auto_aipw's heads, k chosen by the cross-fitted propensity loss
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw",), heads="auto",
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        record(r, {"aipw": "hist_mix_auto_loss_aipw"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"),
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
@@ -229,7 +281,8 @@ def write_report(df: pd.DataFrame) -> None:
     s = summarise(df)
     order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
              "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_mix_aipw", "hist_mix_dml",
-             "hist_auto_aipw", "hist_mix_auto_aipw", "logged_e_aipw",
+             "hist_auto_aipw", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
+             "hist_mix_auto_loss_aipw", "logged_e_aipw",
              "oracle_text_aipw"]
     s["o"] = s.method.str.replace(" (sample CI)", "", regex=False).map({m: k for k, m in enumerate(order)})
     s["o"] = s.o + s.method.str.endswith("(sample CI)") * 0.5
@@ -258,7 +311,8 @@ def write_report(df: pd.DataFrame) -> None:
         g = g.set_index("method")
         text = [m for base in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
                             "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "hist_mix_aipw",
-                            "hist_mix_dml", "hist_mix_auto_aipw", "joined_aipw")
+                            "hist_mix_dml", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
+                            "hist_mix_auto_loss_aipw", "joined_aipw")
                 for m in (base, base + " (sample CI)") if m in g.index]
         if not text:
             continue
@@ -331,8 +385,12 @@ def _coverage_lines(df: pd.DataFrame) -> list[str]:
            "`SD` is the seed-to-seed standard deviation of the error, `SE` the mean reported SE; "
            "`ci_target` the interval target recorded with the runs (blank: runs made before it was recorded, "
            "when the intervals were population ones).", "",
-           "| hidden | rows | method | runs | ci_target | bias | SD | mean SE | bias / SE | SD / SE | coverage |",
-           "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "`coverage if SE = SD`: the normal-approximation coverage ``Phi(1.96 - b) - Phi(-1.96 - b)``, "
+           "``b = bias / SD``, that intervals would have if the reported SE equalled the seed-to-seed SD "
+           "(computed, not run): what an honest SE alone could reach with this bias.", "",
+           "| hidden | rows | method | runs | ci_target | bias | SD | mean SE | bias / SE | SD / SE | coverage "
+           "| coverage if SE = SD |",
+           "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     tgt = d["ci_target"] if "ci_target" in d.columns else pd.Series("", index=d.index)
     d = d.assign(ci_target=tgt.fillna("").astype(str))
     for (n, h, m, c), g in d.groupby(["n_rows", "hidden_confounding", "method", "ci_target"], sort=True):
@@ -341,7 +399,35 @@ def _coverage_lines(df: pd.DataFrame) -> list[str]:
         err = g.estimate - g.truth
         se = g.se.mean()
         out.append(f"| {h:g} | {int(n):,} | {m} | {len(g)} | {c} | {err.mean():+.4f} | {err.std():.4f} | "
-                   f"{se:.4f} | {err.mean() / se:+.2f} | {err.std() / se:.2f} | {g.covered.mean():.2f} |")
+                   f"{se:.4f} | {err.mean() / se:+.2f} | {err.std() / se:.2f} | {g.covered.mean():.2f} | "
+                   f"{_honest_coverage(err.mean(), err.std()):.2f} |")
+    return out + _by_k_lines(d)
+
+
+def _honest_coverage(bias: float, sd: float, z: float = 1.959964) -> float:
+    """``Phi(z - b) - Phi(-z - b)`` with ``b = bias / sd``: a normal interval's coverage when SE = SD."""
+    from scipy.stats import norm
+
+    b = bias / sd if sd > 0 else np.inf
+    return float(norm.cdf(z - b) - norm.cdf(-z - b))
+
+
+def _by_k_lines(d: pd.DataFrame) -> list[str]:
+    """Error by the number of clusters each run used (``clusters``), for the 20,000-row text methods."""
+    if "clusters" not in d.columns:
+        return []
+    g = d[(d.n_rows == 20000) & d.clusters.notna() & d.method.str.startswith("hist_mix")]
+    if g.empty:
+        return []
+    out = ["", "Error by the cluster count each run used (20,000 rows; `auto` = silhouette, `loss` = cross-fitted "
+           "propensity loss):", "",
+           "| hidden | method | clusters | runs | bias | SD | mean SE | SD / SE | coverage |",
+           "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (h, m, k), r in g.groupby(["hidden_confounding", "method", "clusters"], sort=True):
+        err = r.estimate - r.truth
+        sd = err.std() if len(r) > 1 else float("nan")
+        out.append(f"| {h:g} | {m} | {int(k)} | {len(r)} | {err.mean():+.4f} | {sd:.4f} | {r.se.mean():.4f} | "
+                   f"{sd / r.se.mean():.2f} | {r.covered.mean():.2f} |")
     return out
 
 
@@ -378,7 +464,10 @@ PILOT = ROOT / "reports" / "text_confounding_history_pilot.csv"
 
 
 #: each candidate and the method it changes one thing of (the representation's membership kind)
-PAIRS = {"hist_mix_auto_aipw": "hist_auto_aipw", "hist_mix_aipw": "hist_aipw", "hist_mix_dml": "hist_dml"}
+PAIRS = {"hist_mix_auto_aipw": "hist_auto_aipw", "hist_mix_aipw": "hist_aipw", "hist_mix_dml": "hist_dml",
+         # the cluster count by cross-fitted propensity loss (text_clusters="loss") against the silhouette
+         "hist_mix_loss_aipw": "hist_mix_aipw", "hist_mix_loss_dml": "hist_mix_dml",
+         "hist_mix_auto_loss_aipw": "hist_mix_auto_aipw"}
 
 
 def _paired_lines(df: pd.DataFrame) -> list[str]:

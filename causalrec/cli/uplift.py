@@ -39,7 +39,8 @@ def uplift_command(
     text_components: int | None = typer.Option(None, "--text-components", help="Project text vectors on this "
                                                "many principal components of the item vectors."),
     text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "
-                                             "memberships of K KMeans clusters of the item vectors (K or auto)."),
+                                             "memberships of K KMeans clusters of the item vectors (K, auto: silhouette, or loss: the K "
+                                             "with the lowest cross-fitted propensity log loss)."),
     text_cluster_weights: str = typer.Option("mixture", "--text-cluster-weights", help="How --text-clusters "
                                              "memberships are read: soft (softmax of distances) or mixture "
                                              "(topic proportions, for texts that mix topics)."),
@@ -109,7 +110,7 @@ def uplift_command(
         item_text=item_text, user_text=user_text, user_history=user_history, history_sep=history_sep,
         history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
         text_clusters=(None if text_clusters in (None, "", "none") else
-                       "auto" if text_clusters == "auto" else _int_option(text_clusters, "--text-clusters")),
+                       text_clusters if text_clusters in ("auto", "loss") else _int_option(text_clusters, "--text-clusters")),
         text_interaction=text_interaction, text_cluster_weights=text_cluster_weights,
         covariates=parse_list(covariates), features=features,
         methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,

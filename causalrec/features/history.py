@@ -233,10 +233,12 @@ class TopicClusters:
 
 
 def topic_clusters(item_vectors: np.ndarray, k: int | str = "auto", *, temperature: float = 0.2,
-                   seed: int = 0, candidates: tuple[int, ...] = (4, 6, 8, 12, 16, 24, 32)) -> TopicClusters:
+                   seed: int = 0, candidates: tuple[int, ...] = (4, 6, 8, 12, 16, 24, 32),
+                   n_init: int = 4) -> TopicClusters:
     """Fit :class:`TopicClusters` on unique item vectors; ``k="auto"``: the best silhouette among ``candidates``.
 
-    ``temperature`` is on the squared-distance scale of L2-normalised vectors.
+    ``temperature`` is on the squared-distance scale of L2-normalised vectors; ``n_init``:
+    KMeans restarts of the final fit (the lowest inertia is kept).
     """
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
@@ -259,5 +261,5 @@ def topic_clusters(item_vectors: np.ndarray, k: int | str = "auto", *, temperatu
     if not 2 <= k < len(V):
         raise InputError(f"text clusters must be in 2..{len(V) - 1} (unique item vectors), got {k}",
                          column="text_clusters", fix="e.g. --text-clusters 8, or auto")
-    km = KMeans(k, n_init=4, random_state=seed).fit(V)
+    km = KMeans(k, n_init=int(n_init), random_state=seed).fit(V)
     return TopicClusters(centers=km.cluster_centers_, temperature=float(temperature), inertia=float(km.inertia_))

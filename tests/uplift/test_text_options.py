@@ -124,3 +124,65 @@ def test_cli_options_and_errors(logs, tiny_encoder_dir, tmp_path, capsys):
                      "--method", "aipw", "--quiet"])
         assert code == 2
         assert col in capsys.readouterr().err
+
+
+def test_select_clusters_by_propensity_loss_matches_out_of_fold_log_loss():
+    from sklearn.metrics import log_loss
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from causalrec.models.folds import make_folds
+    from causalrec.uplift.estimate import select_clusters_by_propensity_loss
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    z = rng.normal(size=(n, 3))
+    t = (rng.random(n) < 1 / (1 + np.exp(-1.5 * z[:, 0]))).astype(int)
+    designs = {4: rng.normal(size=(n, 3)), 8: z}  # only k=8's design carries the confounder
+    folds = make_folds(n, 3, stratify=t, random_state=0)
+    k, rep = select_clusters_by_propensity_loss(designs, t, folds)
+    assert k == 8 and rep["chosen"] == 8 and set(rep["losses"]) == {4, 8}
+    for kk, X in designs.items():  # each loss is the out-of-fold log loss on the same folds
+        oof = np.empty(n)
+        for f in range(3):
+            tr, te = folds != f, folds == f
+            m = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(X[tr], t[tr])
+            oof[te] = m.predict_proba(X[te])[:, 1]
+        assert rep["losses"][kk] == pytest.approx(log_loss(t, oof), rel=1e-9)
+
+
+def test_text_clusters_loss_uses_the_chosen_design(logs, embedder):
+    from causalrec.uplift.estimate import CLUSTER_CANDIDATES
+
+    r = estimate(logs, treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+                 item_text="item_text", text_clusters="loss", methods=("aipw",), n_folds=2, embedder=embedder,
+                 **fast_models())
+    sel = r.config["text_cluster_selection"]
+    assert set(sel["losses"]) <= set(CLUSTER_CANDIDATES) and len(sel["losses"]) >= 2
+    assert sel["chosen"] == min(sel["losses"], key=sel["losses"].get) == r.config["text_clusters_k"]
+    k = r.config["text_clusters_k"]
+    assert r.nuisance["X"].shape[1] == 3 * k  # [u, v, u*v] of the chosen k
+
+
+def test_text_clusters_loss_needs_the_treatment(logs, embedder):
+    from causalrec.uplift.estimate import build_features
+
+    with pytest.raises(InputError) as exc:  # build_features alone has no treatment to choose k with
+        build_features(logs, item_text="item_text", embedder=embedder, text_clusters="loss",
+                       history=logs["user_text"], history_sep=" | ")
+    assert exc.value.column == "text_clusters"
+
+
+def test_cli_text_clusters_loss(logs, tiny_encoder_dir, tmp_path):
+    path = tmp_path / "logs.csv"
+    logs.to_csv(path, index=False)
+    out = tmp_path / "r.json"
+    code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
+                 "user_text", "--history-sep", " | ", "--item-text", "item_text", "--text-clusters", "loss",
+                 "--method", "aipw", "--folds", "2", "--model", str(tiny_encoder_dir), "--device", "cpu",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["text_clusters"] == "loss"
+    losses = cfg["text_cluster_selection"]["losses"]
+    assert cfg["text_clusters_k"] == int(min(losses, key=losses.get))
