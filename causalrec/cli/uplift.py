@@ -52,10 +52,10 @@ def uplift_command(
     model: str | None = typer.Option(None, "--model", help="Local Hugging Face encoder folder (default MiniLM)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     n_folds: int | None = typer.Option(None, "--n-folds", help="Cross-fitting folds (default 5)."),
-    folds: str = typer.Option("auto", "--folds", help="Folds of the nuisance models: split (shuffled, grouped by "
-                              "user), hash (a hash of the user, or of the row number: what --engine spark uses) or "
-                              "auto (split in process, hash on Spark). An integer is the deprecated spelling of "
-                              "--n-folds."),
+    folds: str = typer.Option("auto", "--folds", help="Cross-fitting folds: split (shuffled, grouped by user), "
+                              "hash (a hash of the user, or of the row number: what --engine spark uses) or "
+                              "auto (split in process, hash on Spark), as in `causalrec debias`. An integer "
+                              "is the deprecated spelling of --n-folds."),
     clip: float = typer.Option(0.01, "--clip", help="Clip estimated propensities to [clip, 1 - clip]."),
     trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
     dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
@@ -84,7 +84,8 @@ def uplift_command(
     engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
                                "Parquet/Delta path or a table name; AIPW on --covariates only (--method aipw)."),
     spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: e.g. local[*]."),
-    hash_folds: bool = typer.Option(False, "--hash-folds", help="Deprecated: use --folds hash.", hidden=True),
+    hash_folds: bool = typer.Option(False, "--hash-folds", hidden=True,
+                                    help="Deprecated alias of --folds hash."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
@@ -126,28 +127,30 @@ def uplift_command(
 
 
 def _fold_options(folds: str, n_folds: int | None, hash_folds: bool) -> tuple[str, int]:
-    """``(fold kind, fold count)`` from ``--folds``/``--n-folds`` and the deprecated spellings.
+    """``(fold kind, fold count)`` from ``--folds``, ``--n-folds`` and the deprecated spellings.
 
-    The spelling is debias's: ``--folds`` names how rows are assigned (auto, split, hash) and
-    ``--n-folds`` how many folds. Two older spellings still work, each with a warning on stderr:
-    ``--hash-folds`` (= ``--folds hash``) and ``--folds N`` with an integer (= ``--n-folds N``).
-    An unknown kind is left to :func:`causalrec.uplift.estimate` (one check, one message).
-    """
+    ``--folds`` names the kind of folds as in ``causalrec debias`` (split, hash, auto); the older
+    spellings keep working with a warning on stderr: ``--folds N`` (the count, now ``--n-folds N``)
+    and ``--hash-folds`` (now ``--folds hash``)."""
     from causalrec.errors import InputError
+    from causalrec.uplift.estimate import FOLD_KINDS
 
     kind = folds.strip().lower()
-    if kind.isdigit():  # the old meaning of --folds: the count
-        typer.echo(f"causalrec: warning: '--folds {folds}' as a fold count is deprecated; use --n-folds {folds} "
-                   "(--folds now takes auto, split or hash, as in causalrec debias)", err=True)
+    if kind.lstrip("+-").isdigit():
         if n_folds is not None and n_folds != int(kind):
-            raise InputError(f"--folds {folds} and --n-folds {n_folds} disagree", column="--n-folds",
-                             fix="give the fold count once, with --n-folds")
+            raise InputError(f"--folds {folds} and --n-folds {n_folds} disagree", column="--folds",
+                             fix="give the number of folds once, as --n-folds N")
+        typer.echo(f"causalrec: warning: --folds {folds} (a number) is deprecated; use --n-folds {folds} "
+                   "(--folds now names the kind of folds: split, hash or auto)", err=True)
         n_folds, kind = int(kind), "auto"
+    elif kind not in FOLD_KINDS:
+        raise InputError(f"unknown --folds {folds!r}", column="--folds",
+                         fix=f"use one of {', '.join(FOLD_KINDS)} (the number of folds is --n-folds N)")
     if hash_folds:
         typer.echo("causalrec: warning: --hash-folds is deprecated; use --folds hash", err=True)
         if kind not in ("auto", "hash"):
             raise InputError(f"--hash-folds contradicts --folds {folds}", column="--folds",
-                             fix="use --folds hash (and drop --hash-folds)")
+                             fix="use --folds hash alone")
         kind = "hash"
     return kind, 5 if n_folds is None else n_folds
 

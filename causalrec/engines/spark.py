@@ -47,12 +47,12 @@ ARROW_BATCH_ROWS = 262_144  # rows per Arrow batch handed to a partition functio
 def spark_session(master: str | None = None, app: str = "causalrec", conf: dict | None = None):
     """The active SparkSession, or a new one on ``master`` (e.g. ``local[*]``) with Arrow on.
 
-    An active session is returned as it is: its configuration is the caller's (only the keys
-    passed in ``conf`` are set on it). ``builder.getOrCreate()`` on a running session would
-    instead re-apply causalrec's defaults to it -- it reset a session's
-    ``spark.sql.execution.arrow.maxRecordsPerBatch`` from 700 to 262,144 for every later job
-    in the process, which changes how rows are batched on the executors -- and it cannot
-    change the master of a running SparkContext anyway (a different ``master`` warns).
+    An active session is returned as it is when ``master`` is ``None`` or its own master: its
+    settings are the caller's. ``builder.getOrCreate()`` on a running session would apply the
+    builder's options to it, so a CLI call with ``--spark-master`` silently reset, e.g., the
+    session's Arrow batch size (and with it how rows are batched for every later job). Another
+    ``master`` than the running session's is an ``InputError``: one process holds one
+    SparkContext, so it could not be honoured.
     """
     require("pyspark", "the Spark engine (--engine spark)")
     import sys
@@ -64,18 +64,13 @@ def spark_session(master: str | None = None, app: str = "causalrec", conf: dict 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
     if active is not None:
-        running = _master_of(active)
-        if master is not None and running is not None and master != running:
-            import warnings
-
-            warnings.warn(f"a SparkSession on {running!r} is already running in this process: it is used, "
-                          f"not a new one on {master!r} (one SparkContext per process)", stacklevel=2)
-        for k, v in (conf or {}).items():
-            try:
-                active.conf.set(k, v)
-            except Exception:  # a static setting (e.g. spark.driver.memory) of a running session: as getOrCreate
-                pass
-        return active
+        running = active.conf.get("spark.master", None)
+        if master is None or running is None or master == running:
+            return active
+        raise InputError(f"a SparkSession on {running!r} is already running in this process; "
+                         f"--spark-master {master!r} cannot start another", column="--spark-master",
+                         fix=f"leave --spark-master out (or pass {running!r}) to use the running session, "
+                             "or stop it first")
     b = SparkSession.builder.appName(app)
     if master:
         b = b.master(master)
@@ -86,14 +81,6 @@ def spark_session(master: str | None = None, app: str = "causalrec", conf: dict 
     for k, v in settings.items():
         b = b.config(k, v)
     return b.getOrCreate()
-
-
-def _master_of(session) -> str | None:
-    """The master URL of a session's SparkContext (``None`` under Spark Connect: no context)."""
-    try:
-        return session.sparkContext.master
-    except Exception:  # Spark Connect
-        return None
 
 
 def read_source(spark, source: str | os.PathLike):
