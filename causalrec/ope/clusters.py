@@ -68,7 +68,8 @@ def _run_starts(keys: np.ndarray) -> np.ndarray:
 class ClusterStream:
     """Sums per-row terms over contiguous runs of a cluster key, batch after batch.
 
-    ``add(keys, terms)`` takes a batch's keys and, per estimator, its dense ``(c, a, b)``;
+    ``add(keys, terms)`` takes a batch's keys and, per estimator, its ``(c, a, b)`` (``c = None``
+    for zeros and ``b = None`` for ones, as :meth:`causalrec.ope.estimators.Moments.of_terms`);
     it returns, per estimator, the ``(4, G)`` totals of the clusters that are complete,
     holding the batch's last run back in case the next batch continues it. ``flush()``
     returns the held-back cluster at the end. Keys must be non-decreasing across the whole
@@ -93,8 +94,20 @@ class ClusterStream:
                              "(--batch-size) to evaluate in memory, where any order works")
         starts = _run_starts(keys)
         sizes = np.diff(np.r_[starts, len(keys)]).astype(float)
-        totals = np.stack([np.stack([np.add.reduceat(c, starts), sizes, np.add.reduceat(a, starts),
-                                     np.add.reduceat(b, starts)]) for c, a, b in terms])  # (E, 4, runs)
+        # (E, 4, runs), filled in place; c = None (zeros) and b = None (ones) need no sums: their
+        # totals are 0 and the run sizes exactly (integers below 2**53), what reduceat would give
+        totals = np.empty((len(terms), 4, starts.size))
+        for i, (c, a, b) in enumerate(terms):
+            if c is None:
+                totals[i, 0] = 0.0
+            else:
+                np.add.reduceat(c, starts, out=totals[i, 0])
+            totals[i, 1] = sizes
+            np.add.reduceat(a, starts, out=totals[i, 2])
+            if b is None:
+                totals[i, 3] = sizes
+            else:
+                np.add.reduceat(b, starts, out=totals[i, 3])
         done = []
         if self._carry is not None:
             if keys[0] == self._last_key:

@@ -714,7 +714,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         for i, t in enumerate(terms):
             moments[i] = moments[i].merge(Moments.of_terms(*t))
         if stream is not None:
-            add_clusters(stream.add(keys, [_dense(*t) for t in terms]))
+            add_clusters(stream.add(keys, terms))  # None terms: zeros / ones, summed without arrays
         elif bootstrap:
             _poisson_bootstrap(rng, [_dense(*t) for t in terms], boot_acc, bootstrap)
         n += arrays.n

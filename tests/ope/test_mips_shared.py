@@ -1,0 +1,133 @@
+"""SLOPE over the cluster grid with shared work (one clustering of the distinct vectors, one gather of
+every candidate's weight, no arrays for zero/unit terms) gives exactly what evaluating each K on its
+own through the per-row path gives: the same candidates, the same chosen K, the same estimate."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalrec.data import LogSchema
+from causalrec.ope import evaluate
+from causalrec.ope.catalogue import CataloguePolicy, item_clusters, item_clusters_grid, prepare_catalogue
+from causalrec.ope.catalogue_synthetic import make_catalogue_logs
+from causalrec.ope.clusters import ClusterStream
+from causalrec.ope.selection import slope_index
+
+SCHEMA = LogSchema(outcome="click")
+
+
+class TopicEmbedder:
+    """A noisy vector around the item's topic centre (deterministic per title)."""
+
+    def __init__(self, catalogue: pd.DataFrame, dim: int = 8, seed: int = 3):
+        rng = np.random.default_rng(seed)
+        topics = pd.factorize(catalogue["topic"])[0]
+        centres = rng.normal(0.0, 1.0, (topics.max() + 1, dim))
+        vec = centres[topics] + rng.normal(0.0, 0.6, (len(catalogue), dim))
+        self.map = dict(zip(catalogue["title"], vec, strict=False))
+        self.dim = dim
+
+    def encode(self, texts):
+        return np.array([self.map[t] for t in texts])
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = make_catalogue_logs(n_rows=6000, n_items=300, n_topics=12, seed=4)
+    s.logs["request_id"] = np.arange(len(s.logs)) // 2  # two impressions per request, sorted
+    return s
+
+
+def _per_row(monkeypatch):
+    """The per-row path: every candidate's weight bound row by row from its two cluster tables."""
+    monkeypatch.setattr(CataloguePolicy, "_weight_lookup", lambda self: None)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1700])
+def test_shared_slope_search_equals_the_per_k_path(sim, tmp_path, monkeypatch, batch_size):
+    path = tmp_path / "logs.parquet"
+    sim.logs.to_parquet(path)
+    emb = TopicEmbedder(sim.catalogue)
+    kw = dict(schema=SCHEMA, estimators=["mips"], items=sim.catalogue, logging_policy=sim.logging, embedder=emb,
+              batch_size=batch_size, progress=False)
+    shared = evaluate(path, sim.target, **kw)
+    sel = shared.diagnostics["selection"]["mips"]
+    grid = [c["value"] for c in sel["candidates"]]
+    assert len(grid) > 5
+    with monkeypatch.context() as m:
+        _per_row(m)
+        per_k = [evaluate(path, sim.target, embedding_clusters=k, **kw).get("mips") for k in grid]
+    for c, r in zip(sel["candidates"], per_k, strict=True):
+        assert c["estimate"] == pytest.approx(r.estimate, rel=1e-12, abs=0)
+        assert c["se"] == pytest.approx(r.se, rel=1e-12, abs=0)
+    got = shared.get("mips")
+    if batch_size is not None:  # streamed: the interval rule, which the per-K results determine
+        assert sel["rule"] == "intervals"
+        j = slope_index([r.estimate for r in per_k], [r.se for r in per_k])
+        assert sel["chosen"] == grid[j]
+        assert got.estimate == pytest.approx(per_k[j].estimate, rel=1e-12, abs=0)
+        assert got.se == pytest.approx(per_k[j].se, rel=1e-12, abs=0)
+    else:  # in memory: the paired rule; the chosen candidate is one of the per-K results
+        assert sel["rule"] == "paired differences"
+        j = grid.index(sel["chosen"])
+        assert got.estimate == pytest.approx(per_k[j].estimate, rel=1e-12, abs=0)
+    with monkeypatch.context() as m:  # and the whole SLOPE run through the per-row path agrees
+        _per_row(m)
+        slow = evaluate(path, sim.target, **kw)
+    assert slow.diagnostics["selection"]["mips"]["chosen"] == sel["chosen"]
+    assert slow.get("mips").estimate == pytest.approx(got.estimate, rel=1e-12, abs=0)
+    assert slow.get("mips").se == pytest.approx(got.se, rel=1e-12, abs=0)
+
+
+def test_gathered_weights_are_the_per_row_weights_with_positions():
+    rng = np.random.default_rng(0)
+    n_items, n_pos = 40, 3
+    cat = pd.DataFrame({"item_id": np.arange(n_items), "title": [f"t{i}" for i in range(n_items)],
+                        "topic": np.arange(n_items) % 5})
+    emb = TopicEmbedder(cat, dim=4)
+
+    def table(pos_dep: bool):
+        p = rng.random((n_items, n_pos if pos_dep else 1)) + 0.01
+        p /= p.sum(axis=0)
+        if not pos_dep:
+            return pd.DataFrame({"item_id": np.arange(n_items), "prob": p[:, 0]}), p.repeat(n_pos, axis=1)
+        return pd.DataFrame({"item_id": np.repeat(np.arange(n_items), n_pos), "position": np.tile(np.arange(n_pos),
+                             n_items), "prob": p.ravel()}), p
+
+    for t_pos, l_pos in ((True, False), (False, True), (True, True)):
+        target, _ = table(t_pos)
+        logging, p0 = table(l_pos)
+        n = 500
+        a, k = rng.integers(0, n_items, n), rng.integers(0, n_pos, n)
+        logs = pd.DataFrame({"item_id": a, "position": k, "click": rng.integers(0, 2, n), "propensity": p0[a, k]})
+        cp = prepare_catalogue(logs, target, schema=SCHEMA, items=cat, logging_policy=logging, embedder=emb,
+                               embedding_clusters=[2, 4, 8, 16])
+        assert cp._w_lookup is not None
+        items, pos = cp.vocab.encode(logs["item_id"].to_numpy()), logs["position"].to_numpy()
+        fast = cp.embedding_weights(logs, items, pos, 0, logs["propensity"].to_numpy())
+        cp._w_lookup = None
+        slow = cp.embedding_weights(logs, items, pos, 0, logs["propensity"].to_numpy())
+        assert list(fast) == list(slow)
+        for kk in fast:
+            np.testing.assert_array_equal(fast[kk], slow[kk])
+
+
+def test_clusters_of_the_grid_are_the_one_at_a_time_clusters():
+    rng = np.random.default_rng(1)
+    emb = np.repeat(rng.normal(size=(120, 5)), 2, axis=0)  # duplicated vectors: clustered once
+    for method in ("ward", "kmeans"):
+        grid = item_clusters_grid(emb, [16, 8, 3], seed=2, method=method)
+        for k, lab in grid.items():
+            np.testing.assert_array_equal(lab, item_clusters(emb, k, seed=2, method=method))
+
+
+def test_cluster_stream_none_terms_are_zeros_and_ones():
+    rng = np.random.default_rng(2)
+    keys = np.sort(rng.integers(0, 50, 400))
+    a, c, b = rng.random(400), rng.random(400), rng.random(400)
+    s1, s2 = ClusterStream("request_id"), ClusterStream("request_id")
+    out1 = s1.add(keys[:250], [(None, a[:250], None), (c[:250], a[:250], b[:250])]) + s1.flush()
+    out2 = (s2.add(keys[:250], [(np.zeros(250), a[:250], np.ones(250)), (c[:250], a[:250], b[:250])])
+            + s2.flush())
+    for x, y in zip(out1, out2, strict=True):
+        np.testing.assert_array_equal(x, y)
