@@ -131,3 +131,24 @@ def test_cluster_stream_none_terms_are_zeros_and_ones():
             + s2.flush())
     for x, y in zip(out1, out2, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_shared_cluster_moments_equal_one_estimator_at_a_time():
+    from causalrec.ope.clusters import ClusterMoments, cluster_moments_of_many
+
+    rng = np.random.default_rng(3)
+    g = 1000
+    n = rng.integers(1, 5, g).astype(float)
+    totals = [np.stack([np.zeros(g), n, rng.random(g) * n, n]),  # MIPS/IPS: C = 0, B = N
+              np.stack([rng.random(g), n, rng.random(g), rng.random(g) * n]),  # control variate, self-normalised
+              np.stack([np.zeros(g), n, rng.random(g), rng.random(g)])]
+    for got, t in zip(cluster_moments_of_many(totals), totals, strict=True):
+        ref = ClusterMoments.of_array(t)
+        assert got.n == ref.n
+        np.testing.assert_array_equal(got.mean, ref.mean)
+        np.testing.assert_allclose(got.m2, ref.m2, rtol=1e-12, atol=1e-12 * np.abs(ref.m2).max())
+        assert got.estimate_se()[0] == ref.estimate_se()[0]
+        assert got.estimate_se()[1] == pytest.approx(ref.estimate_se()[1], rel=1e-12)
+    other = np.stack([np.zeros(g), n + 1, rng.random(g), n + 1])  # different clusters: computed one by one
+    for got, t in zip(cluster_moments_of_many([totals[0], other]), [totals[0], other], strict=True):
+        np.testing.assert_array_equal(got.m2, ClusterMoments.of_array(t).m2)
