@@ -113,12 +113,22 @@ def test_gathered_weights_are_the_per_row_weights_with_positions():
 
 
 def test_clusters_of_the_grid_are_the_one_at_a_time_clusters():
+    from sklearn.cluster import KMeans
+
+    from causalrec.ope.catalogue import CLUSTER_GRID
+
     rng = np.random.default_rng(1)
-    emb = np.repeat(rng.normal(size=(120, 5)), 2, axis=0)  # duplicated vectors: clustered once
-    for method in ("ward", "kmeans"):
-        grid = item_clusters_grid(emb, [16, 8, 3], seed=2, method=method)
-        for k, lab in grid.items():
-            np.testing.assert_array_equal(lab, item_clusters(emb, k, seed=2, method=method))
+    centres = rng.normal(size=(25, 6))
+    emb = np.repeat(centres[rng.integers(0, 25, 700)] + 0.4 * rng.normal(size=(700, 6)), 2, axis=0)  # duplicates
+    uniq, inv = np.unique(emb, axis=0, return_inverse=True)
+    grid = item_clusters_grid(emb, CLUSTER_GRID, seed=2, method="kmeans")  # shared k-means++ seeds
+    assert list(grid) == list(CLUSTER_GRID)
+    for k, lab in grid.items():  # scikit-learn's own k-means++ and Lloyd, one K at a time
+        ref = KMeans(n_clusters=k, n_init=1, random_state=2).fit(uniq.astype(np.float32)).labels_[inv.reshape(-1)]
+        np.testing.assert_array_equal(lab, ref)
+        np.testing.assert_array_equal(lab, item_clusters(emb, k, seed=2, method="kmeans"))
+    for k, lab in item_clusters_grid(emb, [16, 8, 3], seed=2, method="ward").items():
+        np.testing.assert_array_equal(lab, item_clusters(emb, k, seed=2, method="ward"))
 
 
 def test_cluster_stream_none_terms_are_zeros_and_ones():
