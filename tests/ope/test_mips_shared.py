@@ -162,3 +162,13 @@ def test_shared_cluster_moments_equal_one_estimator_at_a_time():
     other = np.stack([np.zeros(g), n + 1, rng.random(g), n + 1])  # different clusters: computed one by one
     for got, t in zip(cluster_moments_of_many([totals[0], other]), [totals[0], other], strict=True):
         np.testing.assert_array_equal(got.m2, ClusterMoments.of_array(t).m2)
+
+
+def test_cluster_stream_one_row_per_cluster_is_reduceat():
+    rng = np.random.default_rng(4)
+    a, c = rng.random(300), rng.random(300)
+    s = ClusterStream("request_id")
+    out = s.add(np.arange(100), [(c[:100], a[:100], None)]) + s.add(np.arange(100, 300), [(c[100:], a[100:], None)])
+    out += s.flush()
+    got = np.concatenate(out, axis=1)
+    np.testing.assert_array_equal(got, np.stack([c, np.ones(300), a, np.ones(300)]))
