@@ -278,7 +278,7 @@ def text_log_csv(tmp_path_factory):
 def test_uplift_bad_columns(capsys, tmp_path, text_log_csv, mutate, column, needle):
     mutate(text_log_csv).to_csv(tmp_path / "bad.csv", index=False)
     rc, text = _run(capsys, ["uplift", str(tmp_path / "bad.csv"), "--treatment", "treatment", "--outcome", "outcome",
-                             "--covariates", "item_price", "--method", "naive,ipw", "--folds", "2"])
+                             "--covariates", "item_price", "--method", "naive,ipw", "--n-folds", "2"])
     _no_traceback(rc, text)
     assert f"'{column}'" in text and needle in text
 
@@ -388,7 +388,7 @@ def test_uplift_logged_propensity_outside_open_unit_interval(capsys, tmp_path, t
     df.loc[3, "p"] = value
     df.to_csv(tmp_path / "p.csv", index=False)
     rc, text = _run(capsys, ["uplift", str(tmp_path / "p.csv"), "--treatment", "treatment", "--outcome", "outcome",
-                             "--covariates", "item_price", "--propensity", "p", "--method", "ipw", "--folds", "2"])
+                             "--covariates", "item_price", "--propensity", "p", "--method", "ipw", "--n-folds", "2"])
     _no_traceback(rc, text)
     assert "'p'" in text and "(0, 1)" in text
 

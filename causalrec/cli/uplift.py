@@ -51,7 +51,11 @@ def uplift_command(
     method: str = typer.Option("naive,ipw,aipw,dml", "--method", help="Comma list of naive, ipw, aipw, dml."),
     model: str | None = typer.Option(None, "--model", help="Local Hugging Face encoder folder (default MiniLM)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    folds: int = typer.Option(5, "--folds", help="Cross-fitting folds."),
+    n_folds: int | None = typer.Option(None, "--n-folds", help="Cross-fitting folds (default 5)."),
+    folds: str = typer.Option("auto", "--folds", help="Cross-fitting folds: split (shuffled, grouped by user), "
+                              "hash (a hash of the user, or of the row number: what --engine spark uses) or "
+                              "auto (split in process, hash on Spark), as in `causalrec debias`. An integer "
+                              "is the deprecated spelling of --n-folds."),
     clip: float = typer.Option(0.01, "--clip", help="Clip estimated propensities to [clip, 1 - clip]."),
     trim: float | None = typer.Option(None, "--trim", help="Drop rows with propensity outside [trim, 1 - trim]."),
     dml_modifiers: int = typer.Option(4, "--dml-modifiers", help="Principal components used as DML effect modifiers."),
@@ -80,12 +84,13 @@ def uplift_command(
     engine: str = typer.Option("auto", "--engine", help="'auto' (in process) or 'spark': LOGS is then a "
                                "Parquet/Delta path or a table name; AIPW on --covariates only (--method aipw)."),
     spark_master: str | None = typer.Option(None, "--spark-master", help="With --engine spark: e.g. local[*]."),
-    hash_folds: bool = typer.Option(False, "--hash-folds", help="Folds by a hash of the user (or row number), "
-                                    "as --engine spark assigns them (default in process: a shuffled split)."),
+    hash_folds: bool = typer.Option(False, "--hash-folds", hidden=True,
+                                    help="Deprecated alias of --folds hash."),
 ) -> None:
     from causalrec.data.schema import LogSchema
     from causalrec.uplift import estimate
 
+    fold_kind, n_folds = _fold_options(folds, n_folds, hash_folds)
     named_columns(logs, {"--user-text": user_text, "--item-text": item_text if items is None else None})
     if items is not None:
         named_columns(items, {"--item-text": item_text, "--item-key": item_key}, what="item catalogue")
@@ -105,7 +110,7 @@ def uplift_command(
 
         raise InputError(f"unknown engine {engine!r}", column="--engine", fix="use auto, local or spark")
     result = estimate(
-        source, schema=schema, folds="hash" if hash_folds else "auto",
+        source, schema=schema, folds=fold_kind,
         items=str(items) if items is not None else None, item_key=item_key,
         item_text=item_text, user_text=user_text, user_history=user_history, history_sep=history_sep,
         history_pooling=history_pooling, propensity=propensity, heads=heads, text_components=text_components,
@@ -113,12 +118,41 @@ def uplift_command(
                        text_clusters if text_clusters in ("auto", "loss") else _int_option(text_clusters, "--text-clusters")),
         text_interaction=text_interaction, text_cluster_weights=text_cluster_weights,
         covariates=parse_list(covariates), features=features,
-        methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=folds, clip=clip, trim=trim,
+        methods=parse_list(method) or ["naive", "ipw", "aipw", "dml"], n_folds=n_folds, clip=clip, trim=trim,
         model=model, device=device, dml_effect_modifiers=dml_modifiers, ci_level=ci_level, ci_target=ci_target, seed=seed,
         **_analysis_options(report is not None, user_text, per_item, segments, n_segments, cate, curves, refute,
                             refute_simulations, n_boot),
     )
     emit(result, out, report, build, quiet=quiet)
+
+
+def _fold_options(folds: str, n_folds: int | None, hash_folds: bool) -> tuple[str, int]:
+    """``(fold kind, fold count)`` from ``--folds``, ``--n-folds`` and the deprecated spellings.
+
+    ``--folds`` names the kind of folds as in ``causalrec debias`` (split, hash, auto); the older
+    spellings keep working with a warning on stderr: ``--folds N`` (the count, now ``--n-folds N``)
+    and ``--hash-folds`` (now ``--folds hash``)."""
+    from causalrec.errors import InputError
+    from causalrec.uplift.estimate import FOLD_KINDS
+
+    kind = folds.strip().lower()
+    if kind.lstrip("+-").isdigit():
+        if n_folds is not None and n_folds != int(kind):
+            raise InputError(f"--folds {folds} and --n-folds {n_folds} disagree", column="--folds",
+                             fix="give the number of folds once, as --n-folds N")
+        typer.echo(f"causalrec: warning: --folds {folds} (a number) is deprecated; use --n-folds {folds} "
+                   "(--folds now names the kind of folds: split, hash or auto)", err=True)
+        n_folds, kind = int(kind), "auto"
+    elif kind not in FOLD_KINDS:
+        raise InputError(f"unknown --folds {folds!r}", column="--folds",
+                         fix=f"use one of {', '.join(FOLD_KINDS)} (the number of folds is --n-folds N)")
+    if hash_folds:
+        typer.echo("causalrec: warning: --hash-folds is deprecated; use --folds hash", err=True)
+        if kind not in ("auto", "hash"):
+            raise InputError(f"--hash-folds contradicts --folds {folds}", column="--folds",
+                             fix="use --folds hash alone")
+        kind = "hash"
+    return kind, 5 if n_folds is None else n_folds
 
 
 def _int_option(value: str, option: str) -> int:

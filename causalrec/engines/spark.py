@@ -45,7 +45,15 @@ ARROW_BATCH_ROWS = 262_144  # rows per Arrow batch handed to a partition functio
 
 
 def spark_session(master: str | None = None, app: str = "causalrec", conf: dict | None = None):
-    """The active SparkSession, or a new one on ``master`` (e.g. ``local[*]``) with Arrow on."""
+    """The active SparkSession, or a new one on ``master`` (e.g. ``local[*]``) with Arrow on.
+
+    An active session is returned as it is when ``master`` is ``None`` or its own master: its
+    settings are the caller's. ``builder.getOrCreate()`` on a running session would apply the
+    builder's options to it, so a CLI call with ``--spark-master`` silently reset, e.g., the
+    session's Arrow batch size (and with it how rows are batched for every later job). Another
+    ``master`` than the running session's is an ``InputError``: one process holds one
+    SparkContext, so it could not be honoured.
+    """
     require("pyspark", "the Spark engine (--engine spark)")
     import sys
 
@@ -55,8 +63,14 @@ def spark_session(master: str | None = None, app: str = "causalrec", conf: dict 
     # "python3" is first on the PATH
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
-    if active is not None and master is None:
-        return active
+    if active is not None:
+        running = active.conf.get("spark.master", None)
+        if master is None or running is None or master == running:
+            return active
+        raise InputError(f"a SparkSession on {running!r} is already running in this process; "
+                         f"--spark-master {master!r} cannot start another", column="--spark-master",
+                         fix=f"leave --spark-master out (or pass {running!r}) to use the running session, "
+                             "or stop it first")
     b = SparkSession.builder.appName(app)
     if master:
         b = b.master(master)

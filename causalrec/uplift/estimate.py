@@ -738,7 +738,7 @@ def estimate(
     if trim is not None and not 0.0 < trim < 0.5:
         raise InputError(f"trim must be in (0, 0.5), got {trim}", column="trim", fix="e.g. trim=0.05, or no trimming")
     if int(n_folds) < 2:
-        raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. --folds 5")
+        raise InputError(f"n_folds must be >= 2, got {n_folds}", column="folds", fix="e.g. n_folds=5 (CLI --n-folds 5)")
     ate_mod._check_ci_target(ci_target)
     from causalrec.engines import is_spark_dataframe
 

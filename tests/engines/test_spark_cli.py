@@ -112,13 +112,13 @@ def _uplift_file(d):
 
 
 UPLIFT = ["--treatment", "treat", "--outcome", "y", "--covariates", "x1,x2,segment", "--method", "aipw",
-          "--folds", "3", "--quiet"]
+          "--n-folds", "3", "--quiet"]
 
 
 @pytest.mark.slow  # Spark jobs plus the default (torch MLP vs linear) candidate nuisances
 def test_uplift_cli_spark_equals_hash_folds(spark, files, tmp_path):
     logs = str(_uplift_file(files))
-    assert main(["uplift", logs, *UPLIFT, "--hash-folds", "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["uplift", logs, *UPLIFT, "--folds", "hash", "--out", str(tmp_path / "a.json")]) == 0
     assert main(["uplift", logs, *UPLIFT, "--engine", "spark", "--out", str(tmp_path / "b.json")]) == 0
     close(numbers(tmp_path / "b.json"), numbers(tmp_path / "a.json"))
 
@@ -128,3 +128,17 @@ def test_uplift_cli_spark_unsupported_method_exits_2(spark, files, tmp_path, cap
     args = [a if a != "aipw" else "aipw,dml" for a in UPLIFT]
     assert main(["uplift", logs, *args, "--engine", "spark"]) == 2
     assert "do not run on Spark" in capsys.readouterr().err
+
+
+def test_spark_master_keeps_the_running_session(spark):
+    """``--spark-master`` with a session already running returns it untouched: ``getOrCreate`` would
+    apply causalrec's defaults to it (an Arrow batch of 262,144 rows instead of the session's 700),
+    which changed how later jobs batch their rows (the MLP's float32 predictions depend on the batch)."""
+    from causalrec.engines.spark import spark_session
+    from causalrec.errors import InputError
+
+    assert spark_session("local[2]") is spark
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "700"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+    with pytest.raises(InputError, match="already running"):
+        spark_session("local[3]")

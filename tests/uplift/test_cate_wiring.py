@@ -51,7 +51,7 @@ def test_cli_report_has_every_section(tmp_path):
     _logs(n=800).to_csv(path, index=False)
     out, rep, md = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "r.md"
     args = ["uplift", str(path), "--treatment", "exposed", "--outcome", "y", "--covariates", "x1,x2",
-            "--features", "covariates", "--method", "naive,ipw,aipw", "--folds", "2", "--segments", "region",
+            "--features", "covariates", "--method", "naive,ipw,aipw", "--n-folds", "2", "--segments", "region",
             "--refute-simulations", "2", "--n-boot", "20", "--out", str(out), "--quiet"]
     assert main(args + ["--report", str(rep)]) == 0
     html = rep.read_text()

@@ -160,7 +160,7 @@ def test_cli_uplift_writes_json(tmp_path, sim):
     out = tmp_path / "r.json"
     rc = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
                "--covariates", "item_price,user_history_len", "--method", "naive,ipw,aipw",
-               "--device", "cpu", "--folds", "2", "--out", str(out), "--quiet"])
+               "--device", "cpu", "--n-folds", "2", "--out", str(out), "--quiet"])
     assert rc == 0
     d = json.loads(out.read_text())
     assert d["command"] == "uplift" and {e["estimator"] for e in d["estimates"]} == {"naive", "ipw", "aipw"}
@@ -172,7 +172,7 @@ def test_cli_report_flag(tmp_path, sim):
     sim.observed().to_parquet(path)
     report = tmp_path / "r.html"
     args = ["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
-            "--covariates", "item_price", "--method", "naive,aipw", "--device", "cpu", "--folds", "2",
+            "--covariates", "item_price", "--method", "naive,aipw", "--device", "cpu", "--n-folds", "2",
             "--report", str(report), "--quiet", "--no-refute", "--no-curves", "--cate", "none"]
     if importlib.util.find_spec("causalrec.report.uplift") is None:
         assert main(args) == 2 and not report.exists()
@@ -190,10 +190,54 @@ def test_cli_uplift_with_item_catalog_and_local_model(tmp_path, sim, encoder_dir
     rc = main(["uplift", str(logs_path), "--treatment", "treatment", "--outcome", "outcome",
                "--user-text", "user_text", "--items", str(items_path), "--item-key", "item_id",
                "--item-text", "title", "--model", str(encoder_dir), "--method", "naive,aipw",
-               "--device", "cpu", "--folds", "2", "--out", str(out), "--quiet"])
+               "--device", "cpu", "--n-folds", "2", "--out", str(out), "--quiet"])
     assert rc == 0
     d = json.loads(out.read_text())
     assert d["config"]["features"] == "text" and d["config"]["item_key"] == "item_id"
     assert main(["uplift", str(logs_path), "--treatment", "treatment", "--outcome", "outcome",
                  "--items", str(items_path), "--item-text", "no_such_column", "--model", str(encoder_dir),
                  "--method", "aipw", "--device", "cpu"]) == 2
+
+
+@pytest.fixture(scope="module")
+def small_covariate_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("folds_cli") / "logs.parquet"
+    confounded_frame(n=600, seed=4).to_parquet(path, index=False)
+    return path
+
+
+FOLD_ARGS = ["--treatment", "exposed", "--outcome", "revenue", "--covariates", "x1,x2,x3", "--method", "naive",
+             "--device", "cpu", "--quiet"]
+
+
+def _config(path):
+    d = json.loads(path.read_text())["config"]
+    return d["folds"], d["n_folds"]
+
+
+def test_cli_folds_spelled_as_in_debias(small_covariate_log, tmp_path, capsys):
+    """``--folds split|hash|auto`` and ``--n-folds N`` as in ``causalrec debias``; the old spellings
+    (``--folds N``, ``--hash-folds``) give the same run and warn on stderr."""
+    log = str(small_covariate_log)
+    runs = {"new": ["--folds", "hash", "--n-folds", "3"], "old": ["--hash-folds", "--folds", "3"],
+            "split": ["--folds", "split"], "default": []}
+    for name, extra in runs.items():
+        assert main(["uplift", log, *FOLD_ARGS, *extra, "--out", str(tmp_path / f"{name}.json")]) == 0
+        err = capsys.readouterr().err
+        assert ("deprecated" in err) == (name == "old"), name
+        if name == "old":
+            assert "--n-folds 3" in err and "--folds hash" in err
+    assert _config(tmp_path / "new.json") == _config(tmp_path / "old.json") == ("hash", 3)
+    assert _config(tmp_path / "split.json") == _config(tmp_path / "default.json") == ("split", 5)
+    assert json.loads((tmp_path / "new.json").read_text())["estimates"] == \
+        json.loads((tmp_path / "old.json").read_text())["estimates"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--folds", "shuffle"], "unknown --folds"),
+    (["--folds", "3", "--n-folds", "4"], "disagree"),
+    (["--hash-folds", "--folds", "split"], "contradicts"),
+])
+def test_cli_bad_folds_exit_2(small_covariate_log, capsys, extra, needle):
+    assert main(["uplift", str(small_covariate_log), *FOLD_ARGS, *extra]) == 2
+    assert needle in capsys.readouterr().err

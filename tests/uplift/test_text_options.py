@@ -112,7 +112,7 @@ def test_cli_options_and_errors(logs, tiny_encoder_dir, tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
                  "user_text", "--history-sep", " | ", "--item-text", "item_text", "--propensity", "propensity",
-                 "--text-clusters", "4", "--text-cluster-weights", "mixture", "--method", "naive,aipw", "--folds", "2", "--model", str(tiny_encoder_dir),
+                 "--text-clusters", "4", "--text-cluster-weights", "mixture", "--method", "naive,aipw", "--n-folds", "2", "--model", str(tiny_encoder_dir),
                  "--device", "cpu", "--out", str(out), "--quiet"])
     assert code == 0
     res = json.loads(out.read_text())
@@ -179,7 +179,7 @@ def test_cli_text_clusters_loss(logs, tiny_encoder_dir, tmp_path):
     out = tmp_path / "r.json"
     code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
                  "user_text", "--history-sep", " | ", "--item-text", "item_text", "--text-clusters", "loss",
-                 "--method", "aipw", "--folds", "2", "--model", str(tiny_encoder_dir), "--device", "cpu",
+                 "--method", "aipw", "--n-folds", "2", "--model", str(tiny_encoder_dir), "--device", "cpu",
                  "--out", str(out), "--quiet"])
     assert code == 0
     cfg = json.loads(out.read_text())["config"]
