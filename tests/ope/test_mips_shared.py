@@ -8,7 +8,12 @@ import pytest
 
 from causalrec.data import LogSchema
 from causalrec.ope import evaluate
-from causalrec.ope.catalogue import CataloguePolicy, item_clusters, item_clusters_grid, prepare_catalogue
+from causalrec.ope.catalogue import (
+    CataloguePolicy,
+    item_clusters,
+    item_clusters_grid,
+    prepare_catalogue,
+)
 from causalrec.ope.catalogue_synthetic import make_catalogue_logs
 from causalrec.ope.clusters import ClusterStream
 from causalrec.ope.selection import slope_index
