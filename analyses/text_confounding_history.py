@@ -429,6 +429,16 @@ def _by_k_lines(d: pd.DataFrame) -> list[str]:
         sd = err.std() if len(r) > 1 else float("nan")
         out.append(f"| {h:g} | {m} | {int(k)} | {len(r)} | {err.mean():+.4f} | {sd:.4f} | {r.se.mean():.4f} | "
                    f"{sd / r.se.mean():.2f} | {r.covered.mean():.2f} |")
+    # the reading of the two tables, from the numbers: is the under-coverage the SE or the bias?
+    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)"):
+        r = g[(g.hidden_confounding == 0) & (g.method == m)]
+        if len(r) < 2:
+            continue
+        err = r.estimate - r.truth
+        ks = ", ".join(f"{int(k)}: {c}" for k, c in r.clusters.value_counts().sort_index().items())
+        out += ["", f"- `{m}` (hidden 0, {len(r)} seeds; clusters used {ks}): SD / SE {err.std() / r.se.mean():.2f}, "
+                f"bias / SE {err.mean() / r.se.mean():+.2f}, coverage {r.covered.mean():.2f}, "
+                f"{_honest_coverage(err.mean(), err.std()):.2f} if the SE equalled the SD."]
     return out
 
 
