@@ -56,6 +56,8 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss,mix_auto_loss --runs-csv reports/text_confounding_history_runs_n1500_mixloss.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
         --blocks mix_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixloss.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixautoloss.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
