@@ -3,8 +3,10 @@
 (a) Simulator (``causalrec.simulate.simulate_logs``, 10 slots, exposure that
     follows the logging recommender's user-item affinity, examination
     ``(1 + k)^-1``): train the two-tower ranker on the logged (non-random)
-    requests with naive click labels, IPS labels and DR labels (candidate mode:
-    unshown candidates are rows), then NDCG@5/10 and recall@5 against the true
+    requests with naive click labels (every candidate a row), position-only
+    IPS and DR labels on the shown lists (listwise, each click weighted by
+    ``1 / rho_k``), and the two-tower click model on the shown rows' clicks,
+    then NDCG@5/10 and recall@5 against the true
     relevance on fresh test requests, over several seeds. The examination curve
     is estimated from a separate randomised bucket (CTR ratio) and by regression-EM on
     the logged part, and compared with the truth.
@@ -58,8 +60,10 @@ SIZES = {
     "head_lr": 5e-4,
     "reg": 1e-3,
     "val_share": 0.2,
-    "propensity_clip": 0.05,
     "position_clip": 0.05,
+    # DR's floor on rho_k: below it the outcome model carries the label (r_hat + (c - rho r_hat) / 0.2);
+    # at the IPS floor of 0.05 (never binding here: min rho ~ 0.1) DR labels equal IPS labels exactly
+    "dr_position_clip": float(os.environ.get("DEBIAS_RANK_DR_CLIP", "0.2")),
     "obd_em_bootstrap": 50,
     "obd_prior_rows": 20,
     "obd_top_k": (5, 20),
@@ -126,24 +130,32 @@ def simulator_part(bottom_cache: dict) -> dict:
         # DR outcome features: the frozen MiniLM sentence vectors (the zero-shot tower), cached per text
         X = design_matrix(zero.embed(list(logged.user_text), cache=bottom_cache),
                           zero.embed(list(logged.item_text), cache=bottom_cache))
-        labels = {}
+        shown = logged.treatment.to_numpy() == 1
+        # position-only correction on the shown lists: the shown items are taken as given (a constant
+        # propensity of 1, so no exposure weights) and only the slot is corrected, c / rho_k. The candidate-mode
+        # labels T c / (pi rho_k) of the previous runs (SD 3.6 against relevance's 0.3, max 224) never let a
+        # trained epoch pass the validation gate; with c / rho_k the labels are bounded by 1 / min(rho) ~ 10.
+        sh = logged[shown].reset_index(drop=True).assign(shown_as_given=1.0)
+        sh_schema = LogSchema(outcome="click", propensity="shown_as_given")
+        labels, frames = {}, {}
         for m in METHODS:
-            res = debias(logged, schema=schema, method=m, exposure="treatment", examination=pb_rand,
-                         clip=S["propensity_clip"], position_clip=S["position_clip"],
-                         outcome_features=X if m == "dr" else None,
+            frame, sch = (logged, schema) if m == "naive" else (sh, sh_schema)
+            res = debias(frame, schema=sch, method=m, examination=pb_rand,
+                         position_clip=S["dr_position_clip"] if m == "dr" else S["position_clip"],
+                         outcome_features=X[shown] if m == "dr" else None,
                          outcome_model=OutcomeModel(hidden_layer_sizes=(64,), max_epochs=20, random_state=seed),
                          n_folds=3, seed=seed, bootstrap=0)
             labels[m] = res.frame["corrected_label"].to_numpy()
-            err = labels[m] - logged.true_relevance.to_numpy()
-            label_rows.append({"seed": seed, "method": m, "bias": err.mean(),
-                               "bias_se": err.std(ddof=1) / np.sqrt(err.size), "label_sd": labels[m].std(),
-                               "label_max": labels[m].max(), "ess_ratio": res.diagnostics.get("ess_ratio")})
+            frames[m] = frame
+            err = labels[m] - frame.true_relevance.to_numpy()
+            label_rows.append({"seed": seed, "method": m, "rows": "candidates" if m == "naive" else "shown",
+                               "bias": err.mean(), "bias_se": err.std(ddof=1) / np.sqrt(err.size),
+                               "label_sd": labels[m].std(), "label_max": labels[m].max()})
         labels["oracle"] = logged.true_relevance.to_numpy()
+        frames["oracle"] = logged
         cfg = TrainConfig(objective=S["objective"], epochs=S["epochs"], max_length=S["max_length"],
                           batch_size=S["batch_size"], head_lr=S["head_lr"], reg=S["reg"], val_share=S["val_share"],
                           trainable_layers=0, seed=seed, progress=False, device="cpu")
-        groups = logged.request_id.to_numpy()
-        shown = logged.treatment.to_numpy() == 1
         for m in RANKERS:
             t1 = time.time()
             if m == "zero_shot":
@@ -158,7 +170,6 @@ def simulator_part(bottom_cache: dict) -> dict:
                 # examination hypothesis. The candidate-mode IPS labels (exposure x position weights, SD 3.6
                 # against relevance's 0.3 in the last run, paired SE 0.04 of a 2.2 DCG) were too noisy to pick
                 # an epoch: the two-tower ranker kept the zero-shot scorer on 3 of 5 seeds.
-                sh = logged[shown]
                 import dataclasses
 
                 model, hist = train_ranker(sh.user_text, sh.item_text, sh.click.to_numpy(np.float64),
@@ -168,11 +179,13 @@ def simulator_part(bottom_cache: dict) -> dict:
                                                                       batch_size=256),
                                            bottom_cache=bottom_cache)
             else:
-                # each pipeline selects its epoch with its own labels: naive validates on clicks,
-                # the corrected ones on their corrected labels; the oracle on IPS labels
-                val = labels["ips"] if m == "oracle" else labels[m]
-                model, hist = train_ranker(logged.user_text, logged.item_text, labels[m], groups=groups,
-                                           val_labels=val, config=cfg, bottom_cache=bottom_cache)
+                # each pipeline selects its epoch with its own labels on its own held-out lists: naive on
+                # the clicks of candidate lists, ips / dr on their corrected labels of shown lists (DCG of
+                # re-ordering the shown items, unbiased under the examination hypothesis), the oracle on
+                # the true relevance (a reference, not a method)
+                f = frames[m]
+                model, hist = train_ranker(f.user_text, f.item_text, labels[m], groups=f.request_id.to_numpy(),
+                                           config=cfg, bottom_cache=bottom_cache)
             for r in hist.val_curve:
                 curve_rows.append({"seed": seed, "method": m, **r, "chosen": r["epoch"] == hist.best_epoch})
             scores = model.score(list(test.user_text), list(test.item_text), cache=bottom_cache)
@@ -316,7 +329,7 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
     diffs = pd.DataFrame(diffs)
     w10 = wide[wide.metric == "ndcg@10"].set_index("seed")
     best = max(corrected, key=lambda m: w10[m].mean())
-    labels = sim["labels"].groupby("method")[["bias", "bias_se", "label_sd", "label_max", "ess_ratio"]].mean().reset_index()
+    labels = sim["labels"].groupby(["method", "rows"])[["bias", "bias_se", "label_sd", "label_max"]].mean().reset_index()
     ex = sim["examination"].groupby("position")[["truth", "randomized"]].mean().reset_index()
     epochs = met[met.metric == "ndcg@10"].pivot_table(index="seed", columns="method", values="best_epoch").reset_index()
     curves = sim["val_curves"]
@@ -337,15 +350,24 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
              "replaces epoch 0 only if its paired gain is at least one standard error. No GPU was lent to this "
              "session, so there are no GPU timings; training times per model are in the JSON (`train_s`).")
     rep.heading("(a) Simulator: NDCG against true relevance")
-    rep.text("Training set: the logged (non-randomised, personalised) requests, every candidate a row (shown "
-             "or not). `naive`: click labels, epoch chosen on clicks. `ips`: labels `T c / (max(pi, 0.05) rho_k)`; "
-             "`dr`: `r_hat + T (c / rho_k - r_hat) / max(pi, 0.05)` with `r_hat` an OutcomeModel on frozen MiniLM "
-             "features (cross-fitted, shown rows only); both choose their epoch with their own labels. "
+    rep.text("Training set: the logged (non-randomised, personalised) requests. `naive`: click labels on every "
+             "candidate (shown or not), listwise over the 10 candidates, epoch chosen on clicks. `ips`: "
+             "position-only IPS on the shown lists: label `c / max(rho_k, "
+             f"{SIZES['position_clip']})` for each shown row (`causalrec.debias.debias` on the shown rows with a "
+             "constant propensity of 1: the shown items are taken as given, only the slot is corrected), trained "
+             "with the same listwise objective over each shown list, i.e. the IPS-weighted softmax loss of "
+             "unbiased learning to rank (each click weighted by 1 / rho_k; Joachims et al. 2017, Ai et al. 2018). "
+             f"`dr`: `r_hat + (c - rho_k r_hat) / max(rho_k, {SIZES['dr_position_clip']})` on the shown rows, "
+             "`r_hat` an OutcomeModel of `c / rho_k` on frozen MiniLM features (cross-fitted, 3 folds): below the "
+             "floor the outcome model carries the label instead of a large weight. ips and dr choose their epoch "
+             "with their own labels on held-out shown lists. "
              "`two_tower`: the click model `sigma(s(u, a)) rho_k` fitted on the raw clicks of shown rows, its "
-             "examination tower fixed to the randomised-bucket curve, epoch chosen with IPS labels. `rho`: "
-             f"estimated from a separate randomised bucket of {SIZES['random_bucket_rows']:,} candidate rows. "
+             "examination tower fixed to the randomised-bucket curve, epoch chosen with `c / rho_k` on held-out "
+             "shown lists. `rho`: estimated from a separate randomised bucket of "
+             f"{SIZES['random_bucket_rows']:,} candidate rows. "
              "Test: fresh requests of 10 candidates with their true relevance. `zero_shot`: `rank train "
-             "--epochs 0` (the untrained MiniLM cosine); `oracle` trains on the true relevance (reference only).")
+             "--epochs 0` (the untrained MiniLM cosine); `oracle` trains and selects on the true relevance "
+             "(reference only).")
     rep.table(summary, title="NDCG over seeds (mean, sd, min, max)")
     rep.table(diffs, title="Paired differences (same seed, same test set)")
     rep.table(epochs, title="Chosen epoch per seed (0 = kept the zero-shot scorer)")
@@ -355,8 +377,9 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
                   note="naive's curve is measured with clicks, so it is not comparable across pipelines; "
                        "gain_se is the paired standard error of the gain over epoch 0.")
     rep.table(labels, title="Training labels vs true relevance (mean over seeds)",
-              note="bias = mean(label - true relevance) over training rows; ess_ratio = Kish ESS / shown rows "
-                   "of the exposure weights 1/pi.")
+              note="bias = mean(label - true relevance) over the training rows of each pipeline (naive: every "
+                   "candidate; ips / dr: the shown rows). The position-only labels are unbiased for the relevance "
+                   "of the shown items; which items were shown (exposure) is not corrected.")
     rep.table(ex, title="Examination curve: truth vs randomised-bucket estimate (mean over seeds)")
     rep.heading("(a2) Position bias under a personalised ranking: EM vs truth")
     rep.text(f"{SIZES['em_requests']:,} requests x {SIZES['em_slots']} slots, examination "
@@ -409,6 +432,10 @@ def _findings(summary, diffs, labels, obd, w10, best, em) -> list[str]:
                f"is better on every seed, AND beats naive by more): best corrected = `{best}`, {best} - zero_shot {d0.mean():+.4f} (better on "
                f"{int((d0 > 0).sum())} of {d0.size} seeds, min {d0.min():+.4f}); {best} - naive {dn.mean():+.4f} "
                f"(better on {int((dn > 0).sum())} of {dn.size}). " + ("Met." if met_target else "NOT met."))
+    # the weaker reading of "and the naive ranker by more": a gain over naive of at least the same 0.02
+    out.append(f"Weaker reading (best corrected beats naive by >= 0.02 NDCG@10 on the mean, better on every seed): "
+               f"{best} - naive {dn.mean():+.4f}, better on {int((dn > 0).sum())} of {dn.size}, min {dn.min():+.4f}. "
+               + ("Met." if dn.size >= 5 and dn.mean() >= 0.02 and (dn > 0).all() else "NOT met."))
     dnz = w10["naive"] - w10["zero_shot"]
     out.append(f"naive - zero_shot on NDCG@10: {dnz.mean():+.4f} (better on {int((dnz > 0).sum())} of {dnz.size} "
                f"seeds); oracle reaches {mean[('oracle', 'ndcg@10')]:.4f} vs zero-shot "

@@ -20,6 +20,41 @@ rank_app = typer.Typer(help="Train a ranker fine-tuned from the text encoder on 
 app.add_typer(rank_app, name="rank")
 
 
+def examination_curve(value: str) -> list[float]:
+    """``--examination``: a comma list of numbers, or a JSON file holding a list, ``{"examination": [...]}``
+    or the summary JSON of ``causalrec debias`` (its ``examination.positions[*].examination``)."""
+    from causalrec.errors import InputError
+
+    fix = ("pass relative examination per slot, e.g. --examination 1,0.5,0.33, or the --summary-json "
+           "of `causalrec debias`")
+    path = Path(value)
+    if path.suffix.lower() == ".json" or path.is_file():
+        if not path.is_file():
+            raise InputError(f"--examination file '{value}' does not exist", column="--examination", fix=fix)
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--examination file '{value}' is not valid JSON ({exc})", column="--examination",
+                             fix=fix) from exc
+        if isinstance(obj, dict):
+            obj = obj.get("examination", obj)
+        if isinstance(obj, dict) and isinstance(obj.get("positions"), list):
+            # causalrec debias --summary-json: one record per slot, in slot order
+            rows = sorted(obj["positions"], key=lambda r: r.get("position", 0))
+            obj = [r.get("examination") for r in rows]
+        vals = obj
+    else:
+        vals = parse_list(value)
+    try:
+        curve = [float(v) for v in vals]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--examination {value!r} is not a list of numbers", column="--examination",
+                         fix=fix) from exc
+    if not curve:
+        raise InputError(f"--examination {value!r} holds no values", column="--examination", fix=fix)
+    return curve
+
+
 @rank_app.command("train", help="Fine-tune the two-tower text ranker on DATA's labels (and sample weights), "
                   "starting from the zero-shot encoder; the epoch is chosen on held-out request lists.")
 def train_command(
@@ -41,6 +76,11 @@ def train_command(
     reg: float = typer.Option(1e-3, "--reg", help="L2 pull toward the zero-shot parameters."),
     position: str | None = typer.Option(None, "--position", help="Slot column (click_model objective)."),
     position_base: int = typer.Option(0, "--position-base", help="Whether positions count from 0 or 1."),
+    examination: str | None = typer.Option(None, "--examination", help="click_model: fix the examination "
+                                           "tower to a known curve instead of learning it (needed under a "
+                                           "personalised ranking): relative examination per slot as a comma "
+                                           "list (1,0.5,0.33,...) or a JSON file (a list, or the --summary-json "
+                                           "of `causalrec debias`, e.g. on a randomised slice)."),
     model: Path | None = typer.Option(None, "--model", help="Local encoder folder (default all-MiniLM-L6-v2)."),
     device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu or cuda."),
     user_text: str = typer.Option("user_text", "--user-text", help="User / context text column."),
@@ -58,14 +98,24 @@ def train_command(
     from causalrec.ranking.run import fit_ranker_on_frame
     from causalrec.ranking.train import TrainConfig
 
+    curve = None
+    if examination is not None:
+        if objective != "click_model":
+            from causalrec.errors import InputError
+
+            raise InputError(f"--examination fixes the click model's examination tower; objective is {objective!r}",
+                             column="--examination", fix="add --objective click_model --position COL, or drop "
+                             "--examination (other objectives take corrected labels from `causalrec debias`)")
+        curve = examination_curve(examination)
     cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
                       max_length=max_length, trainable_layers=trainable_layers, seed=seed, device=device,
                       reg=reg, val_share=val_share)
     ranker, hist = fit_ranker_on_frame(data, label=label, weight=weight, user_text=user_text, item_text=item_text,
                                        group=group, position=position, position_base=position_base,
-                                       val_label=val_label, val_weight=val_weight, encoder=model, config=cfg)
+                                       val_label=val_label, val_weight=val_weight, encoder=model, config=cfg,
+                                       examination=curve)
     ranker.meta.update({"label": label, "weight": weight, "val_label": val_label or label,
-                        "train_data": str(data)})
+                        "train_data": str(data), "examination_source": examination})
     ranker.save(out)
     atomic_write_text(out / "train_history.json", json.dumps(hist.to_dict(), indent=2, default=str) + "\n")
     if epochs == 0:

@@ -57,6 +57,7 @@ def fit_ranker_on_frame(
     val_weight: str | None = None,
     encoder: str | os.PathLike | None = None,
     config: Any = None,
+    examination: Sequence[float] | None = None,
 ):
     """Train a ranker from a table (e.g. ``causalrec debias`` output); returns ``(model, history)``.
 
@@ -64,7 +65,9 @@ def fit_ranker_on_frame(
     split; when the column is absent the pointwise objective trains without
     one. ``val_label`` / ``val_weight`` name the columns that score the
     held-out lists (default: ``label`` / ``weight``); ``position`` the slot
-    column of the ``click_model`` objective.
+    column of the ``click_model`` objective; ``examination`` (relative
+    examination per slot) fixes that objective's examination tower
+    (see :func:`causalrec.ranking.train.train_ranker`).
     """
     from causalrec.ranking.train import LIST_OBJECTIVES, TrainConfig, train_ranker
 
@@ -104,7 +107,7 @@ def fit_ranker_on_frame(
         pos = zero_based_positions(check_numeric(df, position), position_base, position)
     return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
                         weights=w, groups=groups, positions=pos, val_labels=yv, val_weights=wv,
-                        encoder=encoder, config=cfg)
+                        examination=examination, encoder=encoder, config=cfg)
 
 
 def evaluate_ranker(

@@ -125,3 +125,37 @@ def test_rank_eval_warns_when_models_truncate_differently(data, tiny_encoder_dir
     assert main(ev + [str(tmp_path / "a16"), str(tmp_path / "c8")] + tail + ["--out", str(out)]) == 0
     warned = [w for w in json.loads(out.read_text())["warnings"] if "token limits" in w]
     assert len(warned) == 1 and "a16=16" in warned[0] and "c8=8" in warned[0]
+
+
+def test_rank_train_click_model_with_a_fixed_examination(data, tiny_encoder_dir, tmp_path, capsys):
+    df = pd.read_parquet(data / "train.parquet")
+    df["slot"] = df.groupby("request_id").cumcount()
+    path = tmp_path / "clicks.parquet"
+    df.to_parquet(path, index=False)
+    base = ["rank", "train", str(path), "--label", "click", "--objective", "click_model", "--position", "slot",
+            "--model", str(tiny_encoder_dir), "--epochs", "1", "--max-length", "16"]
+    curve = [1.0, 0.5, 0.4, 0.25]
+    assert main(base + ["--examination", "1,0.5,0.4,0.25", "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "a" / "ranker_config.json").read_text())["meta"]
+    np.testing.assert_allclose(meta["examination"], curve, rtol=1e-6)
+    assert meta["examination_fixed"] is True
+    hist = json.loads((tmp_path / "a" / "train_history.json").read_text())
+    assert "rho_k" in hist["val_gains"]  # held-out clicks / rho_k, not raw clicks
+    # the summary JSON of `causalrec debias` (examination.positions records, here out of order)
+    summary = {"command": "debias", "examination": {"method": "randomized", "positions": [
+        {"position": k, "examination": v, "se": 0.01} for k, v in reversed(list(enumerate(curve)))]}}
+    (tmp_path / "debias.json").write_text(json.dumps(summary))
+    assert main(base + ["--examination", str(tmp_path / "debias.json"), "--out", str(tmp_path / "b")]) == 0
+    meta_b = json.loads((tmp_path / "b" / "ranker_config.json").read_text())["meta"]
+    np.testing.assert_allclose(meta_b["examination"], curve, rtol=1e-6)
+    capsys.readouterr()
+    # errors: another objective, not numbers, too few slots, a missing file
+    assert main(["rank", "train", str(path), "--label", "click", "--model", str(tiny_encoder_dir), "--epochs", "1",
+                 "--examination", "1,0.5", "--out", str(tmp_path / "c")]) == 2
+    assert "--objective click_model" in capsys.readouterr().err
+    assert main(base + ["--examination", "1,half", "--out", str(tmp_path / "d")]) == 2
+    assert "not a list of numbers" in capsys.readouterr().err
+    assert main(base + ["--examination", "1,0.5", "--out", str(tmp_path / "e")]) == 2
+    assert "examination must be 4 positive values" in capsys.readouterr().err
+    assert main(base + ["--examination", str(tmp_path / "missing.json"), "--out", str(tmp_path / "f")]) == 2
+    assert "does not exist" in capsys.readouterr().err
