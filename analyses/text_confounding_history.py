@@ -259,6 +259,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
     for (n, h, m), g in df.groupby(["n_rows", "hidden_confounding", "method"], sort=True):
         naive = df[(df.n_rows == n) & (df.hidden_confounding == h) & (df.method == "naive")]
+        # the naive bias on the method's own seeds: a cell with fewer seeds is not compared with the
+        # naive mean over other seeds
+        naive = naive[naive.seed.isin(g.seed)]
         naive_bias = (naive.estimate - naive.truth).mean()
         bias = (g.estimate - g.truth).mean()
         out.append({"rows": int(n), "hidden": h, "method": m, "runs": len(g), "bias": bias,
@@ -338,8 +341,10 @@ def write_report(df: pd.DataFrame) -> None:
             line += f"; the best coverage of any text method is {cov.max():.2f} (`{cov.idxmax()}`)"
         if n == 20000 and h > 0:
             o_ok = "oracle_text_aipw" in g.index and 0.74 <= g.loc["oracle_text_aipw", "removed"] <= 0.76
+            n_naive = int(g.loc["naive", "runs"]) if "naive" in g.index else int(b.runs)
             line += (f". Target (>= 70% removed where hand-built features remove 74-76%): "
-                     f"{'met' if b.removed >= 0.70 else 'NOT met'}"
+                     f"{'met' if b.removed >= 0.70 and b.runs >= n_naive else 'NOT met'}"
+                     + ("" if b.runs >= n_naive else f" (only {int(b.runs)} of {n_naive} seeds ran)")
                      + ("" if o_ok else " (here the hand-built features' share is outside 74-76%: see the oracle)"))
         lines.append(line + ".")
     lines += _coverage_lines(df)
