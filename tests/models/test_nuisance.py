@@ -189,3 +189,16 @@ def test_many_class_clip_is_capped(rng):
     assert m.clip_ == pytest.approx(0.5 / 80) and p.shape == (1200, 80)
     assert p.min() >= m.clip_ / 1.5  # floor, then renormalised (mass moved <= 0.5)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("cls", [PropensityModel, OutcomeModel])
+def test_cpu_predictions_do_not_depend_on_the_batch(cls, rng):
+    # Spark scores a model in Arrow batches of any size and must reproduce the in-process
+    # numbers to 1e-9: a row's prediction may not depend on which rows share its batch.
+    X = rng.normal(size=(1499, 5))
+    y = (rng.random(1499) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    m = cls(**FAST).fit(X, y)
+    score = (lambda Z: m.predict_proba(Z)[:, 1]) if cls is PropensityModel else m.predict
+    whole = score(X)
+    pieces = np.concatenate([score(X[s:s + b]) for s, b in ((0, 1), (1, 3), (4, 17), (21, 333), (354, 1145))])
+    assert np.max(np.abs(pieces - whole) / np.maximum(np.abs(whole), 1e-12)) < 1e-12
