@@ -56,6 +56,8 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss,mix_auto_loss --runs-csv reports/text_confounding_history_runs_n1500_mixloss.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
         --blocks mix_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixloss.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixautoloss.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -257,6 +259,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
     for (n, h, m), g in df.groupby(["n_rows", "hidden_confounding", "method"], sort=True):
         naive = df[(df.n_rows == n) & (df.hidden_confounding == h) & (df.method == "naive")]
+        # the naive bias on the method's own seeds: a cell with fewer seeds is not compared with the
+        # naive mean over other seeds
+        naive = naive[naive.seed.isin(g.seed)]
         naive_bias = (naive.estimate - naive.truth).mean()
         bias = (g.estimate - g.truth).mean()
         out.append({"rows": int(n), "hidden": h, "method": m, "runs": len(g), "bias": bias,
@@ -318,8 +323,9 @@ def write_report(df: pd.DataFrame) -> None:
             continue
         best = max(text, key=lambda m: g.loc[m, "removed"])
         b = g.loc[best]
+        # one decimal: a share just under a target must not print as the target (69.6% is not 70%)
         line = (f"- hidden {h:g}, {n:,} rows ({int(b.runs)} seeds): best text method `{best}` removes "
-                f"{b.removed:.0%} of the naive bias (coverage {b.coverage:.2f})")
+                f"{b.removed:.1%} of the naive bias (coverage {b.coverage:.2f})")
         if "oracle_text_aipw" in g.index:
             o = g.loc["oracle_text_aipw"]
             line += f"; the text oracle removes {o.removed:.0%} (coverage {o.coverage:.2f})"
@@ -335,8 +341,10 @@ def write_report(df: pd.DataFrame) -> None:
             line += f"; the best coverage of any text method is {cov.max():.2f} (`{cov.idxmax()}`)"
         if n == 20000 and h > 0:
             o_ok = "oracle_text_aipw" in g.index and 0.74 <= g.loc["oracle_text_aipw", "removed"] <= 0.76
+            n_naive = int(g.loc["naive", "runs"]) if "naive" in g.index else int(b.runs)
             line += (f". Target (>= 70% removed where hand-built features remove 74-76%): "
-                     f"{'met' if b.removed >= 0.70 else 'NOT met'}"
+                     f"{'met' if b.removed >= 0.70 and b.runs >= n_naive else 'NOT met'}"
+                     + ("" if b.runs >= n_naive else f" (only {int(b.runs)} of {n_naive} seeds ran)")
                      + ("" if o_ok else " (here the hand-built features' share is outside 74-76%: see the oracle)"))
         lines.append(line + ".")
     lines += _coverage_lines(df)
@@ -428,6 +436,16 @@ def _by_k_lines(d: pd.DataFrame) -> list[str]:
         sd = err.std() if len(r) > 1 else float("nan")
         out.append(f"| {h:g} | {m} | {int(k)} | {len(r)} | {err.mean():+.4f} | {sd:.4f} | {r.se.mean():.4f} | "
                    f"{sd / r.se.mean():.2f} | {r.covered.mean():.2f} |")
+    # the reading of the two tables, from the numbers: is the under-coverage the SE or the bias?
+    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)"):
+        r = g[(g.hidden_confounding == 0) & (g.method == m)]
+        if len(r) < 2:
+            continue
+        err = r.estimate - r.truth
+        ks = ", ".join(f"{int(k)}: {c}" for k, c in r.clusters.value_counts().sort_index().items())
+        out += ["", f"- `{m}` (hidden 0, {len(r)} seeds; clusters used {ks}): SD / SE {err.std() / r.se.mean():.2f}, "
+                f"bias / SE {err.mean() / r.se.mean():+.2f}, coverage {r.covered.mean():.2f}, "
+                f"{_honest_coverage(err.mean(), err.std()):.2f} if the SE equalled the SD."]
     return out
 
 
@@ -492,9 +510,12 @@ def _paired_lines(df: pd.DataFrame) -> list[str]:
                        f"| {w[base].mean():+.4f} | {w[cand].mean():+.4f} | {better} of {len(w)} |")
     if not out:
         return []
-    return ["", "## Simplex topic proportions against softmax memberships (paired seeds)", "",
+    return ["", "## Paired seeds: mixture against softmax memberships, loss-chosen against silhouette cluster counts", "",
             "`hist_mix_*` change one thing of `hist_*`: the cluster memberships are topic proportions by least "
             "squares on the simplex (`text_cluster_weights=\"mixture\"`) instead of the softmax of distances. "
+            "`hist_mix_*loss*` change one thing of `hist_mix_*`: the cluster count is the one of 6-16 with the "
+            "lowest cross-fitted propensity log loss, 20 KMeans restarts each (`text_clusters=\"loss\"`), "
+            "instead of the silhouette's with 4. "
             "Mean error (estimate - truth) on the seeds both ran (table and pilot CSVs):", "",
             "| hidden | rows | pair | seeds | which | baseline mean error | candidate mean error | smaller error |",
             "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"] + out

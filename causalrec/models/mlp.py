@@ -264,11 +264,20 @@ class TorchMLPBase(BaseEstimator):
 
         dev = self._predict_device()
         net = self.net_.to(dev)
+        # On the CPU the forward pass runs in float64: float32 matrix products there give a
+        # row a result that depends on how many rows share its batch (up to ~6e-7 apart), so
+        # the same model scored in Spark's Arrow batches and in one process disagreed at the
+        # 1e-9 level. In float64 the batch effect is ~1e-16. GPUs keep float32 (speed).
+        exact = dev.type == "cpu"
+        if exact:
+            net = copy.deepcopy(net).double()
         outs = []
         with torch.inference_mode():
             for s in range(0, X.shape[0], PREDICT_BATCH):
                 xb = torch.from_numpy(self._standardise(X[s: s + PREDICT_BATCH])).to(dev)
-                outs.append(net(xb).float().cpu().numpy())
+                if exact:
+                    xb = xb.double()
+                outs.append(net(xb).double().cpu().numpy())
         if not outs:
             return np.zeros((0, self.n_outputs_), dtype=np.float32)
         return np.concatenate(outs, axis=0).astype(np.float64)

@@ -57,6 +57,47 @@ class ClusterMoments(Moments):
         return float(v1 + r), float(np.sqrt(max(ss, 0.0) / (self.n - 1) / self.n))
 
 
+def cluster_moments_of_many(totals: list[np.ndarray]) -> list[ClusterMoments]:
+    """``[ClusterMoments.of_array(t) for t in totals]`` for the ``(4, G)`` totals of several
+    estimators over the same clusters, with one centring and one co-moment product.
+
+    Why: under SLOPE a batch carries a dozen candidates' totals, and most rows repeat: ``N`` is
+    every estimator's, ``C`` is all zeros and ``B = N`` for the estimators without a control
+    variate or self-normalisation (MIPS, IPS). The distinct rows are stacked once (``N``, then
+    each estimator's non-zero ``C``, its ``A``, and its ``B`` unless it equals ``N``), their means
+    and centred products ``Z Z^T`` computed once and each estimator's 4 x 4 block read off (a
+    zero row has mean 0 and no co-moments). The means are the same row means as ``of_array``'s, so
+    the estimates are identical; the co-moments are the same sums grouped differently by BLAS
+    (last-bit differences in the standard errors)."""
+    if not totals:
+        return []
+    if totals[0].shape[1] == 0:
+        return [ClusterMoments() for _ in totals]
+    rows, index = [totals[0][1]], []
+    for t in totals:
+        if not np.array_equal(t[1], totals[0][1]):  # not the same clusters: no sharing
+            return [ClusterMoments.of_array(u) for u in totals]
+        ic = -1 if not t[0].any() else len(rows)
+        if ic >= 0:
+            rows.append(t[0])
+        rows.append(t[2])
+        ia = len(rows) - 1
+        ib = 0 if np.array_equal(t[3], t[1]) else len(rows)
+        if ib:
+            rows.append(t[3])
+        index.append([ic, 0, ia, ib])
+    z = np.stack(rows)
+    mean = z.mean(axis=1)
+    zc = z - mean[:, None]
+    m2 = zc @ zc.T
+    r = len(rows)  # index -1 reads the appended zero row/column
+    mean = np.r_[mean, 0.0]
+    m2 = np.pad(m2, ((0, 1), (0, 1)))
+    n = z.shape[1]
+    return [ClusterMoments(n, mean[ix].copy(), m2[np.ix_(ix, ix)].copy()) for ix in
+            (np.where(np.asarray(i) < 0, r, i) for i in index)]
+
+
 def _run_starts(keys: np.ndarray) -> np.ndarray:
     change = np.empty(len(keys), dtype=bool)
     change[:1] = True
@@ -68,7 +109,8 @@ def _run_starts(keys: np.ndarray) -> np.ndarray:
 class ClusterStream:
     """Sums per-row terms over contiguous runs of a cluster key, batch after batch.
 
-    ``add(keys, terms)`` takes a batch's keys and, per estimator, its dense ``(c, a, b)``;
+    ``add(keys, terms)`` takes a batch's keys and, per estimator, its ``(c, a, b)`` (``c = None``
+    for zeros and ``b = None`` for ones, as :meth:`causalrec.ope.estimators.Moments.of_terms`);
     it returns, per estimator, the ``(4, G)`` totals of the clusters that are complete,
     holding the batch's last run back in case the next batch continues it. ``flush()``
     returns the held-back cluster at the end. Keys must be non-decreasing across the whole
@@ -93,18 +135,42 @@ class ClusterStream:
                              "(--batch-size) to evaluate in memory, where any order works")
         starts = _run_starts(keys)
         sizes = np.diff(np.r_[starts, len(keys)]).astype(float)
-        totals = np.stack([np.stack([np.add.reduceat(c, starts), sizes, np.add.reduceat(a, starts),
-                                     np.add.reduceat(b, starts)]) for c, a, b in terms])  # (E, 4, runs)
-        done = []
+        # (E, 4, runs), filled in place; c = None (zeros) and b = None (ones) need no sums: their
+        # totals are 0 and the run sizes exactly (integers below 2**53), what reduceat would give
+        # column 0 is kept free for the previous batch's held-back cluster, so the complete clusters
+        # are a view (no concatenated copy of E x 4 x runs floats per batch)
+        totals = np.empty((len(terms), 4, starts.size + 1))
+        # one row per cluster (e.g. one impression per request): each total is the row's own value,
+        # which a copy gives exactly and several times faster than reduceat
+        single = starts.size == len(keys)
+
+        def run_sums(z, out):
+            if single:
+                out[:] = z
+            else:
+                np.add.reduceat(z, starts, out=out)
+
+        for i, (c, a, b) in enumerate(terms):
+            if c is None:
+                totals[i, 0, 1:] = 0.0
+            else:
+                run_sums(c, totals[i, 0, 1:])
+            totals[i, 1, 1:] = sizes
+            run_sums(a, totals[i, 2, 1:])
+            if b is None:
+                totals[i, 3, 1:] = sizes
+            else:
+                run_sums(b, totals[i, 3, 1:])
+        first = 1
         if self._carry is not None:
             if keys[0] == self._last_key:
-                totals[:, :, 0] += self._carry
+                totals[:, :, 1] += self._carry
             else:
-                done.append(self._carry[:, :, None])
-        done.append(totals[:, :, :-1])
+                totals[:, :, 0] = self._carry
+                first = 0
         self._carry = totals[:, :, -1].copy()
         self._last_key = keys[-1]
-        out = np.concatenate(done, axis=2)
+        out = totals[:, :, first:-1]
         self._count(out)
         return list(out)
 

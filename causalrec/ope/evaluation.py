@@ -31,7 +31,7 @@ from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes, cluster_se, z_value
 from causalrec.models.folds import cluster_hash_folds as cluster_folds
 from causalrec.models.folds import row_hash_folds as fold_ids
-from causalrec.ope.clusters import ClusterMoments, ClusterStream
+from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_moments_of_many
 from causalrec.ope.estimators import (
     Moments,
     OPEArrays,
@@ -698,8 +698,8 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     cmoments = [ClusterMoments() for _ in ests]
 
     def add_clusters(totals: list[np.ndarray]) -> None:
-        for i, tot in enumerate(totals):
-            cmoments[i] = cmoments[i].merge(ClusterMoments.of_array(tot))
+        for i, cm in enumerate(cluster_moments_of_many(totals)):  # one centring for all estimators
+            cmoments[i] = cmoments[i].merge(cm)
         if bootstrap and totals and totals[0].shape[1]:
             _poisson_bootstrap(rng, [(t[0], t[2], t[3]) for t in totals], boot_acc, bootstrap, sizes=totals[0][1])
 
@@ -714,7 +714,7 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         for i, t in enumerate(terms):
             moments[i] = moments[i].merge(Moments.of_terms(*t))
         if stream is not None:
-            add_clusters(stream.add(keys, [_dense(*t) for t in terms]))
+            add_clusters(stream.add(keys, terms))  # None terms: zeros / ones, summed without arrays
         elif bootstrap:
             _poisson_bootstrap(rng, [_dense(*t) for t in terms], boot_acc, bootstrap)
         n += arrays.n

@@ -45,7 +45,7 @@ from causalrec.data.validation import check_numeric, check_propensity
 from causalrec.errors import InputError
 from causalrec.inference import bootstrap_ci, check_clusters, cluster_codes
 from causalrec.models.folds import cluster_hash_folds as cluster_folds
-from causalrec.ope.clusters import ClusterMoments, ClusterStream
+from causalrec.ope.clusters import ClusterMoments, ClusterStream, cluster_moments_of_many
 from causalrec.ope.estimators import Moments, _dense, vdot
 from causalrec.ope.lists import Lists, check_slots, show_key, sort_by_list
 from causalrec.ope.outcome import CellMeanOutcome, SklearnOutcome, make_outcome_model
@@ -636,8 +636,8 @@ class _Accumulator:
             self._add_other(prep, terms)
         else:
             tots = [self._totals(prep, t) for t in terms]
-            for i, tot in enumerate(tots):
-                self.cmoments[i] = self.cmoments[i].merge(ClusterMoments.of_array(tot))
+            for i, (tot, cm) in enumerate(zip(tots, cluster_moments_of_many(tots), strict=True)):
+                self.cmoments[i] = self.cmoments[i].merge(cm)  # one centring for all estimators
                 if self.bootstrap and not self.streaming:
                     self.unit_totals[i].append(tot)
             if tots:
@@ -682,8 +682,8 @@ class _Accumulator:
                 self.other_totals[i] = cur
 
     def _add_stream_totals(self, totals: list[np.ndarray]) -> None:
-        for i, tot in enumerate(totals):
-            self.cmoments[i] = self.cmoments[i].merge(ClusterMoments.of_array(tot))
+        for i, cm in enumerate(cluster_moments_of_many(totals)):
+            self.cmoments[i] = self.cmoments[i].merge(cm)
         if self.bootstrap and totals and totals[0].shape[1]:
             self._poisson([(t[0], t[2], t[3]) for t in totals], totals[0][1])
 

@@ -211,3 +211,16 @@ def test_linear_candidates_predict_a_row_whatever_its_block():
         for s in (0, 7, 101):
             np.testing.assert_allclose(mu_model.predict(X[s:s + m]), mu[s:s + m], rtol=1e-13, atol=0)
             np.testing.assert_allclose(e_model.predict_proba(X[s:s + m])[:, 1], e[s:s + m], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("cls", [PropensityModel, OutcomeModel])
+def test_cpu_predictions_do_not_depend_on_the_batch(cls, rng):
+    # Spark scores a model in Arrow batches of any size and must reproduce the in-process
+    # numbers to 1e-9: a row's prediction may not depend on which rows share its batch.
+    X = rng.normal(size=(1499, 5))
+    y = (rng.random(1499) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    m = cls(**FAST).fit(X, y)
+    score = (lambda Z: m.predict_proba(Z)[:, 1]) if cls is PropensityModel else m.predict
+    whole = score(X)
+    pieces = np.concatenate([score(X[s:s + b]) for s, b in ((0, 1), (1, 3), (4, 17), (21, 333), (354, 1145))])
+    assert np.max(np.abs(pieces - whole) / np.maximum(np.abs(whole), 1e-12)) < 1e-12
