@@ -191,6 +191,28 @@ def test_many_class_clip_is_capped(rng):
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
 
+def test_linear_candidates_predict_a_row_whatever_its_block():
+    """The Spark engine predicts per (Arrow batch, fold) block, in process per fold: a row's
+    prediction must not depend on the block. In float32 it did (OpenBLAS's sgemv treats the last
+    ``m mod 4`` rows of a block with another kernel, ~1e-7); the candidates work in float64."""
+    from causalrec.models.linear import logistic_propensity, ridge_outcome
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5)).astype(np.float32)  # causalrec's designs are float32
+    t = (rng.random(600) < 0.5).astype(int)
+    y = X[:, 0] + rng.normal(size=600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # LogisticRegressionCV's announced changes
+        e_model = pickle.loads(pickle.dumps(logistic_propensity(0).fit(X, t)))  # as broadcast to executors
+        mu_model = pickle.loads(pickle.dumps(ridge_outcome().fit(X, y)))
+    e, mu = e_model.predict_proba(X)[:, 1], mu_model.predict(X)
+    assert mu.dtype == np.float64
+    for m in (1, 2, 3, 5, 7, 13, 333):
+        for s in (0, 7, 101):
+            np.testing.assert_allclose(mu_model.predict(X[s:s + m]), mu[s:s + m], rtol=1e-13, atol=0)
+            np.testing.assert_allclose(e_model.predict_proba(X[s:s + m])[:, 1], e[s:s + m], rtol=1e-13, atol=0)
+
+
 @pytest.mark.parametrize("cls", [PropensityModel, OutcomeModel])
 def test_cpu_predictions_do_not_depend_on_the_batch(cls, rng):
     # Spark scores a model in Arrow batches of any size and must reproduce the in-process
