@@ -381,10 +381,14 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
     rep.table(diffs, title="Paired differences (same seed, same test set)")
     rep.table(epochs, title="Chosen epoch per seed (0 = kept the zero-shot scorer)")
     if len(curves):
-        cm = curves.groupby(["method", "epoch"])[["val_dcg", "gain_vs_zero_shot", "gain_se"]].mean().reset_index()
+        cols = [c for c in ("val_dcg", "gain_vs_zero_shot", "gain_se", "val_nll") if c in curves.columns]
+        grp = curves.groupby(["method", "epoch"])
+        cm = grp[cols].mean().reset_index().merge(grp.size().rename("seeds").reset_index(), on=["method", "epoch"])
         rep.table(cm, title="Validation curves (held-out DCG@10 with each pipeline's own labels; mean over seeds)",
                   note="naive's curve is measured with clicks, so it is not comparable across pipelines; "
-                       "gain_se is the paired standard error of the gain over epoch 0.")
+                       "gain_se is the paired standard error of the gain over epoch 0; val_nll (two_tower) the "
+                       "held-out click NLL it selects and stops on. `seeds`: how many seeds reached the epoch "
+                       "(two_tower stops early), so means past the shortest run cover fewer seeds.")
     rep.table(labels, title="Training labels vs true relevance (mean over seeds)",
               note="bias = mean(label - true relevance) over the training rows of each pipeline (naive: every "
                    "candidate; ips / dr: the shown rows). The position-only labels are unbiased for the relevance "
