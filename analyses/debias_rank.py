@@ -55,6 +55,10 @@ SIZES = {
     "max_length": 32,
     "epochs": int(os.environ.get("DEBIAS_RANK_EPOCHS", "6")),
     "objective": os.environ.get("DEBIAS_RANK_OBJECTIVE", "listwise"),
+    # the click model's epoch budget and early-stopping patience: it selects (and stops) on its own held-out
+    # click log-likelihood (train_ranker select_by="auto"), so the budget is a ceiling, not a fixed length
+    "two_tower_epochs": int(os.environ.get("DEBIAS_RANK_TT_EPOCHS", "30")),
+    "two_tower_patience": int(os.environ.get("DEBIAS_RANK_TT_PATIENCE", "3")),
     "trainable_layers": 0,
     "batch_size": 32,
     "head_lr": 5e-4,
@@ -176,7 +180,9 @@ def simulator_part(bottom_cache: dict) -> dict:
                                            groups=sh.request_id.to_numpy(), positions=sh.position.to_numpy(),
                                            examination=pb_rand.examination,
                                            config=dataclasses.replace(cfg, objective="click_model",
-                                                                      batch_size=256),
+                                                                      batch_size=256,
+                                                                      epochs=S["two_tower_epochs"],
+                                                                      patience=S["two_tower_patience"]),
                                            bottom_cache=bottom_cache)
             else:
                 # each pipeline selects its epoch with its own labels on its own held-out lists: naive on
@@ -362,8 +368,11 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
              "floor the outcome model carries the label instead of a large weight. ips and dr choose their epoch "
              "with their own labels on held-out shown lists. "
              "`two_tower`: the click model `sigma(s(u, a)) rho_k` fitted on the raw clicks of shown rows, its "
-             "examination tower fixed to the randomised-bucket curve, epoch chosen with `c / rho_k` on held-out "
-             "shown lists. `rho`: estimated from a separate randomised bucket of "
+             "examination tower fixed to the randomised-bucket curve, up to "
+             f"{SIZES['two_tower_epochs']} epochs with early stopping (patience {SIZES['two_tower_patience']}) "
+             "on its own held-out click log-likelihood (held-out shown lists; the likelihood-best epoch is the "
+             "candidate), which replaces the zero-shot scorer only if its DCG@10 with `c / rho_k` gains on "
+             "held-out lists by at least one paired standard error. `rho`: estimated from a separate randomised bucket of "
              f"{SIZES['random_bucket_rows']:,} candidate rows. "
              "Test: fresh requests of 10 candidates with their true relevance. `zero_shot`: `rank train "
              "--epochs 0` (the untrained MiniLM cosine); `oracle` trains and selects on the true relevance "
@@ -372,10 +381,14 @@ def write_report(sim: dict, em: dict, obd: dict, elapsed: float, cmd: str) -> No
     rep.table(diffs, title="Paired differences (same seed, same test set)")
     rep.table(epochs, title="Chosen epoch per seed (0 = kept the zero-shot scorer)")
     if len(curves):
-        cm = curves.groupby(["method", "epoch"])[["val_dcg", "gain_vs_zero_shot", "gain_se"]].mean().reset_index()
+        cols = [c for c in ("val_dcg", "gain_vs_zero_shot", "gain_se", "val_nll") if c in curves.columns]
+        grp = curves.groupby(["method", "epoch"])
+        cm = grp[cols].mean().reset_index().merge(grp.size().rename("seeds").reset_index(), on=["method", "epoch"])
         rep.table(cm, title="Validation curves (held-out DCG@10 with each pipeline's own labels; mean over seeds)",
                   note="naive's curve is measured with clicks, so it is not comparable across pipelines; "
-                       "gain_se is the paired standard error of the gain over epoch 0.")
+                       "gain_se is the paired standard error of the gain over epoch 0; val_nll (two_tower) the "
+                       "held-out click NLL it selects and stops on. `seeds`: how many seeds reached the epoch "
+                       "(two_tower stops early), so means past the shortest run cover fewer seeds.")
     rep.table(labels, title="Training labels vs true relevance (mean over seeds)",
               note="bias = mean(label - true relevance) over the training rows of each pipeline (naive: every "
                    "candidate; ips / dr: the shown rows). The position-only labels are unbiased for the relevance "

@@ -74,6 +74,12 @@ def train_command(
     val_weight: str | None = typer.Option(None, "--val-weight", help="Weight column for the held-out lists "
                                           "(default --weight when --val-label is not given)."),
     reg: float = typer.Option(1e-3, "--reg", help="L2 pull toward the zero-shot parameters."),
+    select_by: str = typer.Option("auto", "--select-by", help="Epoch criterion on the held-out lists: dcg "
+                                  "(DCG@10 with the validation gains), loglik (click_model: held-out click "
+                                  "log-likelihood; the DCG gate vs the zero-shot start still applies) or auto "
+                                  "(loglik for click_model, else dcg)."),
+    patience: int | None = typer.Option(None, "--patience", help="Stop after this many epochs without "
+                                        "improvement of the --select-by criterion (--epochs is then a budget)."),
     position: str | None = typer.Option(None, "--position", help="Slot column (click_model objective)."),
     position_base: int = typer.Option(0, "--position-base", help="Whether positions count from 0 or 1."),
     examination: str | None = typer.Option(None, "--examination", help="click_model: fix the examination "
@@ -109,7 +115,7 @@ def train_command(
         curve = examination_curve(examination)
     cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
                       max_length=max_length, trainable_layers=trainable_layers, seed=seed, device=device,
-                      reg=reg, val_share=val_share)
+                      reg=reg, val_share=val_share, select_by=select_by, patience=patience)
     ranker, hist = fit_ranker_on_frame(data, label=label, weight=weight, user_text=user_text, item_text=item_text,
                                        group=group, position=position, position_base=position_base,
                                        val_label=val_label, val_weight=val_weight, encoder=model, config=cfg,

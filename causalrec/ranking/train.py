@@ -71,6 +71,23 @@ estimate, but it replaces the zero-shot scorer only when its gain over epoch 0
 is at least ``min_gain_se`` standard errors of the paired (per-list)
 difference -- a noisy validation does not talk the ranker out of its start.
 
+Selecting by held-out likelihood (``select_by="loglik"``, the default of the
+``click_model`` objective under ``select_by="auto"``). The click model is a
+probability model of the clicks, so its own held-out negative log-likelihood
+on the validation lists' shown rows::
+
+    NLL_val = sum_{j in val} w_j [ -c_j log p_j - (1 - c_j) log(1 - p_j) ] / sum_j w_j,
+    p_j = sigma(s(u_j, a_j)) rho_{k_j}
+
+is a proper scoring rule: in expectation it is minimised by the true click
+probability, hence (the examination tower fixed, or identified) by the true
+relevance. It uses every held-out row, clicked or not, so it is far less noisy
+than the held-out DCG of the clicked rows alone, and it sees no true relevance.
+The epoch with the lowest ``NLL_val`` is the candidate; the DCG gate above
+still decides whether it replaces the zero-shot scorer. ``patience``: stop
+once the selection criterion has not improved for that many epochs, so
+``epochs`` is a budget, not a fixed length.
+
 The loop is plain torch (AdamW; encoder layers at ``lr``, the head at
 ``head_lr``), seeded, on ``device`` ("auto": CUDA when visible). The frozen
 part of the encoder is run once per unique text (see
@@ -104,7 +121,11 @@ class TrainConfig:
     (0: none, the last epoch is kept); ``val_k`` the DCG cut-off;
     ``min_gain_se`` how many paired standard errors a trained epoch must gain
     over the zero-shot one to replace it. ``val_position_clip``: floor on ``rho_k`` in the
-    click-model validation gains ``c / rho_k``.
+    click-model validation gains ``c / rho_k``. ``select_by``: the epoch
+    criterion, ``"dcg"`` (held-out DCG@k), ``"loglik"`` (held-out click
+    log-likelihood, ``click_model`` only) or ``"auto"`` (``loglik`` for
+    ``click_model``, else ``dcg``). ``patience``: stop after that many epochs
+    without improvement of the criterion (``None``: run all ``epochs``).
     """
 
     objective: str = "pointwise"
@@ -124,6 +145,8 @@ class TrainConfig:
     val_k: int = 10
     min_gain_se: float = 1.0
     val_position_clip: float = 0.05
+    select_by: str = "auto"
+    patience: int | None = None
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -136,6 +159,15 @@ class TrainConfig:
         if not 0 <= self.val_share < 1:
             raise InputError(f"val_share must be in [0, 1), got {self.val_share}", column="val_share",
                              fix="e.g. 0.2 (a fifth of the request lists held out), or 0 for none")
+        if self.select_by not in ("auto", "dcg", "loglik"):
+            raise InputError(f"unknown select_by {self.select_by!r}", column="select_by",
+                             fix="use auto, dcg or loglik")
+        if self.select_by == "loglik" and self.objective != "click_model":
+            raise InputError("select_by='loglik' needs the click_model objective (a model of the clicks)",
+                             column="select_by", fix="use select_by='dcg' for the other objectives")
+        if self.patience is not None and self.patience < 1:
+            raise InputError(f"patience must be >= 1 or None, got {self.patience}", column="patience",
+                             fix="e.g. patience=3, or None to run every epoch")
         if self.reg < 0 or self.val_k < 1:
             raise InputError("reg must be >= 0 and val_k >= 1", column="reg", fix="e.g. reg=1e-3, val_k=10")
 
@@ -404,22 +436,46 @@ def train_ranker(
     va_t = torch.from_numpy(va)
     val_gain = yv[va] * wv[va] if va.size else None
 
-    def validate() -> np.ndarray:
+    select = cfg.select_by if cfg.select_by != "auto" else ("loglik" if cfg.objective == "click_model" else "dcg")
+
+    def click_nll(logit: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Per-row NLL of the clicks under ``p = sigma(s) * examination(slot)`` (the click-model loss)."""
+        le = log_exam[pos_t[rows]] if log_exam is not None else torch.nn.functional.logsigmoid(exam[pos_t[rows]])
+        logp = torch.nn.functional.logsigmoid(logit) + le
+        log1mp = torch.log1p(-torch.exp(logp).clamp(max=1 - 1e-6))
+        return -(yt[rows] * logp + (1.0 - yt[rows]) * log1mp)
+
+    def validate() -> tuple[np.ndarray, float]:
+        """Per-list held-out DCG@k and (click_model) the weighted held-out click NLL."""
         model.eval()
+        nll_num = 0.0
         with torch.no_grad():
-            s = np.concatenate([row_logits(va_t[b:b + 4096]).double().cpu().numpy()
-                                for b in range(0, va.size, 4096)])
+            parts = []
+            for b in range(0, va.size, 4096):
+                rows = va_t[b:b + 4096]
+                lg = row_logits(rows)
+                parts.append(lg.double().cpu().numpy())
+                if cfg.objective == "click_model":
+                    rd = rows.to(device)
+                    nll_num += float((wt[rd] * click_nll(lg, rd)).sum())
+            s = np.concatenate(parts)
         model.train()
-        return dcg_per_list(s, val_gain, g[va], cfg.val_k)
+        nll = nll_num / max(float(w[va].sum()), 1e-12) if cfg.objective == "click_model" else float("nan")
+        return dcg_per_list(s, val_gain, g[va], cfg.val_k), nll
 
     show = cfg.progress if cfg.progress is not None else units * cfg.epochs > 20_000
     model.train()
     best_state, base_dcg = None, None
     if va.size:
-        base_dcg = validate()
-        hist.val_curve.append({"epoch": 0, "val_dcg": float(base_dcg.mean()), "gain_vs_zero_shot": 0.0,
-                               "gain_se": 0.0})
+        base_dcg, base_nll = validate()
+        row0 = {"epoch": 0, "val_dcg": float(base_dcg.mean()), "gain_vs_zero_shot": 0.0, "gain_se": 0.0}
+        if cfg.objective == "click_model":
+            row0["val_nll"] = base_nll
+        hist.val_curve.append(row0)
         best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), 0, float(base_dcg.mean())
+        # the loglik criterion: the best held-out NLL of any epoch so far (its epoch a candidate only if it
+        # also passes the DCG gate against the zero-shot start)
+        crit_best, since_best = (base_nll if select == "loglik" else float(base_dcg.mean())), 0
 
     def loss_of(b: torch.Tensor) -> torch.Tensor | None:
         if cfg.objective in ("pointwise", "click_model"):
@@ -433,10 +489,7 @@ def train_ranker(
             if cfg.objective != "click_model":
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, yt[rd], reduction="none")
             else:
-                le = log_exam[pos_t[rd]] if log_exam is not None else torch.nn.functional.logsigmoid(exam[pos_t[rd]])
-                logp = torch.nn.functional.logsigmoid(logit) + le
-                log1mp = torch.log1p(-torch.exp(logp).clamp(max=1 - 1e-6))
-                bce = -(yt[rd] * logp + (1.0 - yt[rd]) * log1mp)
+                bce = click_nll(logit, rd)
             return (bw * bce).sum() / denom
         if cfg.objective == "pairwise":
             bi = torch.from_numpy(pi[b.numpy()])
@@ -489,14 +542,31 @@ def train_ranker(
             count += len(b)
         hist.losses.append(total / max(count, 1))
         if va.size:
-            d = validate()
+            d, nll = validate()
             diff = d - base_dcg
             se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
             val = float(d.mean())
-            hist.val_curve.append({"epoch": epoch, "val_dcg": val, "gain_vs_zero_shot": float(diff.mean()),
-                                   "gain_se": se})
-            if val > best_val and float(diff.mean()) >= cfg.min_gain_se * se:
-                best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+            rec = {"epoch": epoch, "val_dcg": val, "gain_vs_zero_shot": float(diff.mean()), "gain_se": se}
+            if cfg.objective == "click_model":
+                rec["val_nll"] = nll
+            hist.val_curve.append(rec)
+            passes = float(diff.mean()) >= cfg.min_gain_se * se
+            if select == "loglik":
+                improved = nll < crit_best
+                if improved:
+                    crit_best = nll
+                    # the likelihood-best epoch; it replaces the zero-shot start only through the DCG gate
+                    if passes:
+                        best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+            else:
+                improved = val > crit_best
+                crit_best = max(crit_best, val)
+                if val > best_val and passes:
+                    best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+            since_best = 0 if improved else since_best + 1
+            if cfg.patience is not None and since_best >= cfg.patience:
+                hist.notes.append(f"early stop after epoch {epoch}: no {select} improvement in {cfg.patience} epochs")
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
         hist.best_epoch = best_epoch

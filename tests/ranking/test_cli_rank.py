@@ -141,6 +141,10 @@ def test_rank_train_click_model_with_a_fixed_examination(data, tiny_encoder_dir,
     assert meta["examination_fixed"] is True
     hist = json.loads((tmp_path / "a" / "train_history.json").read_text())
     assert "rho_k" in hist["val_gains"]  # held-out clicks / rho_k, not raw clicks
+    assert all("val_nll" in r for r in hist["val_curve"])  # selected on the held-out click log-likelihood
+    assert main(base[:-4] + ["--epochs", "3", "--max-length", "16", "--patience", "1", "--select-by", "dcg",
+                             "--examination", "1,0.5,0.4,0.25", "--out", str(tmp_path / "p")]) == 0
+    assert json.loads((tmp_path / "p" / "train_history.json").read_text())["config"]["patience"] == 1
     # the summary JSON of `causalrec debias` (examination.positions records, here out of order)
     summary = {"command": "debias", "examination": {"method": "randomized", "positions": [
         {"position": k, "examination": v, "se": 0.01} for k, v in reversed(list(enumerate(curve)))]}}

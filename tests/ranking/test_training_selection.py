@@ -162,3 +162,38 @@ def test_bad_config():
         TrainConfig(val_share=1.0)
     with pytest.raises(InputError, match="objective"):
         TrainConfig(objective="listnet")
+
+
+def test_click_model_selects_on_held_out_click_loglik_and_stops_early(tiny_encoder_dir):
+    from causalrec.ranking.train import _group_codes, _split_lists
+
+    u, i, click, g, pos = _click_data(900)
+    cfg = _cfg(objective="click_model", epochs=40, batch_size=64, head_lr=5e-2, patience=2)
+    model, hist = train_ranker(u, i, click, groups=g, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
+                               config=cfg)
+    nll = [r["val_nll"] for r in hist.val_curve]
+    # epoch 0: the zero-shot scorer's held-out NLL of the clicks under p = sigma(s) * rho_k, by hand
+    va = _split_lists(_group_codes(g), cfg.val_share, cfg.seed)
+    p = THETA[pos[va]] / (1.0 + np.exp(-_zero_shot_scores(tiny_encoder_dir, u[va], i[va])))
+    want = -np.mean(click[va] * np.log(p) + (1 - click[va]) * np.log1p(-p))
+    assert nll[0] == pytest.approx(want, rel=1e-4)
+    # early stopping: the run ended `patience` epochs after the best held-out likelihood, before the budget
+    best_nll_epoch = int(np.argmin(nll))
+    assert len(nll) - 1 == best_nll_epoch + cfg.patience < cfg.epochs, nll
+    assert any("early stop" in n for n in hist.notes)
+    # the chosen epoch is the likelihood-best one when it passes the DCG gate, else an earlier one
+    best = hist.val_curve[best_nll_epoch]
+    if best["gain_vs_zero_shot"] >= best["gain_se"]:
+        assert hist.best_epoch == best_nll_epoch
+    else:
+        assert hist.best_epoch < best_nll_epoch
+    assert model.meta["best_epoch"] == hist.best_epoch
+
+
+def test_select_by_and_patience_are_checked():
+    with pytest.raises(InputError, match="click_model"):
+        TrainConfig(objective="listwise", select_by="loglik")
+    with pytest.raises(InputError, match="select_by"):
+        TrainConfig(select_by="ndcg")
+    with pytest.raises(InputError, match="patience"):
+        TrainConfig(patience=0)
