@@ -163,3 +163,22 @@ def test_rank_train_click_model_with_a_fixed_examination(data, tiny_encoder_dir,
     assert "examination must be 4 positive values" in capsys.readouterr().err
     assert main(base + ["--examination", str(tmp_path / "missing.json"), "--out", str(tmp_path / "f")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rank_train_click_model_default_epochs_are_an_early_stopped_budget(data, tiny_encoder_dir, tmp_path,
+                                                                          capsys):
+    df = pd.read_parquet(data / "train.parquet")
+    df["slot"] = df.groupby("request_id").cumcount()
+    path = tmp_path / "clicks.parquet"
+    df.to_parquet(path, index=False)
+    args = ["rank", "train", str(path), "--label", "click", "--objective", "click_model", "--position", "slot",
+            "--model", str(tiny_encoder_dir), "--max-length", "16", "--examination", "1,0.5,0.4,0.25",
+            "--out", str(tmp_path / "m")]
+    assert main(args) == 0, capsys.readouterr().err
+    hist = json.loads((tmp_path / "m" / "train_history.json").read_text())
+    assert hist["config"]["epochs"] == 20 and hist["config"]["patience"] == 3
+    assert len(hist["val_curve"]) <= 21  # epoch 0 (zero-shot) plus at most the budget
+    # an explicit --epochs keeps its meaning: that many passes, no early stop unless asked
+    assert main(args[:-1] + [str(tmp_path / "n"), "--epochs", "2"]) == 0
+    hist_n = json.loads((tmp_path / "n" / "train_history.json").read_text())
+    assert hist_n["config"]["epochs"] == 2 and hist_n["config"]["patience"] is None
