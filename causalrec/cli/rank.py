@@ -67,7 +67,7 @@ def train_command(
                                   "(weighted RankNet) or click_model (relevance x examination per slot, on raw "
                                   "clicks with --position)."),
     epochs: int | None = typer.Option(None, "--epochs", help="Passes over the data; 0 saves the zero-shot model. "
-                                      "Default 5; for click_model a budget of 20 with --patience 3."),
+                                      "Default 5; for click_model with held-out lists a budget of 20 with --patience 3."),
     val_share: float = typer.Option(0.2, "--val-share", help="Share of request lists held out to choose the "
                                     "epoch (0: keep the last epoch)."),
     val_label: str | None = typer.Option(None, "--val-label", help="Column scoring the held-out lists "
@@ -109,8 +109,10 @@ def train_command(
         # The click model selects its epoch by held-out click log-likelihood, a criterion that
         # early stopping can follow: in reports/debias_rank.md its best epochs were 6-13 of 30,
         # so a fixed 5 stops it short; the other objectives keep their fixed 5 passes.
-        epochs = 20 if objective == "click_model" else 5
-        if objective == "click_model" and patience is None:
+        # Without held-out lists (--val-share 0) nothing can stop it early: keep the fixed 5.
+        budget = objective == "click_model" and val_share > 0
+        epochs = 20 if budget else 5
+        if budget and patience is None:
             patience = 3
     curve = None
     if examination is not None:

@@ -182,3 +182,7 @@ def test_rank_train_click_model_default_epochs_are_an_early_stopped_budget(data,
     assert main(args[:-1] + [str(tmp_path / "n"), "--epochs", "2"]) == 0
     hist_n = json.loads((tmp_path / "n" / "train_history.json").read_text())
     assert hist_n["config"]["epochs"] == 2 and hist_n["config"]["patience"] is None
+    # with no held-out lists nothing can stop it early: the fixed 5 passes
+    assert main(args[:-1] + [str(tmp_path / "v"), "--val-share", "0"]) == 0
+    hist_v = json.loads((tmp_path / "v" / "train_history.json").read_text())
+    assert hist_v["config"]["epochs"] == 5 and hist_v["config"]["patience"] is None
