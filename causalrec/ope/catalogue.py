@@ -29,6 +29,7 @@ ignores other context, which is exact for context-free policies).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,21 +143,97 @@ def item_clusters(emb: np.ndarray, k: int, seed: int = 0, method: str = "auto") 
     merge more), and on topic-worded titles it recovered the topics better than k-means
     (adjusted Rand 1.0 vs 0.89 at the true 20 topics of the simulator). Quadratic memory, so
     ``"auto"`` uses it up to ``WARD_MAX_ITEMS`` distinct texts and scikit-learn's k-means
-    (k-means++, seeded, one thread: BLAS threads slowed it 15x on a busy 2-core machine) above.
+    (k-means++, seeded, one thread: BLAS threads slowed it 15x on a busy 2-core machine) above
+    (for one ``k``, ``"kmeans-ward"`` is that k-means: :func:`item_clusters_grid`).
     """
     return item_clusters_grid(emb, [k], seed, method)[int(k)]
 
 
 def item_clusters_grid(emb: np.ndarray, ks, seed: int = 0, method: str = "auto") -> dict[int, np.ndarray]:
-    """``{k: item_clusters(emb, k, seed, method)}`` for every ``k`` of ``ks``, with the distinct
-    vectors found once (``np.unique`` over the catalogue's rows cost as much as a small
-    k-means, and SLOPE's grid asked for it once per candidate) and each ``k`` clustered on them."""
+    """Cluster labels for every ``k`` of ``ks``, with the distinct vectors found once (``np.unique``
+    over the catalogue's rows cost as much as a small k-means) and each ``k`` clustered on them.
+
+    ``method``: ``"ward"`` (one tree, cut at each ``k``), ``"kmeans"`` (one k-means per ``k``,
+    sharing the k-means++ seeds: :func:`_kmeans_seeds`), or ``"kmeans-ward"``: one k-means at the
+    largest ``k`` (exactly ``item_clusters(emb, max(ks), seed, "kmeans")``), whose clusters Ward's
+    criterion then merges, pair by pair, down to the smaller ``k`` (:func:`ward_merge_clusters`),
+    so the candidates are nested, as with ``"ward"``. ``"auto"``: ``"ward"`` up to
+    ``WARD_MAX_ITEMS`` distinct vectors, ``"kmeans-ward"`` above.
+
+    Why ``"kmeans-ward"`` for the SLOPE grid: its 13 k-means runs on 10,000 MiniLM vectors took
+    2.5-3 s of the SLOPE benchmark (``reports/benchmarks.md``, "Large catalogues"); merging 128
+    centroids takes milliseconds. It is k-means pre-clustering followed by Ward's agglomeration of
+    the centres, the usual two-stage hierarchical clustering of large data sets: the merge cost of
+    two clusters, ``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` (the rise in the within-cluster sum of
+    squares), depends only on their sizes and centroids, so this is Ward's tree grown from the
+    k-means partition instead of from single points. With one ``k`` it is plain k-means.
+    """
     uniq, inv = np.unique(emb, axis=0, return_inverse=True)
     inv = inv.reshape(-1)
     if method == "auto":
-        method = "ward" if uniq.shape[0] <= WARD_MAX_ITEMS else "kmeans"
+        method = "ward" if uniq.shape[0] <= WARD_MAX_ITEMS else "kmeans-ward"
+    if method == "kmeans-ward":
+        ks = [int(k) for k in ks]
+        fine = _cluster_distinct(uniq, np.arange(uniq.shape[0]), max(ks), seed, "kmeans")  # per distinct vector
+        _, fine_codes = np.unique(fine, return_inverse=True)  # 0..m-1 (k-means may leave a cluster empty)
+        fine_codes = fine_codes.reshape(-1)
+        m = int(fine_codes.max()) + 1
+        cuts = ward_merge_clusters(uniq, fine_codes, [k for k in ks if k < m])
+        return {k: (np.zeros(inv.shape[0], dtype=np.int64) if k <= 1 else fine[inv] if k >= m else cuts[k][inv])
+                for k in ks}
+    if method not in ("ward", "kmeans"):
+        raise InputError(f"unknown clustering method {method!r}", column="method",
+                         fix="use 'auto', 'ward', 'kmeans' or 'kmeans-ward'")
     seeds = _kmeans_seeds(uniq, ks, seed) if method == "kmeans" else {}
     return {int(k): _cluster_distinct(uniq, inv, int(k), seed, method, seeds) for k in ks}
+
+
+def ward_merge_clusters(x: np.ndarray, labels: np.ndarray, ks) -> dict[int, np.ndarray]:
+    """Ward's agglomeration of the clusters ``labels`` (0..m-1, none empty) of the rows of ``x``:
+    ``{k: labels}`` for every ``1 < k < m`` of ``ks``, each cluster a union of given ones (nested cuts).
+
+    From the clusters' sizes ``n`` and centroids ``mu`` (means of their rows, float64), each step
+    merges the pair with the smallest rise in the within-cluster sum of squares,
+    ``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` (ties: the first pair in row-major order), and
+    recomputes the merged cluster's costs from its new size and centroid (Ward's criterion itself,
+    no Lance-Williams recurrence). ``m - 1`` steps of ``O(m d)`` work: milliseconds for the
+    ``m = 128`` clusters of the SLOPE grid. It is the cut of Ward's tree on the rows of ``x`` with
+    every row moved to its cluster's centroid (the tests compare it with scipy's). A cut's labels
+    are numbered in the order of their smallest given cluster.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    m = int(labels.max()) + 1 if labels.size else 0
+    want = sorted({int(k) for k in ks if 1 < int(k) < m}, reverse=True)
+    if not want:
+        return {}
+    size = np.bincount(labels, minlength=m).astype(np.float64)
+    if (size == 0).any():
+        raise InputError("a cluster to merge has no rows", column="labels", fix="number the clusters 0..m-1")
+    cent = np.zeros((m, x.shape[1]))
+    np.add.at(cent, labels, np.asarray(x, dtype=np.float64))
+    cent /= size[:, None]
+    sq = np.sum(cent ** 2, axis=1)
+    dist = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (cent @ cent.T), 0.0)  # no m x m x d array
+    cost = size[:, None] * size[None, :] / (size[:, None] + size[None, :]) * dist
+    np.fill_diagonal(cost, np.inf)
+    active = np.ones(m, dtype=bool)
+    group = np.arange(m)  # given cluster -> the merged cluster holding it (named by its smallest member)
+    out: dict[int, np.ndarray] = {}
+    for n_now in range(m, want[-1], -1):
+        if n_now in want:
+            out[n_now] = group.copy()
+        a, b = sorted(divmod(int(np.argmin(cost)), m))
+        cent[a] = (size[a] * cent[a] + size[b] * cent[b]) / (size[a] + size[b])
+        size[a] += size[b]
+        group[group == b] = a
+        active[b] = False
+        cost[b, :] = cost[:, b] = np.inf
+        other = active.copy()
+        other[a] = False
+        d = np.sum((cent[other] - cent[a]) ** 2, axis=1)
+        cost[a, other] = cost[other, a] = size[a] * size[other] / (size[a] + size[other]) * d
+    out[want[-1]] = group
+    return {k: np.unique(g, return_inverse=True)[1].reshape(-1)[labels].astype(np.int64) for k, g in out.items()}
 
 
 def _trials(k: int) -> int:
@@ -298,6 +375,19 @@ class CataloguePolicy:
                     table[j, q::n_pos] = num / den
         return n_pos, ks, table
 
+    def cell_weights(self) -> dict[int, np.ndarray] | None:
+        """``{K: W_K}``, the cluster weight of every (item, position) cell (index
+        :meth:`weight_cells`), when both tables are context-free; ``None`` otherwise."""
+        if self._w_lookup is None:
+            return None
+        _, ks, table = self._w_lookup
+        return {k: table[j] for j, k in enumerate(ks)}
+
+    def weight_cells(self, items: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Cell index ``item * P + position`` of each row into :meth:`cell_weights`' tables."""
+        n_pos = self._w_lookup[0]
+        return items * n_pos + pos if n_pos > 1 else items
+
     # -- the target policy's interface (delegated) --------------------------------------
     @property
     def vocab(self):
@@ -367,10 +457,9 @@ class CataloguePolicy:
         """``{K: w~}`` for the rows of one batch (``items``: target codes, ``pos``: 0-based positions)."""
         if self.logging is not None:
             self.check_logging(batch, pos, row_offset, p)
-        if self._w_lookup is not None:  # context-free tables: every candidate's weight in one gather
-            n_pos, ks, table = self._w_lookup
-            w = np.take(table, items * n_pos + pos if n_pos > 1 else items, axis=1)
-            return {k: w[j] for j, k in enumerate(ks)}
+        if self._w_lookup is not None:  # context-free tables: each candidate's weight is a gather
+            _, ks, table = self._w_lookup
+            return _Gathered(ks, table, self.weight_cells(items, pos))
         out = {}
         for k, cmap in self.t_cluster.items():
             e = cmap[items]
@@ -384,6 +473,26 @@ class CataloguePolicy:
                 tab = self.regression[k]
                 out[k] = tab[e, np.minimum(pos, tab.shape[1] - 1)]
         return out
+
+
+class _Gathered(Mapping):
+    """``{K: w~}`` of one batch, each K's weights gathered from its row of the per-cell table when
+    first read (estimators pooled per cell, :class:`causalrec.ope.mips.CellSums`, never read theirs)."""
+
+    def __init__(self, ks, table: np.ndarray, cells: np.ndarray):
+        self._row = {k: j for j, k in enumerate(ks)}
+        self._table, self._cells, self._done = table, cells, {}
+
+    def __getitem__(self, k):
+        if k not in self._done:
+            self._done[k] = np.take(self._table[self._row[k]], self._cells)
+        return self._done[k]
+
+    def __iter__(self):
+        return iter(self._row)
+
+    def __len__(self) -> int:
+        return len(self._row)
 
 
 def prepare_catalogue(logs, target, *, schema: LogSchema, items, item_key: str = "item_id",
@@ -423,7 +532,9 @@ def prepare_catalogue(logs, target, *, schema: LogSchema, items, item_key: str =
         "source": cat.source, "n_items": len(cat), "item_key": item_key, "item_text": item_text,
         "embedder": repr(embedder) if embedder is not None else "TextEmbedder(all-MiniLM-L6-v2)",
         "embedding_dim": int(emb.shape[1]), "clustering": ("ward (scipy)" if n_distinct <= WARD_MAX_ITEMS else
-                                                         f"k-means (scikit-learn), seed {seed}"),
+                                                         f"k-means (scikit-learn), seed {seed}" if len(grid) == 1 else
+                                                         f"k-means (scikit-learn), seed {seed}, at K = {max(grid)}; "
+                                                         "smaller K by Ward's merging of its clusters"),
         "cluster_candidates": grid, "cluster_choice": how,
         "logging_policy": lpol.source if lpol is not None else None,
         "cluster_weights": ("exact: p(e | x, pi_e) / p(e | x, pi_0) from the logging policy table" if lpol is not None
