@@ -13,9 +13,11 @@ from causalrec.data import LogSchema
 from causalrec.errors import InputError
 from causalrec.ope import evaluate
 from causalrec.ope.catalogue import (
+    FINE_SAMPLE_PER_CLUSTER,
     WARD_MAX_ITEMS,
     CataloguePolicy,
     item_clusters,
+    fine_sample,
     item_clusters_grid,
     prepare_catalogue,
     ward_merge_clusters,
@@ -70,11 +72,20 @@ def test_kmeans_ward_grid_above_the_ward_limit():
     assert list(grid) == [24, 12, 6, 3, 1]
     uniq, inv = np.unique(emb, axis=0, return_inverse=True)
     inv = inv.reshape(-1)
-    ref = KMeans(n_clusters=24, n_init=1, random_state=5).fit(uniq.astype(np.float32)).labels_
-    np.testing.assert_array_equal(grid[24], ref[inv])  # the finest candidate is scikit-learn's k-means
-    np.testing.assert_array_equal(grid[24], item_clusters(emb, 24, seed=5))  # = the fixed-K clusters
-    np.testing.assert_array_equal(item_clusters(emb, 12, seed=5), item_clusters(emb, 12, seed=5, method="kmeans"))
-    merged = ward_merge_clusters(uniq, ref, [12, 6, 3])
+    x = uniq.astype(np.float32)
+    sample = np.sort(np.random.default_rng(5).choice(len(x), size=FINE_SAMPLE_PER_CLUSTER * 24, replace=False))
+    np.testing.assert_array_equal(fine_sample(len(x), 24, 5), sample)
+    ref = KMeans(n_clusters=24, n_init=1, random_state=5).fit(x[sample]).predict(x)
+    assert len(np.unique(ref)) == 24
+    # the finest candidate: scikit-learn's k-means on the sample, every vector at its nearest centre
+    assert _same_partition(grid[24], ref[inv])
+    np.testing.assert_array_equal(grid[24], np.unique(ref, return_inverse=True)[1].reshape(-1)[inv])
+    # a fixed K is plain k-means on all vectors, as before
+    full = KMeans(n_clusters=24, n_init=1, random_state=5).fit(x).labels_
+    np.testing.assert_array_equal(item_clusters(emb, 24, seed=5), full[inv])
+    np.testing.assert_array_equal(item_clusters_grid(emb, [12], seed=5)[12], item_clusters(emb, 12, seed=5,
+                                                                                          method="kmeans"))
+    merged = ward_merge_clusters(uniq, grid[24][np.unique(inv, return_index=True)[1]], [12, 6, 3])
     for k in (12, 6, 3):
         np.testing.assert_array_equal(grid[k], merged[k][inv])
         assert (pd.crosstab(grid[24], grid[k]).to_numpy() > 0).sum() == 24  # nested in the k-means
