@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -361,6 +362,35 @@ def _cluster_table(pol: TablePolicy, clusters_of_items: np.ndarray, schema: LogS
     return TablePolicy(agg, schema=schema, source=f"{pol.source} (by cluster)")
 
 
+def _cluster_sums(pol: TablePolicy, cmaps: dict[int, np.ndarray], sizes: dict[int, int],
+                  schema: LogSchema) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{K: (S, present)}`` for a context-free table: ``S[c, q]``, the summed probability of the
+    table's items of cluster ``c`` (``cmaps[K]``: cluster per item code, ``sizes[K]`` clusters) at
+    position ``q``, and ``present[c]``, whether the table has an item in ``c``.
+
+    One groupby over every K at once instead of one cluster table per K (26 tables took 0.4 s
+    under SLOPE); pandas sums each group's rows in table order whatever the other groups, so the
+    sums are :func:`_cluster_table`'s entries bit for bit (the tests compare the two paths exactly)."""
+    t = pol._validated
+    codes = pol.vocab.encode(t["item_id"].to_numpy())
+    n, ks = len(t), list(cmaps)
+    pos = (t["position"].to_numpy().astype(np.int64) - schema.position_base if pol.positional
+           else np.zeros(n, dtype=np.int64))
+    frame = pd.DataFrame({"k": np.repeat(np.arange(len(ks)), n), "c": np.concatenate([cmaps[k][codes] for k in ks]),
+                          "q": np.tile(pos, len(ks)), "prob": np.tile(t["prob"].to_numpy(), len(ks))})
+    g = frame.groupby(["k", "c", "q"], sort=False)["prob"].sum()
+    kk, cc, qq = (g.index.get_level_values(i).to_numpy() for i in range(3))
+    val = g.to_numpy(dtype=np.float64)
+    out = {}
+    for j, k in enumerate(ks):
+        sel = kk == j
+        tab, present = np.zeros((sizes[k], pol.n_pos)), np.zeros(sizes[k], dtype=bool)
+        tab[cc[sel], qq[sel]] = val[sel]
+        present[cc[sel]] = True
+        out[k] = (tab, present)
+    return out
+
+
 class CataloguePolicy:
     """A target table plus cluster-level tables of the target and logging policies (see module docstring)."""
 
@@ -373,13 +403,23 @@ class CataloguePolicy:
         self.info = info or {}
         t_rows = catalogue.locate(target.vocab.index.to_numpy(), "the target policy")
         self.t_cluster = {k: lab[t_rows] for k, lab in labels.items()}  # cluster per target item code
-        self.t_tables = {k: _cluster_table(target, c, schema) for k, c in self.t_cluster.items()}
-        self.l_tables = {}
+        self.n_clusters = {k: int(lab.max()) + 1 if lab.size else 1 for k, lab in labels.items()}
+        self.l_cluster = {}
         if logging is not None:
             l_rows = catalogue.locate(logging.vocab.index.to_numpy(), "the logging policy table")
-            self.l_tables = {k: _cluster_table(logging, lab[l_rows], schema) for k, lab in labels.items()}
+            self.l_cluster = {k: lab[l_rows] for k, lab in labels.items()}  # cluster per logging item code
         self.regression = regression  # K -> (K, n_pos) mean item weight per cluster x position
         self._w_lookup = self._weight_lookup()
+
+    @cached_property
+    def t_tables(self) -> dict[int, TablePolicy]:
+        """The target aggregated to each K's clusters (built when the per-row path first needs them)."""
+        return {k: _cluster_table(self.target, c, self.schema) for k, c in self.t_cluster.items()}
+
+    @cached_property
+    def l_tables(self) -> dict[int, TablePolicy]:
+        """The logging table aggregated to each K's clusters (empty without one)."""
+        return {k: _cluster_table(self.logging, c, self.schema) for k, c in self.l_cluster.items()}
 
     def _weight_lookup(self):
         """``(P, Ks, W)`` with ``W[j, a * P + k] = p(e_K(a) | k, pi_e) / p(e_K(a) | k, pi_0)`` for every
@@ -390,24 +430,27 @@ class CataloguePolicy:
         the catalogue's (items x positions) weights are computed once per ``K`` and every batch
         takes all candidates' weights with one gather, instead of encoding the batch's clusters
         and binding two tables per candidate (13 candidates under SLOPE). The same divisions of the
-        same table entries as the per-row path, so the weights are bit-identical. Entries of
+        same sums as the per-row path's cluster tables (:func:`_cluster_sums`), so the weights are
+        bit-identical. Entries of
         clusters the logging table lacks are NaN: no logged row can reach them (its item, hence its
         cluster, is in the logging table, which ``check_logging`` verifies on every batch).
         """
         lp = self.logging
         if lp is None or self.target.row_key is not None or lp.row_key is not None or not self.t_cluster:
             return None
-        n_pos = max(self.target.n_pos if self.target.positional else 1, lp.n_pos if lp.positional else 1)
+        tp = self.target
+        n_pos = max(tp.n_pos if tp.positional else 1, lp.n_pos if lp.positional else 1)
         ks = list(self.t_cluster)
-        table = np.full((len(ks), len(self.target.vocab) * n_pos), np.nan)
+        t_sums = _cluster_sums(tp, self.t_cluster, self.n_clusters, self.schema)
+        l_sums = _cluster_sums(lp, self.l_cluster, self.n_clusters, self.schema)
+        table = np.full((len(ks), len(tp.vocab) * n_pos), np.nan)
         for j, k in enumerate(ks):
-            cmap, tt, lt = self.t_cluster[k], self.t_tables[k], self.l_tables[k]
-            tc, lc = tt.vocab.encode(cmap), lt.vocab.encode(cmap)
-            ok = lc >= 0
+            cmap, (tsum, _), (lsum, present) = self.t_cluster[k], t_sums[k], l_sums[k]
+            ok = present[cmap]
             for q in range(n_pos):
-                num = tt.matrix[tc, min(q, tt.n_pos - 1) if tt.positional else 0]
+                num = tsum[cmap, min(q, tp.n_pos - 1) if tp.positional else 0]
                 den = np.full(cmap.size, np.nan)
-                den[ok] = lt.matrix[lc[ok], min(q, lt.n_pos - 1) if lt.positional else 0]
+                den[ok] = lsum[cmap[ok], min(q, lp.n_pos - 1) if lp.positional else 0]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     table[j, q::n_pos] = num / den
         return n_pos, ks, table
