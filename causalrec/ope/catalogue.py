@@ -8,7 +8,8 @@ Pieces:
   (each unique text once, cached on disk);
 - :func:`item_clusters`: clusters of the L2-normalised vectors (Ward's agglomerative tree for
   catalogues up to 5,000 distinct texts, k-means above); one assignment per candidate ``K``
-  (:func:`cluster_grid`);
+  (:func:`cluster_grid`), nested for SLOPE's grid above 5,000 too (:func:`item_clusters_grid`:
+  k-means at the largest ``K``, :func:`ward_merge_clusters` for the others);
 - :class:`CataloguePolicy`: the target policy table plus, per ``K``, the target's and the
   logging policy's tables aggregated to clusters,
   ``p(e | x, pi) = sum_{a in e} pi(a | x, k)`` (a group-by of the sparse long tables, never a
@@ -677,4 +678,4 @@ def is_catalogue_request(estimators) -> bool:
 
 
 __all__ = ["Catalogue", "CataloguePolicy", "prepare_catalogue", "item_clusters", "item_clusters_grid",
-           "cluster_grid"]
+           "cluster_grid", "ward_merge_clusters"]

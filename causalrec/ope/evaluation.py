@@ -88,7 +88,9 @@ def evaluate(
     items, item_key, item_text:
         The item catalogue (DataFrame or CSV/Parquet path) with the item id column and its
         text; the text is embedded by ``embedder`` (default the packaged MiniLM
-        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above).
+        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above;
+        for a SLOPE grid above, one k-means at the largest K and Ward's merges of its clusters for the
+        smaller K: :func:`causalrec.ope.catalogue.item_clusters_grid`).
         Needed by ``mips, snmips, offcem``; with ``items`` the default estimators are
         ``CATALOGUE_ESTIMATORS`` (ips, snips, mips, snmips, offcem).
     logging_policy:
