@@ -227,3 +227,36 @@ def test_pool_needs_two_poolable_estimators():
     pool, idx = CellPool.of_run([MIPS(clusters=2), SNMIPS(clusters=4)], tables, "request_id")
     assert idx == [0, 1] and pool is not None
     assert CellPool.of_run([MIPS(clusters=2), MIPS(clusters=4)], None, None) == (None, [])
+
+
+def test_cluster_stream_counts_clusters_without_terms_and_finds_single_rows():
+    from causalrec.ope.clusters import ClusterStream
+
+    keys = np.array([0, 1, 1, 2, 3, 4, 4, 4, 5, 6, 7, 7, 8, 9])
+    np.testing.assert_array_equal(ClusterStream.single_rows(keys[:8]), [0, 0, 0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(ClusterStream.single_rows(keys[8:]), [0, 1, 0, 0, 1, 0])
+    assert not ClusterStream.single_rows(keys[:2]).any()
+    s = ClusterStream("request_id")
+    assert s.add(keys[:5], []) == [] and s.add(keys[5:11], []) == [] and s.add(keys[11:], []) == []
+    assert s.flush() == []
+    assert s.n_clusters == 10 and s.max_size == 3  # key 7 spans two batches: one cluster of 2
+    t = ClusterStream("request_id")  # the same counts as with terms
+    a = np.arange(len(keys), dtype=float)
+    out = t.add(keys[:5], [(None, a[:5], None)]) + t.add(keys[5:11], [(None, a[5:11], None)])
+    out += t.add(keys[11:], [(None, a[11:], None)]) + t.flush()
+    assert (t.n_clusters, t.max_size) == (s.n_clusters, s.max_size)
+    np.testing.assert_array_equal(np.concatenate(out, axis=1)[1], np.bincount(keys))
+
+
+def test_only_pooled_estimators_streamed_report_the_clusters(sim, tmp_path):
+    path = tmp_path / "logs.parquet"
+    sim.logs.to_parquet(path)
+    r = evaluate(path, sim.target, schema=SCHEMA, estimators=["mips"], items=sim.catalogue,
+                 logging_policy=sim.logging, embedder=_Emb(sim.catalogue), embedding_clusters=[2, 4, 8],
+                 batch_size=613, progress=False)
+    sizes = sim.logs["request_id"].value_counts()
+    assert r.diagnostics["n_clusters"] == len(sizes)
+    assert r.diagnostics["rows_per_cluster_max"] == sizes.max()
+    sel = r.diagnostics["selection"]["mips"]
+    assert sel["chosen"] in (2, 4, 8) and [c["value"] for c in sel["candidates"]] == [8, 4, 2]
+    assert r.get("mips").extra["clusters"] == sel["chosen"]
