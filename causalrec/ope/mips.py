@@ -160,8 +160,10 @@ class CellSums:
     def of(cls, cells: np.ndarray, y: np.ndarray, m: int) -> CellSums:
         n = np.bincount(cells, minlength=m).astype(np.float64)
         mean = np.divide(np.bincount(cells, weights=y, minlength=m), n, out=np.zeros(m), where=n > 0)
-        r = y - mean[cells]
-        return cls(n, mean, np.bincount(cells, weights=r * r, minlength=m))
+        r = mean[cells]  # two passes (deviations from the cell means), in place: one row-length temporary
+        np.subtract(y, r, out=r)
+        np.multiply(r, r, out=r)
+        return cls(n, mean, np.bincount(cells, weights=r, minlength=m))
 
     def merge(self, other: CellSums) -> CellSums:
         n = self.n + other.n
@@ -235,9 +237,15 @@ class CellPool:
         if self.rest is None:
             self.all = self.all.merge(CellSums.of(cells, y, self.m))
             return
+        if len(keys) == 0:
+            return
         one = ClusterStream.single_rows(keys)
-        rest = ~one
-        s1 = CellSums.of(cells[one], y[one], self.m)
+        if one[1:-1].all():  # the usual log: all but the batch's edge rows are whole clusters (views, no copies)
+            rest = np.r_[0, len(keys) - 1] if len(keys) > 1 else np.array([0])
+            s1 = CellSums.of(cells[1:-1], y[1:-1], self.m)
+        else:
+            rest = np.flatnonzero(~one)
+            s1 = CellSums.of(cells[one], y[one], self.m)
         cr, yr = cells[rest], y[rest]
         self.single = self.single.merge(s1)
         self.all = self.all.merge(s1).merge(CellSums.of(cr, yr, self.m))

@@ -127,6 +127,7 @@ def sim():
     # requests of 1 to 4 impressions (most of one), sorted, so batches split some of them
     sizes = rng.choice([1, 1, 1, 2, 3, 4], len(s.logs))
     s.logs["request_id"] = np.repeat(np.arange(len(sizes)), sizes)[: len(s.logs)]
+    s.logs["impression"] = np.arange(len(s.logs))  # one row per cluster: the pooled sums' usual case
     return s
 
 
@@ -141,7 +142,7 @@ class _Emb:
         return np.array([self.map[t] for t in texts])
 
 
-@pytest.mark.parametrize("cluster", ["auto", "none"])
+@pytest.mark.parametrize("cluster", ["auto", "none", "impression"])
 @pytest.mark.parametrize("clip", [None, 3.0])
 def test_pooled_candidates_equal_the_per_row_path(sim, tmp_path, monkeypatch, cluster, clip):
     path = tmp_path / "logs.parquet"
@@ -173,7 +174,7 @@ def test_pooled_candidates_equal_the_per_row_path(sim, tmp_path, monkeypatch, cl
             assert ca["value"] == cb["value"]
             assert ca["estimate"] == pytest.approx(cb["estimate"], rel=1e-12, abs=0)
             assert ca["se"] == pytest.approx(cb["se"], rel=1e-12, abs=0)
-        if cluster == "auto":  # the row-level standard error, kept beside the clustered one
+        if cluster != "none":  # the row-level standard error, kept beside the clustered one
             assert fast.get(name).extra["se_iid"] == pytest.approx(slow.get(name).extra["se_iid"], rel=1e-12)
     assert fast.get("ips").estimate == slow.get("ips").estimate  # not pooled: the same per-row sums
     assert fast.get("ips").se == slow.get("ips").se
