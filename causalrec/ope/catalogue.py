@@ -163,10 +163,9 @@ def item_clusters_grid(emb: np.ndarray, ks, seed: int = 0, method: str = "auto",
 
     ``method``: ``"ward"`` (one tree, cut at each ``k``), ``"kmeans"`` (one k-means per ``k``,
     sharing the k-means++ seeds: :func:`_kmeans_seeds`), or ``"kmeans-ward"`` for a grid of
-    several ``k``: the finest clusters, ``k_max = max(ks)``, by k-means (scikit-learn's Lloyd
-    iterations from k-means++ seeds, :func:`fine_seeds`, seeded) fitted on a uniform sample of
-    ``FINE_SAMPLE_PER_CLUSTER * k_max`` distinct vectors (all of them when fewer), every vector
-    then given its nearest centre; the smaller ``k`` by
+    several ``k``: the finest clusters, ``k_max = max(ks)``, by k-means (scikit-learn, k-means++,
+    seeded) fitted on a uniform sample of ``FINE_SAMPLE_PER_CLUSTER * k_max`` distinct vectors
+    (all of them when fewer), every vector then given its nearest centre; the smaller ``k`` by
     Ward's merging of those clusters, pair by pair (:func:`ward_merge_clusters`), so the candidates
     are nested, as with ``"ward"``. With one ``k`` it is ``"kmeans"`` on all vectors (the fixed
     ``--embedding-clusters K`` clusters). ``"auto"``: ``"ward"`` up to ``WARD_MAX_ITEMS`` distinct
@@ -175,7 +174,7 @@ def item_clusters_grid(emb: np.ndarray, ks, seed: int = 0, method: str = "auto",
     Why ``"kmeans-ward"`` for the SLOPE grid: one k-means per ``k`` (13 on 10,000 MiniLM vectors)
     took 2.5-3 s of a benchmark whose IPS pass takes 2 s (``reports/benchmarks.md``, "Large
     catalogues"), and k-means at ``k = 128`` on all 10,000 alone about 1 s of CPU; on 2,560 sampled
-    vectors from plain k-means++ seeds it takes about 0.1 s, and merging 128 centroids milliseconds. This is k-means
+    vectors it takes about 0.2 s, and merging 128 centroids milliseconds. This is k-means
     pre-clustering followed by Ward's agglomeration of the centres, the usual two-stage
     hierarchical clustering of large data sets: the merge cost of two clusters,
     ``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` (the rise in the within-cluster sum of squares),
@@ -213,23 +212,9 @@ def fine_sample(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def fine_seeds(xs: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Initial centres of the finest k-means of ``"kmeans-ward"`` on the sample ``xs`` (float32): the
-    original k-means++ (Arthur & Vassilvitskii 2007; one candidate per step, ``n_local_trials=1``;
-    scikit-learn's default greedy variant draws ``2 + log k`` and took 0.3 s of CPU for 128
-    centres on 2,560 MiniLM vectors, most of the clustering's cost, for the same topic recovery on
-    the benchmark catalogue), drawn on the sample centred as ``KMeans.fit`` centres it."""
-    from sklearn.cluster import kmeans_plusplus
-
-    mean = xs.mean(axis=0)
-    centres, _ = kmeans_plusplus(xs - mean, k, random_state=seed, n_local_trials=1)
-    return centres + mean
-
-
 def _sampled_kmeans(uniq: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Labels 0..m-1 (``m <= k``, empty clusters dropped) of every distinct vector: the nearest
-    centre of ``KMeans(k, init=fine_seeds(...), n_init=1)`` (Lloyd's iterations, scikit-learn)
-    fitted on :func:`fine_sample`."""
+    centre of ``KMeans(k, n_init=1, random_state=seed)`` fitted on :func:`fine_sample`."""
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -237,8 +222,7 @@ def _sampled_kmeans(uniq: np.ndarray, k: int, seed: int) -> np.ndarray:
     k = int(min(k, x.shape[0]))
     idx = fine_sample(x.shape[0], k, seed)
     with threadpool_limits(1):
-        xs = x[idx]
-        km = KMeans(n_clusters=k, init=fine_seeds(xs, k, seed), n_init=1, random_state=seed).fit(xs)
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(x[idx])
         lab = km.predict(x) if idx.size < x.shape[0] else km.labels_
     return np.unique(lab, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
