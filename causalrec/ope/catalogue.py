@@ -8,7 +8,8 @@ Pieces:
   (each unique text once, cached on disk);
 - :func:`item_clusters`: clusters of the L2-normalised vectors (Ward's agglomerative tree for
   catalogues up to 5,000 distinct texts, k-means above); one assignment per candidate ``K``
-  (:func:`cluster_grid`);
+  (:func:`cluster_grid`), nested for SLOPE's grid above 5,000 too (:func:`item_clusters_grid`:
+  k-means at the largest ``K``, :func:`ward_merge_clusters` for the others);
 - :class:`CataloguePolicy`: the target policy table plus, per ``K``, the target's and the
   logging policy's tables aggregated to clusters,
   ``p(e | x, pi) = sum_{a in e} pi(a | x, k)`` (a group-by of the sparse long tables, never a
@@ -29,7 +30,9 @@ ignores other context, which is exact for context-free policies).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -142,21 +145,134 @@ def item_clusters(emb: np.ndarray, k: int, seed: int = 0, method: str = "auto") 
     merge more), and on topic-worded titles it recovered the topics better than k-means
     (adjusted Rand 1.0 vs 0.89 at the true 20 topics of the simulator). Quadratic memory, so
     ``"auto"`` uses it up to ``WARD_MAX_ITEMS`` distinct texts and scikit-learn's k-means
-    (k-means++, seeded, one thread: BLAS threads slowed it 15x on a busy 2-core machine) above.
+    (k-means++, seeded, one thread: BLAS threads slowed it 15x on a busy 2-core machine) above
+    (for one ``k``, ``"kmeans-ward"`` is that k-means: :func:`item_clusters_grid`).
     """
     return item_clusters_grid(emb, [k], seed, method)[int(k)]
 
 
-def item_clusters_grid(emb: np.ndarray, ks, seed: int = 0, method: str = "auto") -> dict[int, np.ndarray]:
-    """``{k: item_clusters(emb, k, seed, method)}`` for every ``k`` of ``ks``, with the distinct
-    vectors found once (``np.unique`` over the catalogue's rows cost as much as a small
-    k-means, and SLOPE's grid asked for it once per candidate) and each ``k`` clustered on them."""
-    uniq, inv = np.unique(emb, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
+#: distinct vectors per cluster in the sample that the finest k-means of ``"kmeans-ward"`` is fitted on
+FINE_SAMPLE_PER_CLUSTER = 20
+
+
+def item_clusters_grid(emb: np.ndarray, ks, seed: int = 0, method: str = "auto",
+                       distinct: tuple[np.ndarray, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+    """Cluster labels for every ``k`` of ``ks``, with the distinct vectors found once (``np.unique``
+    over the catalogue's rows cost as much as a small k-means; ``distinct``: its ``(uniq, inverse)``
+    when the caller has it) and each ``k`` clustered on them.
+
+    ``method``: ``"ward"`` (one tree, cut at each ``k``), ``"kmeans"`` (one k-means per ``k``,
+    sharing the k-means++ seeds: :func:`_kmeans_seeds`), or ``"kmeans-ward"`` for a grid of
+    several ``k``: the finest clusters, ``k_max = max(ks)``, by k-means (scikit-learn, k-means++,
+    seeded) fitted on a uniform sample of ``FINE_SAMPLE_PER_CLUSTER * k_max`` distinct vectors
+    (all of them when fewer), every vector then given its nearest centre; the smaller ``k`` by
+    Ward's merging of those clusters, pair by pair (:func:`ward_merge_clusters`), so the candidates
+    are nested, as with ``"ward"``. With one ``k`` it is ``"kmeans"`` on all vectors (the fixed
+    ``--embedding-clusters K`` clusters). ``"auto"``: ``"ward"`` up to ``WARD_MAX_ITEMS`` distinct
+    vectors, ``"kmeans-ward"`` above.
+
+    Why ``"kmeans-ward"`` for the SLOPE grid: one k-means per ``k`` (13 on 10,000 MiniLM vectors)
+    took 2.5-3 s of a benchmark whose IPS pass takes 2 s (``reports/benchmarks.md``, "Large
+    catalogues"), and k-means at ``k = 128`` on all 10,000 alone about 1 s of CPU; on 2,560 sampled
+    vectors it takes about 0.2 s, and merging 128 centroids milliseconds. This is k-means
+    pre-clustering followed by Ward's agglomeration of the centres, the usual two-stage
+    hierarchical clustering of large data sets: the merge cost of two clusters,
+    ``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` (the rise in the within-cluster sum of squares),
+    depends only on their sizes and centroids (computed on all their vectors), so it is Ward's
+    tree grown from the k-means partition instead of from single vectors. On the 10,000-item
+    benchmark catalogue (20 topics) its 20-cluster cut is the topics exactly (adjusted Rand 1.0;
+    k-means at ``k = 20`` on all vectors: 0.935), and every cut from 20 up is topic-pure.
+    """
+    uniq, inv = distinct if distinct is not None else np.unique(emb, axis=0, return_inverse=True)
+    inv = np.asarray(inv).reshape(-1)
+    ks = [int(k) for k in ks]
     if method == "auto":
-        method = "ward" if uniq.shape[0] <= WARD_MAX_ITEMS else "kmeans"
+        method = "ward" if uniq.shape[0] <= WARD_MAX_ITEMS else "kmeans-ward"
+    if method == "kmeans-ward" and len(set(ks)) == 1:
+        method = "kmeans"  # one K: plain k-means, the fixed-K clusters
+    if method == "kmeans-ward":
+        fine = _sampled_kmeans(uniq, max(ks), seed)  # per distinct vector, 0..m-1
+        m = int(fine.max()) + 1
+        cuts = ward_merge_clusters(uniq, fine, [k for k in ks if k < m])
+        return {k: (np.zeros(inv.shape[0], dtype=np.int64) if k <= 1 else fine[inv] if k >= m else cuts[k][inv])
+                for k in ks}
+    if method not in ("ward", "kmeans"):
+        raise InputError(f"unknown clustering method {method!r}", column="method",
+                         fix="use 'auto', 'ward', 'kmeans' or 'kmeans-ward'")
     seeds = _kmeans_seeds(uniq, ks, seed) if method == "kmeans" else {}
-    return {int(k): _cluster_distinct(uniq, inv, int(k), seed, method, seeds) for k in ks}
+    return {k: _cluster_distinct(uniq, inv, k, seed, method, seeds) for k in ks}
+
+
+def fine_sample(n: int, k: int, seed: int) -> np.ndarray:
+    """Sorted indices of the ``min(n, FINE_SAMPLE_PER_CLUSTER * k)`` distinct vectors that the finest
+    k-means of ``"kmeans-ward"`` is fitted on (uniform without replacement, seeded)."""
+    size = min(n, FINE_SAMPLE_PER_CLUSTER * k)
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _sampled_kmeans(uniq: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Labels 0..m-1 (``m <= k``, empty clusters dropped) of every distinct vector: the nearest
+    centre of ``KMeans(k, n_init=1, random_state=seed)`` fitted on :func:`fine_sample`."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    x = uniq.astype(np.float32)
+    k = int(min(k, x.shape[0]))
+    idx = fine_sample(x.shape[0], k, seed)
+    with threadpool_limits(1):
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(x[idx])
+        lab = km.predict(x) if idx.size < x.shape[0] else km.labels_
+    return np.unique(lab, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def ward_merge_clusters(x: np.ndarray, labels: np.ndarray, ks) -> dict[int, np.ndarray]:
+    """Ward's agglomeration of the clusters ``labels`` (0..m-1, none empty) of the rows of ``x``:
+    ``{k: labels}`` for every ``1 < k < m`` of ``ks``, each cluster a union of given ones (nested cuts).
+
+    From the clusters' sizes ``n`` and centroids ``mu`` (means of their rows, float64), each step
+    merges the pair with the smallest rise in the within-cluster sum of squares,
+    ``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` (ties: the first pair in row-major order), and
+    recomputes the merged cluster's costs from its new size and centroid (Ward's criterion itself,
+    no Lance-Williams recurrence). ``m - 1`` steps of ``O(m d)`` work: milliseconds for the
+    ``m = 128`` clusters of the SLOPE grid. It is the cut of Ward's tree on the rows of ``x`` with
+    every row moved to its cluster's centroid (the tests compare it with scipy's). A cut's labels
+    are numbered in the order of their smallest given cluster.
+    """
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    m = int(labels.max()) + 1 if labels.size else 0
+    want = sorted({int(k) for k in ks if 1 < int(k) < m}, reverse=True)
+    if not want:
+        return {}
+    size = np.bincount(labels, minlength=m).astype(np.float64)
+    if (size == 0).any():
+        raise InputError("a cluster to merge has no rows", column="labels", fix="number the clusters 0..m-1")
+    order = np.argsort(labels, kind="stable")  # clusters' rows together: one reduceat (np.add.at is slow)
+    cent = np.add.reduceat(np.asarray(x, dtype=np.float64)[order], np.r_[0, np.cumsum(size[:-1])].astype(np.int64))
+    cent /= size[:, None]
+    sq = np.sum(cent ** 2, axis=1)
+    dist = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (cent @ cent.T), 0.0)  # no m x m x d array
+    cost = size[:, None] * size[None, :] / (size[:, None] + size[None, :]) * dist
+    np.fill_diagonal(cost, np.inf)
+    active = np.ones(m, dtype=bool)
+    group = np.arange(m)  # given cluster -> the merged cluster holding it (named by its smallest member)
+    out: dict[int, np.ndarray] = {}
+    for n_now in range(m, want[-1], -1):
+        if n_now in want:
+            out[n_now] = group.copy()
+        a, b = sorted(divmod(int(np.argmin(cost)), m))
+        cent[a] = (size[a] * cent[a] + size[b] * cent[b]) / (size[a] + size[b])
+        size[a] += size[b]
+        group[group == b] = a
+        active[b] = False
+        cost[b, :] = cost[:, b] = np.inf
+        other = active.copy()
+        other[a] = False
+        d = np.sum((cent[other] - cent[a]) ** 2, axis=1)
+        cost[a, other] = cost[other, a] = size[a] * size[other] / (size[a] + size[other]) * d
+    out[want[-1]] = group
+    return {k: np.unique(g, return_inverse=True)[1].reshape(-1)[labels].astype(np.int64) for k, g in out.items()}
 
 
 def _trials(k: int) -> int:
@@ -247,6 +363,35 @@ def _cluster_table(pol: TablePolicy, clusters_of_items: np.ndarray, schema: LogS
     return TablePolicy(agg, schema=schema, source=f"{pol.source} (by cluster)")
 
 
+def _cluster_sums(pol: TablePolicy, cmaps: dict[int, np.ndarray], sizes: dict[int, int],
+                  schema: LogSchema) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{K: (S, present)}`` for a context-free table: ``S[c, q]``, the summed probability of the
+    table's items of cluster ``c`` (``cmaps[K]``: cluster per item code, ``sizes[K]`` clusters) at
+    position ``q``, and ``present[c]``, whether the table has an item in ``c``.
+
+    One groupby over every K at once instead of one cluster table per K (26 tables took 0.4 s
+    under SLOPE); pandas sums each group's rows in table order whatever the other groups, so the
+    sums are :func:`_cluster_table`'s entries bit for bit (the tests compare the two paths exactly)."""
+    t = pol._validated
+    codes = pol.vocab.encode(t["item_id"].to_numpy())
+    n, ks = len(t), list(cmaps)
+    pos = (t["position"].to_numpy().astype(np.int64) - schema.position_base if pol.positional
+           else np.zeros(n, dtype=np.int64))
+    frame = pd.DataFrame({"k": np.repeat(np.arange(len(ks)), n), "c": np.concatenate([cmaps[k][codes] for k in ks]),
+                          "q": np.tile(pos, len(ks)), "prob": np.tile(t["prob"].to_numpy(), len(ks))})
+    g = frame.groupby(["k", "c", "q"], sort=False)["prob"].sum()
+    kk, cc, qq = (g.index.get_level_values(i).to_numpy() for i in range(3))
+    val = g.to_numpy(dtype=np.float64)
+    out = {}
+    for j, k in enumerate(ks):
+        sel = kk == j
+        tab, present = np.zeros((sizes[k], pol.n_pos)), np.zeros(sizes[k], dtype=bool)
+        tab[cc[sel], qq[sel]] = val[sel]
+        present[cc[sel]] = True
+        out[k] = (tab, present)
+    return out
+
+
 class CataloguePolicy:
     """A target table plus cluster-level tables of the target and logging policies (see module docstring)."""
 
@@ -259,13 +404,23 @@ class CataloguePolicy:
         self.info = info or {}
         t_rows = catalogue.locate(target.vocab.index.to_numpy(), "the target policy")
         self.t_cluster = {k: lab[t_rows] for k, lab in labels.items()}  # cluster per target item code
-        self.t_tables = {k: _cluster_table(target, c, schema) for k, c in self.t_cluster.items()}
-        self.l_tables = {}
+        self.n_clusters = {k: int(lab.max()) + 1 if lab.size else 1 for k, lab in labels.items()}
+        self.l_cluster = {}
         if logging is not None:
             l_rows = catalogue.locate(logging.vocab.index.to_numpy(), "the logging policy table")
-            self.l_tables = {k: _cluster_table(logging, lab[l_rows], schema) for k, lab in labels.items()}
+            self.l_cluster = {k: lab[l_rows] for k, lab in labels.items()}  # cluster per logging item code
         self.regression = regression  # K -> (K, n_pos) mean item weight per cluster x position
         self._w_lookup = self._weight_lookup()
+
+    @cached_property
+    def t_tables(self) -> dict[int, TablePolicy]:
+        """The target aggregated to each K's clusters (built when the per-row path first needs them)."""
+        return {k: _cluster_table(self.target, c, self.schema) for k, c in self.t_cluster.items()}
+
+    @cached_property
+    def l_tables(self) -> dict[int, TablePolicy]:
+        """The logging table aggregated to each K's clusters (empty without one)."""
+        return {k: _cluster_table(self.logging, c, self.schema) for k, c in self.l_cluster.items()}
 
     def _weight_lookup(self):
         """``(P, Ks, W)`` with ``W[j, a * P + k] = p(e_K(a) | k, pi_e) / p(e_K(a) | k, pi_0)`` for every
@@ -276,27 +431,43 @@ class CataloguePolicy:
         the catalogue's (items x positions) weights are computed once per ``K`` and every batch
         takes all candidates' weights with one gather, instead of encoding the batch's clusters
         and binding two tables per candidate (13 candidates under SLOPE). The same divisions of the
-        same table entries as the per-row path, so the weights are bit-identical. Entries of
+        same sums as the per-row path's cluster tables (:func:`_cluster_sums`), so the weights are
+        bit-identical. Entries of
         clusters the logging table lacks are NaN: no logged row can reach them (its item, hence its
         cluster, is in the logging table, which ``check_logging`` verifies on every batch).
         """
         lp = self.logging
         if lp is None or self.target.row_key is not None or lp.row_key is not None or not self.t_cluster:
             return None
-        n_pos = max(self.target.n_pos if self.target.positional else 1, lp.n_pos if lp.positional else 1)
+        tp = self.target
+        n_pos = max(tp.n_pos if tp.positional else 1, lp.n_pos if lp.positional else 1)
         ks = list(self.t_cluster)
-        table = np.full((len(ks), len(self.target.vocab) * n_pos), np.nan)
+        t_sums = _cluster_sums(tp, self.t_cluster, self.n_clusters, self.schema)
+        l_sums = _cluster_sums(lp, self.l_cluster, self.n_clusters, self.schema)
+        table = np.full((len(ks), len(tp.vocab) * n_pos), np.nan)
         for j, k in enumerate(ks):
-            cmap, tt, lt = self.t_cluster[k], self.t_tables[k], self.l_tables[k]
-            tc, lc = tt.vocab.encode(cmap), lt.vocab.encode(cmap)
-            ok = lc >= 0
+            cmap, (tsum, _), (lsum, present) = self.t_cluster[k], t_sums[k], l_sums[k]
+            ok = present[cmap]
             for q in range(n_pos):
-                num = tt.matrix[tc, min(q, tt.n_pos - 1) if tt.positional else 0]
+                num = tsum[cmap, min(q, tp.n_pos - 1) if tp.positional else 0]
                 den = np.full(cmap.size, np.nan)
-                den[ok] = lt.matrix[lc[ok], min(q, lt.n_pos - 1) if lt.positional else 0]
+                den[ok] = lsum[cmap[ok], min(q, lp.n_pos - 1) if lp.positional else 0]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     table[j, q::n_pos] = num / den
         return n_pos, ks, table
+
+    def cell_weights(self) -> dict[int, np.ndarray] | None:
+        """``{K: W_K}``, the cluster weight of every (item, position) cell (index
+        :meth:`weight_cells`), when both tables are context-free; ``None`` otherwise."""
+        if self._w_lookup is None:
+            return None
+        _, ks, table = self._w_lookup
+        return {k: table[j] for j, k in enumerate(ks)}
+
+    def weight_cells(self, items: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Cell index ``item * P + position`` of each row into :meth:`cell_weights`' tables."""
+        n_pos = self._w_lookup[0]
+        return items * n_pos + pos if n_pos > 1 else items
 
     # -- the target policy's interface (delegated) --------------------------------------
     @property
@@ -367,10 +538,9 @@ class CataloguePolicy:
         """``{K: w~}`` for the rows of one batch (``items``: target codes, ``pos``: 0-based positions)."""
         if self.logging is not None:
             self.check_logging(batch, pos, row_offset, p)
-        if self._w_lookup is not None:  # context-free tables: every candidate's weight in one gather
-            n_pos, ks, table = self._w_lookup
-            w = np.take(table, items * n_pos + pos if n_pos > 1 else items, axis=1)
-            return {k: w[j] for j, k in enumerate(ks)}
+        if self._w_lookup is not None:  # context-free tables: each candidate's weight is a gather
+            _, ks, table = self._w_lookup
+            return _Gathered(ks, table, self.weight_cells(items, pos))
         out = {}
         for k, cmap in self.t_cluster.items():
             e = cmap[items]
@@ -384,6 +554,26 @@ class CataloguePolicy:
                 tab = self.regression[k]
                 out[k] = tab[e, np.minimum(pos, tab.shape[1] - 1)]
         return out
+
+
+class _Gathered(Mapping):
+    """``{K: w~}`` of one batch, each K's weights gathered from its row of the per-cell table when
+    first read (estimators pooled per cell, :class:`causalrec.ope.mips.CellSums`, never read theirs)."""
+
+    def __init__(self, ks, table: np.ndarray, cells: np.ndarray):
+        self._row = {k: j for j, k in enumerate(ks)}
+        self._table, self._cells, self._done = table, cells, {}
+
+    def __getitem__(self, k):
+        if k not in self._done:
+            self._done[k] = np.take(self._table[self._row[k]], self._cells)
+        return self._done[k]
+
+    def __iter__(self):
+        return iter(self._row)
+
+    def __len__(self) -> int:
+        return len(self._row)
 
 
 def prepare_catalogue(logs, target, *, schema: LogSchema, items, item_key: str = "item_id",
@@ -407,7 +597,8 @@ def prepare_catalogue(logs, target, *, schema: LogSchema, items, item_key: str =
             logging_policy if isinstance(logging_policy, pd.DataFrame) else read_table(logging_policy),
             schema=schema, source="<DataFrame>" if isinstance(logging_policy, pd.DataFrame) else str(logging_policy))
     emb = cat.embeddings(embedder)
-    n_distinct = int(np.unique(emb, axis=0).shape[0])
+    distinct = np.unique(emb, axis=0, return_inverse=True)  # once, for the grid and the clustering
+    n_distinct = int(distinct[0].shape[0])
     n_rows = len(logs) if isinstance(logs, pd.DataFrame) else _num_rows(logs)
     if embedding_clusters is None or (isinstance(embedding_clusters, str) and embedding_clusters.lower() == "slope"):
         grid, how = cluster_grid(n_distinct, n_rows), "slope"
@@ -418,12 +609,16 @@ def prepare_catalogue(logs, target, *, schema: LogSchema, items, item_key: str =
     if any(k < 1 for k in grid):
         raise InputError(f"the number of clusters must be >= 1, got {grid}", column="embedding_clusters",
                          fix="e.g. --embedding-clusters 32, or leave it out to let SLOPE choose")
-    labels = item_clusters_grid(emb, grid, seed)
+    labels = item_clusters_grid(emb, grid, seed, distinct=distinct)
     info: dict[str, Any] = {
         "source": cat.source, "n_items": len(cat), "item_key": item_key, "item_text": item_text,
         "embedder": repr(embedder) if embedder is not None else "TextEmbedder(all-MiniLM-L6-v2)",
         "embedding_dim": int(emb.shape[1]), "clustering": ("ward (scipy)" if n_distinct <= WARD_MAX_ITEMS else
-                                                         f"k-means (scikit-learn), seed {seed}"),
+                                                         f"k-means (scikit-learn), seed {seed}" if len(grid) == 1 else
+                                                         f"k-means (scikit-learn), seed {seed}, at K = {max(grid)} "
+                                                         f"on {min(n_distinct, FINE_SAMPLE_PER_CLUSTER * max(grid))} "
+                                                         "sampled vectors, all assigned; smaller K by Ward's "
+                                                         "merging of its clusters"),
         "cluster_candidates": grid, "cluster_choice": how,
         "logging_policy": lpol.source if lpol is not None else None,
         "cluster_weights": ("exact: p(e | x, pi_e) / p(e | x, pi_0) from the logging policy table" if lpol is not None
@@ -483,4 +678,4 @@ def is_catalogue_request(estimators) -> bool:
 
 
 __all__ = ["Catalogue", "CataloguePolicy", "prepare_catalogue", "item_clusters", "item_clusters_grid",
-           "cluster_grid"]
+           "cluster_grid", "ward_merge_clusters"]

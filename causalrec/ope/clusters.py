@@ -119,6 +119,7 @@ class ClusterStream:
 
     column: str
     _carry: np.ndarray | None = None  # (n_estimators, 4)
+    _carry_n: float | None = None  # rows of the held-back cluster (counted without any terms)
     _last_key: object = None
     n_clusters: int = 0
     max_size: int = 0
@@ -168,21 +169,40 @@ class ClusterStream:
             else:
                 totals[:, :, 0] = self._carry
                 first = 0
+        if self._carry_n is not None:
+            if keys[0] == self._last_key:
+                sizes[0] += self._carry_n
+            else:
+                sizes = np.r_[self._carry_n, sizes]
         self._carry = totals[:, :, -1].copy()
+        self._carry_n = float(sizes[-1])
         self._last_key = keys[-1]
-        out = totals[:, :, first:-1]
-        self._count(out)
-        return list(out)
+        self._count(sizes[:-1])
+        return list(totals[:, :, first:-1])
 
     def flush(self) -> list[np.ndarray]:
         if self._carry is None:
             return []
         out = self._carry[:, :, None]
-        self._carry = None
-        self._count(out)
+        self._count(np.array([self._carry_n]))
+        self._carry = self._carry_n = None
         return list(out)
 
-    def _count(self, out: np.ndarray) -> None:
-        if out.shape[2]:
-            self.n_clusters += out.shape[2]
-            self.max_size = max(self.max_size, int(out[0, 1].max()))
+    @staticmethod
+    def single_rows(keys: np.ndarray) -> np.ndarray:
+        """Rows of a batch that are whole clusters of one row: runs of length one other than the
+        batch's first (it may continue the previous batch's last cluster) and last (the next batch
+        may continue it). Keys as for :meth:`add` (sorted; :meth:`add` checks them)."""
+        keys = np.asarray(keys)
+        n = len(keys)
+        single = np.zeros(n, dtype=bool)
+        if n > 2:
+            diff = keys[1:] != keys[:-1]  # diff[i]: rows i and i + 1 belong to different clusters
+            single[1:-1] = diff[:-1] & diff[1:]
+        return single
+
+    def _count(self, sizes: np.ndarray) -> None:
+        """Count complete clusters of ``sizes`` rows (terms or no terms)."""
+        if sizes.size:
+            self.n_clusters += int(sizes.size)
+            self.max_size = max(self.max_size, int(sizes.max()))

@@ -42,6 +42,7 @@ from causalrec.ope.estimators import (
     run_names,
     summarise,
 )
+from causalrec.ope.mips import CellPool
 from causalrec.ope.outcome import CellMeanOutcome, make_outcome_model
 from causalrec.ope.policy import resolve_target
 from causalrec.ope.result import OPEResult
@@ -87,7 +88,9 @@ def evaluate(
     items, item_key, item_text:
         The item catalogue (DataFrame or CSV/Parquet path) with the item id column and its
         text; the text is embedded by ``embedder`` (default the packaged MiniLM
-        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above).
+        ``TextEmbedder``) and clustered (Ward's tree up to 5,000 distinct texts, k-means above;
+        for a SLOPE grid above, one k-means at the largest K and Ward's merges of its clusters for the
+        smaller K: :func:`causalrec.ope.catalogue.item_clusters_grid`).
         Needed by ``mips, snmips, offcem``; with ``items`` the default estimators are
         ``CATALOGUE_ESTIMATORS`` (ips, snips, mips, snmips, offcem).
     logging_policy:
@@ -696,9 +699,14 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
     boot_acc = [np.zeros((4, bootstrap)) for _ in ests] if bootstrap else None
     stream = ClusterStream(cluster) if cluster is not None else None
     cmoments = [ClusterMoments() for _ in ests]
+    # SLOPE's MIPS / SNMIPS candidates with per-cell weight tables: summed per (item, position)
+    # cell once for all of them (causalrec.ope.mips.CellPool); the bootstrap needs per-row terms
+    cell_weights = getattr(policy, "cell_weights", None)
+    pool, pooled = CellPool.of_run(ests, cell_weights() if cell_weights and not bootstrap else None, cluster)
+    live = [i for i in range(len(ests)) if i not in pooled]
 
     def add_clusters(totals: list[np.ndarray]) -> None:
-        for i, cm in enumerate(cluster_moments_of_many(totals)):  # one centring for all estimators
+        for i, cm in zip(live, cluster_moments_of_many(totals), strict=True):  # one centring for all estimators
             cmoments[i] = cmoments[i].merge(cm)
         if bootstrap and totals and totals[0].shape[1]:
             _poisson_bootstrap(rng, [(t[0], t[2], t[3]) for t in totals], boot_acc, bootstrap, sizes=totals[0][1])
@@ -710,9 +718,11 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         arrays, p = _batch_arrays(canon, policy, model, offset, inputs)
         wstats.update(arrays.w, p)
         y_mom = y_mom.merge(Moments.of_terms(None, arrays.y, None))
-        terms = [e.terms_checked(arrays) for e in ests]
-        for i, t in enumerate(terms):
+        terms = [ests[i].terms_checked(arrays) for i in live]
+        for i, t in zip(live, terms, strict=True):
             moments[i] = moments[i].merge(Moments.of_terms(*t))
+        if pool is not None:
+            pool.add(policy.weight_cells(inputs[0], inputs[1]), arrays.y, keys)
         if stream is not None:
             add_clusters(stream.add(keys, terms))  # None terms: zeros / ones, summed without arrays
         elif bootstrap:
@@ -720,6 +730,11 @@ def _evaluate_streaming(logs, target, schema, ests, model, bootstrap, ci_level, 
         n += arrays.n
     if n == 0:
         raise InputError("the log has no rows", column=config["logs"], fix="check the file")
+    if pool is not None:
+        for i, (mom, cm) in zip(pooled, pool.finish(), strict=True):
+            moments[i] = mom
+            if cm is not None:
+                cmoments[i] = cm
     values = [m.estimate_se() for m in moments]
     extras = clusters = None
     if stream is not None:

@@ -8,9 +8,10 @@ vocabularies, :mod:`causalrec.ope.catalogue_synthetic`) is written to Parquet an
 2. ``mips`` with influence-function CIs, ``K = 32`` fixed: the catalogue read, embedded (the
    embedding cache is warmed beforehand, as after a first run) and clustered inside the call,
    the cluster tables built, and the logging table checked against the propensity on every row;
-3. ``mips`` with ``K`` chosen by SLOPE (13 candidate cluster counts, each clustered and weighted).
+3. ``mips`` with ``K`` chosen by SLOPE (13 candidate cluster counts: one k-means at the largest, Ward's
+   merges for the others, the candidates' sums pooled per (item, position) cell).
 
-Targets (issue 10): (2) at most twice the time of (1); peak RSS at most 2 GB; no dense
+Targets (issue 10): (2) and (3) at most twice the time of (1); peak RSS at most 2 GB; no dense
 (rows x items) array (weights come from per-cluster lookups of sparse tables).
 
 Run directly: ``python -m pytest -q -m slow tests/ope/test_catalogue_bench.py -s``
@@ -150,12 +151,14 @@ def test_bench_catalogue():
         f"with SLOPE over the K grid {ratio_slope:.2f}x wall, {cpu_ratio_slope:.2f}x CPU"
         f" ({'met' if ratio_slope <= 2.0 else '**not met**'}). Peak RSS limit 2,048 MB. The cluster weights are "
         "lookups in per-cluster tables (a group-by of the sparse long tables), so no rows x items array exists. The "
-        "SLOPE search shares its work across the candidates: the catalogue's distinct vectors are found once, the "
-        "k-means++ seeds are shared by the cluster counts with the same number of seeding trials (the same seeds "
-        "scikit-learn draws for each K, so the same clusters), every candidate's weight comes from one gather of a "
-        "per-(item, position) table, and the cluster totals of all candidates are centred together; one read of the "
-        "file serves every K. What remains is mostly the 13 k-means runs themselves (one per K, on the 10,000 "
-        "items) and each candidate's own weighted sums.",
+        "SLOPE search shares its work across the candidates: above 5,000 distinct texts one k-means at the largest "
+        "K (fitted on 20 sampled vectors per cluster, every vector then at its nearest centre) and Ward's merging of "
+        "its clusters give every smaller K (nested cuts; `item_clusters_grid`, method `kmeans-ward`), and the "
+        "candidates' sums come from per-(item, position) sums of the outcome (count, mean, centred sum of squares; "
+        "`causalrec.ope.mips.CellPool`), so the rows are summed once for all 13 K, not once per K; rows of "
+        "multi-row requests and batch-edge requests keep per-row terms. One read of the file serves every K. With "
+        "a fixed K (`--embedding-clusters 32`) the clusters are plain k-means on all vectors and the sums per row, "
+        "as before.",
         "",
         "| estimator | estimate | SE | 95% CI |",
         "|---|---:|---:|---|",
@@ -173,8 +176,8 @@ def test_bench_catalogue():
     print(md)
     for r in (ips, mips, slope):
         assert r["peak_rss_mb"] < 2048
-    if ratio > 2.0:  # the issue's target, not met: recorded above and reported as an expected failure
-        pytest.xfail(f"mips took {ratio:.2f}x the plain IPS pass (target 2x)")
+    if ratio > 2.0 or ratio_slope > 2.0:  # the issue's target, not met: recorded above, an expected failure
+        pytest.xfail(f"mips took {ratio:.2f}x (K = 32) and {ratio_slope:.2f}x (SLOPE) the plain IPS pass (target 2x)")
 
 
 if __name__ == "__main__":
