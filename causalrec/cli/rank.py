@@ -81,6 +81,9 @@ def train_command(
                                   "(loglik for click_model, else dcg)."),
     patience: int | None = typer.Option(None, "--patience", help="Stop after this many epochs without "
                                         "improvement of the --select-by criterion (--epochs is then a budget)."),
+    ema_epochs: float | None = typer.Option(None, "--ema-epochs", help="Validate, select and save an "
+                                            "exponential moving average of the weights over about this many "
+                                            "passes (0: the raw weights). Default 1 for click_model, else 0."),
     position: str | None = typer.Option(None, "--position", help="Slot column (click_model objective)."),
     position_base: int = typer.Option(0, "--position-base", help="Whether positions count from 0 or 1."),
     examination: str | None = typer.Option(None, "--examination", help="click_model: fix the examination "
@@ -125,7 +128,8 @@ def train_command(
         curve = examination_curve(examination)
     cfg = TrainConfig(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
                       max_length=max_length, trainable_layers=trainable_layers, seed=seed, device=device,
-                      reg=reg, val_share=val_share, select_by=select_by, patience=patience)
+                      reg=reg, val_share=val_share, select_by=select_by, patience=patience,
+                      ema_epochs=ema_epochs)
     ranker, hist = fit_ranker_on_frame(data, label=label, weight=weight, user_text=user_text, item_text=item_text,
                                        group=group, position=position, position_base=position_base,
                                        val_label=val_label, val_weight=val_weight, encoder=model, config=cfg,
