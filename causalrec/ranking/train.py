@@ -129,7 +129,10 @@ class TrainConfig:
     ``ema_epochs``: horizon, in passes over the training data, of the
     exponential moving average of the trained weights that is validated,
     selected and returned (0: off, the raw iterate; ``None``: 1 for
-    ``click_model``, 0 otherwise).
+    ``click_model``, 0 otherwise). ``refit``: once the held-out lists have
+    chosen a trained epoch ``e``, retrain from the same start on every row
+    (training and held-out lists) for ``e`` epochs and return that model
+    (``None``: on for ``click_model``, off otherwise).
     """
 
     objective: str = "pointwise"
@@ -152,6 +155,7 @@ class TrainConfig:
     select_by: str = "auto"
     patience: int | None = None
     ema_epochs: float | None = None
+    refit: bool | None = None
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -185,6 +189,7 @@ class TrainHistory:
     """Training loss per epoch, the validation curve, the chosen epoch and what was trained."""
 
     losses: list[float] = field(default_factory=list)
+    refit_losses: list[float] = field(default_factory=list)
     val_curve: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     n_rows: int = 0
@@ -348,6 +353,10 @@ def train_ranker(
         model.eval()
         model.meta.update({"objective": "zero_shot", "epochs": 0, "seed": cfg.seed, "train_rows": n})
         return model.to("cpu"), hist
+    do_refit = cfg.refit if cfg.refit is not None else cfg.objective == "click_model"
+    hist.config["refit"] = bool(do_refit)
+    # the refit restarts from exactly this start (also when continuing an existing ranker)
+    start_model = copy.deepcopy(model).to("cpu") if do_refit and cfg.val_share > 0 else None
     model.to(device)
 
     g = _group_codes(groups) if groups is not None else None
@@ -627,5 +636,18 @@ def train_ranker(
     elif log_exam is not None:
         meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
         meta["examination_fixed"] = True
+    if start_model is not None and va.size and best_state is not None and hist.best_epoch > 0:
+        # the held-out lists chose the epoch count; train that long on all rows, from the same start
+        import dataclasses
+
+        full, fh = train_ranker(ut, it, y, weights=w, groups=groups, positions=positions, examination=examination,
+                                model=start_model, bottom_cache=bottom_cache,
+                                config=dataclasses.replace(cfg, epochs=hist.best_epoch, val_share=0.0,
+                                                           patience=None, refit=False))
+        hist.refit_losses = fh.losses
+        hist.notes.append(f"refit: retrained on all {n:,} rows for the chosen {hist.best_epoch} epochs")
+        meta.update({"refit": True, "refit_rows": n, "final_loss": fh.losses[-1]})
+        meta.update({k: full.meta[k] for k in ("examination", "examination_fixed") if k in full.meta})
+        model = full
     model.meta.update(meta)
     return model.to("cpu"), hist
