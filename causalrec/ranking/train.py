@@ -128,7 +128,7 @@ class TrainConfig:
     without improvement of the criterion (``None``: run all ``epochs``).
     ``ema_epochs``: horizon, in passes over the training data, of the
     exponential moving average of the trained weights that is validated,
-    selected and returned (0: off, the raw iterate; ``None``: 1 for
+    selected and returned (0: off, the raw iterate; ``None``: 2 for
     ``click_model``, 0 otherwise). ``refit``: once the held-out lists have
     chosen a trained epoch ``e``, retrain from the same start on every row
     (training and held-out lists) for ``e`` epochs and return that model
@@ -484,7 +484,7 @@ def train_ranker(
     model.train()
     # Polyak / EMA averaging: the averaged weights are the ones validated, selected and returned; the
     # average starts at the zero-shot values, so its first steps also shrink toward the start
-    ema_h = cfg.ema_epochs if cfg.ema_epochs is not None else (1.0 if cfg.objective == "click_model" else 0.0)
+    ema_h = cfg.ema_epochs if cfg.ema_epochs is not None else (2.0 if cfg.objective == "click_model" else 0.0)
     steps_per_epoch = -(-units // cfg.batch_size)
     trained = head + enc_params
     ema_decay = 1.0 - 1.0 / max(ema_h * steps_per_epoch, 1.0) if ema_h > 0 else 0.0

@@ -231,7 +231,7 @@ def test_ema_default_is_on_for_the_click_model_only(tiny_encoder_dir):
     uc, ic, gc = USERS[uu], ITEMS[ii], np.arange(3000) // 3
     m, hc = train_ranker(uc, ic, click, groups=gc, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
                          config=_cfg(objective="click_model", epochs=3, batch_size=64, head_lr=5e-2, refit=False))
-    assert hc.config["ema_epochs"] == 1.0 and m.meta["ema_epochs"] == 1.0
+    assert hc.config["ema_epochs"] == 2.0 and m.meta["ema_epochs"] == 2.0
     # the validation curve scores the averaged weights, and the chosen epoch's averaged weights are returned:
     # the returned model's held-out click NLL, by hand, is the curve's value at the chosen epoch
     from causalrec.ranking.train import _group_codes, _split_lists
