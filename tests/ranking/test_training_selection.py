@@ -230,7 +230,7 @@ def test_ema_default_is_on_for_the_click_model_only(tiny_encoder_dir):
     click = (rng.random(3000) < np.where(ii == (uu + 1) % 3, 0.9, 0.1) * THETA[pos]).astype(float)
     uc, ic, gc = USERS[uu], ITEMS[ii], np.arange(3000) // 3
     m, hc = train_ranker(uc, ic, click, groups=gc, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
-                         config=_cfg(objective="click_model", epochs=3, batch_size=64, head_lr=5e-2, refit=False))
+                         config=_cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, refit=False))
     assert hc.config["ema_epochs"] == 2.0 and m.meta["ema_epochs"] == 2.0
     # the validation curve scores the averaged weights, and the chosen epoch's averaged weights are returned:
     # the returned model's held-out click NLL, by hand, is the curve's value at the chosen epoch
@@ -242,7 +242,7 @@ def test_ema_default_is_on_for_the_click_model_only(tiny_encoder_dir):
     nll = -np.mean(click[va] * np.log(p) + (1 - click[va]) * np.log1p(-p))
     assert hc.val_curve[hc.best_epoch]["val_nll"] == pytest.approx(nll, rel=1e-4)
     _, h2 = train_ranker(uc, ic, click, groups=gc, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
-                         config=_cfg(objective="click_model", epochs=3, batch_size=64, head_lr=5e-2, ema_epochs=0,
+                         config=_cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, ema_epochs=0,
                                      refit=False))
     assert h2.config["ema_epochs"] == 0.0
     assert h2.val_curve[1]["val_nll"] != pytest.approx(hc.val_curve[1]["val_nll"], rel=1e-6)
