@@ -126,6 +126,13 @@ class TrainConfig:
     log-likelihood, ``click_model`` only) or ``"auto"`` (``loglik`` for
     ``click_model``, else ``dcg``). ``patience``: stop after that many epochs
     without improvement of the criterion (``None``: run all ``epochs``).
+    ``ema_epochs``: horizon, in passes over the training data, of the
+    exponential moving average of the trained weights that is validated,
+    selected and returned (0: off, the raw iterate; ``None``: 2 for
+    ``click_model``, 0 otherwise). ``refit``: once the held-out lists have
+    chosen a trained epoch ``e``, retrain from the same start on every row
+    (training and held-out lists) for ``e`` epochs and return that model
+    (``None``: on for ``click_model``, off otherwise).
     """
 
     objective: str = "pointwise"
@@ -147,6 +154,8 @@ class TrainConfig:
     val_position_clip: float = 0.05
     select_by: str = "auto"
     patience: int | None = None
+    ema_epochs: float | None = None
+    refit: bool | None = None
     progress: bool | None = None
 
     def __post_init__(self) -> None:
@@ -168,6 +177,9 @@ class TrainConfig:
         if self.patience is not None and self.patience < 1:
             raise InputError(f"patience must be >= 1 or None, got {self.patience}", column="patience",
                              fix="e.g. patience=3, or None to run every epoch")
+        if self.ema_epochs is not None and not (np.isfinite(self.ema_epochs) and self.ema_epochs >= 0):
+            raise InputError(f"ema_epochs must be >= 0 or None, got {self.ema_epochs}", column="ema_epochs",
+                             fix="e.g. ema_epochs=1 (average over about one pass), 0 for the raw weights")
         if self.reg < 0 or self.val_k < 1:
             raise InputError("reg must be >= 0 and val_k >= 1", column="reg", fix="e.g. reg=1e-3, val_k=10")
 
@@ -177,6 +189,7 @@ class TrainHistory:
     """Training loss per epoch, the validation curve, the chosen epoch and what was trained."""
 
     losses: list[float] = field(default_factory=list)
+    refit_losses: list[float] = field(default_factory=list)
     val_curve: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     n_rows: int = 0
@@ -340,6 +353,10 @@ def train_ranker(
         model.eval()
         model.meta.update({"objective": "zero_shot", "epochs": 0, "seed": cfg.seed, "train_rows": n})
         return model.to("cpu"), hist
+    do_refit = cfg.refit if cfg.refit is not None else cfg.objective == "click_model"
+    hist.config["refit"] = bool(do_refit)
+    # the refit restarts from exactly this start (also when continuing an existing ranker)
+    start_model = copy.deepcopy(model).to("cpu") if do_refit and cfg.val_share > 0 else None
     model.to(device)
 
     g = _group_codes(groups) if groups is not None else None
@@ -465,6 +482,39 @@ def train_ranker(
 
     show = cfg.progress if cfg.progress is not None else units * cfg.epochs > 20_000
     model.train()
+    # Polyak / EMA averaging: the averaged weights are the ones validated, selected and returned; the
+    # average starts at the zero-shot values, so its first steps also shrink toward the start
+    ema_h = cfg.ema_epochs if cfg.ema_epochs is not None else (2.0 if cfg.objective == "click_model" else 0.0)
+    steps_per_epoch = -(-units // cfg.batch_size)
+    trained = head + enc_params
+    ema_decay = 1.0 - 1.0 / max(ema_h * steps_per_epoch, 1.0) if ema_h > 0 else 0.0
+    ema = [p.detach().clone() for p in trained] if ema_decay > 0 else None
+    hist.config["ema_epochs"] = float(ema_h)
+
+    def swap_ema() -> None:
+        """Exchange the live weights and their moving average (call twice to undo)."""
+        if ema is None:
+            return
+        with torch.no_grad():
+            for p, e in zip(trained, ema, strict=True):
+                tmp = p.detach().clone()
+                p.copy_(e)
+                e.copy_(tmp)
+
+    def validate_avg() -> tuple[np.ndarray, float]:
+        swap_ema()
+        try:
+            return validate()
+        finally:
+            swap_ema()
+
+    def avg_state() -> dict:
+        swap_ema()
+        try:
+            return copy.deepcopy(model.state_dict())
+        finally:
+            swap_ema()
+
     best_state, base_dcg = None, None
     if va.size:
         base_dcg, base_nll = validate()
@@ -538,11 +588,14 @@ def train_ranker(
             opt.zero_grad(set_to_none=True)
             loss_total.backward()
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema, [p.detach() for p in trained], 1.0 - ema_decay)
             total += float(loss.detach()) * len(b)
             count += len(b)
         hist.losses.append(total / max(count, 1))
         if va.size:
-            d, nll = validate()
+            d, nll = validate_avg()
             diff = d - base_dcg
             se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
             val = float(d.mean())
@@ -557,12 +610,12 @@ def train_ranker(
                     crit_best = nll
                     # the likelihood-best epoch; it replaces the zero-shot start only through the DCG gate
                     if passes:
-                        best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+                        best_state, best_epoch, best_val = avg_state(), epoch, val
             else:
                 improved = val > crit_best
                 crit_best = max(crit_best, val)
                 if val > best_val and passes:
-                    best_state, best_epoch, best_val = copy.deepcopy(model.state_dict()), epoch, val
+                    best_state, best_epoch, best_val = avg_state(), epoch, val
             since_best = 0 if improved else since_best + 1
             if cfg.patience is not None and since_best >= cfg.patience:
                 hist.notes.append(f"early stop after epoch {epoch}: no {select} improvement in {cfg.patience} epochs")
@@ -571,15 +624,30 @@ def train_ranker(
         model.load_state_dict(best_state)
         hist.best_epoch = best_epoch
     else:
+        swap_ema()  # no validation: the averaged weights of the last epoch
         hist.best_epoch = cfg.epochs
     model.eval()
     meta = {"objective": cfg.objective, "epochs": cfg.epochs, "best_epoch": hist.best_epoch, "seed": cfg.seed,
-            "train_rows": hist.n_rows, "final_loss": hist.losses[-1], "reg": cfg.reg}
+            "train_rows": hist.n_rows, "final_loss": hist.losses[-1], "reg": cfg.reg,
+            "ema_epochs": float(ema_h)}
     if exam is not None:
         e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
         meta["examination"] = (e / e[0]).tolist()
     elif log_exam is not None:
         meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
         meta["examination_fixed"] = True
+    if start_model is not None and va.size and best_state is not None and hist.best_epoch > 0:
+        # the held-out lists chose the epoch count; train that long on all rows, from the same start
+        import dataclasses
+
+        full, fh = train_ranker(ut, it, y, weights=w, groups=groups, positions=positions, examination=examination,
+                                model=start_model, bottom_cache=bottom_cache,
+                                config=dataclasses.replace(cfg, epochs=hist.best_epoch, val_share=0.0,
+                                                           patience=None, refit=False))
+        hist.refit_losses = fh.losses
+        hist.notes.append(f"refit: retrained on all {n:,} rows for the chosen {hist.best_epoch} epochs")
+        meta.update({"refit": True, "refit_rows": n, "final_loss": fh.losses[-1]})
+        meta.update({k: full.meta[k] for k in ("examination", "examination_fixed") if k in full.meta})
+        model = full
     model.meta.update(meta)
     return model.to("cpu"), hist

@@ -176,12 +176,20 @@ def test_rank_train_click_model_default_epochs_are_an_early_stopped_budget(data,
             "--out", str(tmp_path / "m")]
     assert main(args) == 0, capsys.readouterr().err
     hist = json.loads((tmp_path / "m" / "train_history.json").read_text())
-    assert hist["config"]["epochs"] == 20 and hist["config"]["patience"] == 3
-    assert len(hist["val_curve"]) <= 21  # epoch 0 (zero-shot) plus at most the budget
+    assert hist["config"]["epochs"] == 30 and hist["config"]["patience"] == 3
+    assert hist["config"]["ema_epochs"] == 2.0  # the click model validates and saves averaged weights
+    assert hist["config"]["refit"] is True
+    meta = json.loads((tmp_path / "m" / "ranker_config.json").read_text())["meta"]
+    # refit on every row for the chosen epochs, unless the held-out lists kept the zero-shot scorer
+    assert meta.get("refit", False) == (hist["best_epoch"] > 0) == (len(hist["refit_losses"]) > 0)
+    assert len(hist["val_curve"]) <= 31  # epoch 0 (zero-shot) plus at most the budget
     # an explicit --epochs keeps its meaning: that many passes, no early stop unless asked
     assert main(args[:-1] + [str(tmp_path / "n"), "--epochs", "2"]) == 0
     hist_n = json.loads((tmp_path / "n" / "train_history.json").read_text())
     assert hist_n["config"]["epochs"] == 2 and hist_n["config"]["patience"] is None
+    assert main(args[:-1] + [str(tmp_path / "r"), "--epochs", "1", "--ema-epochs", "0"]) == 0
+    meta_r = json.loads((tmp_path / "r" / "ranker_config.json").read_text())["meta"]
+    assert meta_r["ema_epochs"] == 0.0
     # with no held-out lists nothing can stop it early: the fixed 5 passes
     assert main(args[:-1] + [str(tmp_path / "v"), "--val-share", "0"]) == 0
     hist_v = json.loads((tmp_path / "v" / "train_history.json").read_text())

@@ -197,3 +197,81 @@ def test_select_by_and_patience_are_checked():
         TrainConfig(select_by="ndcg")
     with pytest.raises(InputError, match="patience"):
         TrainConfig(patience=0)
+
+
+def test_ema_weights_are_the_moving_average_of_the_iterates(tiny_encoder_dir):
+    """One step per epoch (batch = all rows) and a horizon of 2 passes: decay 1/2 per step, from the start."""
+    u, i, y, g = _lists(20)
+    n = u.size
+    kw = dict(objective="pointwise", batch_size=n, val_share=0.0)
+    start = TwoTowerRanker.from_encoder(tiny_encoder_dir, max_length=16, trainable_layers=0).state_dict()
+    raw1, _ = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(epochs=1, ema_epochs=0.0, **kw))
+    raw2, _ = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(epochs=2, ema_epochs=0.0, **kw))
+    avg2, hist = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir,
+                              config=_cfg(epochs=2, ema_epochs=2.0, **kw))
+    assert hist.config["ema_epochs"] == 2.0 and avg2.meta["ema_epochs"] == 2.0
+    w1, w2 = raw1.state_dict(), raw2.state_dict()
+    for k in ("proj.weight", "proj.bias", "item_bias.weight", "log_scale", "bias"):
+        want = 0.5 * (0.5 * start[k] + 0.5 * w1[k]) + 0.5 * w2[k]
+        torch.testing.assert_close(avg2.state_dict()[k], want, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(w2["proj.weight"], avg2.state_dict()["proj.weight"])  # the average is not the iterate
+
+
+def test_ema_default_is_on_for_the_click_model_only(tiny_encoder_dir):
+    u, i, y, g = _lists(40)
+    a, ha = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise"))
+    b, _ = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise", ema_epochs=0))
+    assert ha.config["ema_epochs"] == 0.0
+    for k, v in a.state_dict().items():  # auto = off for the reweighting objectives: unchanged training
+        torch.testing.assert_close(v, b.state_dict()[k])
+    # clicks on the item *after* the one the user text names (the zero-shot cosine ranks it wrongly)
+    rng = np.random.default_rng(1)
+    uu, ii, pos = rng.integers(0, 3, 3000), rng.integers(0, 4, 3000), rng.integers(0, 3, 3000)
+    click = (rng.random(3000) < np.where(ii == (uu + 1) % 3, 0.9, 0.1) * THETA[pos]).astype(float)
+    uc, ic, gc = USERS[uu], ITEMS[ii], np.arange(3000) // 3
+    m, hc = train_ranker(uc, ic, click, groups=gc, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
+                         config=_cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, refit=False))
+    assert hc.config["ema_epochs"] == 2.0 and m.meta["ema_epochs"] == 2.0
+    # the validation curve scores the averaged weights, and the chosen epoch's averaged weights are returned:
+    # the returned model's held-out click NLL, by hand, is the curve's value at the chosen epoch
+    from causalrec.ranking.train import _group_codes, _split_lists
+
+    assert hc.best_epoch > 0, hc.val_curve
+    va = _split_lists(_group_codes(gc), 0.2, 0)
+    p = THETA[pos[va]] / (1.0 + np.exp(-m.score(list(uc[va]), list(ic[va]))))
+    nll = -np.mean(click[va] * np.log(p) + (1 - click[va]) * np.log1p(-p))
+    assert hc.val_curve[hc.best_epoch]["val_nll"] == pytest.approx(nll, rel=1e-4)
+    _, h2 = train_ranker(uc, ic, click, groups=gc, positions=pos, examination=THETA, encoder=tiny_encoder_dir,
+                         config=_cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, ema_epochs=0,
+                                     refit=False))
+    assert h2.config["ema_epochs"] == 0.0
+    assert h2.val_curve[1]["val_nll"] != pytest.approx(hc.val_curve[1]["val_nll"], rel=1e-6)
+    with pytest.raises(InputError, match="ema_epochs"):
+        TrainConfig(ema_epochs=-1.0)
+
+
+def test_refit_retrains_on_every_row_for_the_chosen_epochs(tiny_encoder_dir):
+    u, i, y, g = _lists(80)
+    m, h = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise", epochs=4,
+                                                                               refit=True))
+    assert h.best_epoch > 0 and h.config["refit"] is True, h.val_curve
+    assert len(h.refit_losses) == h.best_epoch and m.meta["refit"] is True and m.meta["refit_rows"] == u.size
+    # the same as training from the start on all rows (no held-out lists) for the chosen number of epochs
+    ref, rh = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir,
+                           config=_cfg(objective="listwise", epochs=h.best_epoch, val_share=0.0))
+    assert rh.n_rows == u.size > h.n_rows
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(m.state_dict()[k], v)
+    # the default: off for the reweighting objectives, on for the click model
+    _, h_off = train_ranker(u, i, y, groups=g, encoder=tiny_encoder_dir, config=_cfg(objective="listwise", epochs=1))
+    assert h_off.config["refit"] is False and h_off.refit_losses == []
+
+
+def test_no_refit_when_the_zero_shot_scorer_is_kept(tiny_encoder_dir):
+    u, i, _, g = _lists(80)
+    noise = np.random.default_rng(3).binomial(1, 0.3, u.size).astype(float)
+    model, hist = train_ranker(u, i, noise, groups=g, encoder=tiny_encoder_dir,
+                               config=_cfg(objective="listwise", refit=True))
+    assert hist.best_epoch == 0 and hist.refit_losses == [] and "refit" not in model.meta
+    np.testing.assert_allclose(model.score(list(u), list(i)), _zero_shot_scores(tiny_encoder_dir, u, i),
+                               rtol=1e-5, atol=1e-6)
