@@ -17,7 +17,8 @@
     (weighted, corrected) click rate per item, shrunk towards the global rate.
 
 Run: ``.venv/bin/python analyses/debias_rank.py`` (writes reports/debias_rank.md
-and reports/debias_rank.json; ``DEBIAS_RANK_SEEDS=3`` for a quicker run). ``--render-only``
+and reports/debias_rank.json; ``DEBIAS_RANK_SEEDS=3`` for a quicker run; ``DEBIAS_RANK_SEED_BASE=100
+DEBIAS_RANK_CATALOG_SEED=1 DEBIAS_RANK_OUT=/tmp/x`` for a held-out check on other seeds and another catalogue). ``--render-only``
 re-renders the Markdown from the JSON of the last run. Sized for a loaded 2-core CPU:
 see SIZES below.
 """
@@ -47,6 +48,9 @@ from causalrec.results import jsonable  # noqa: E402
 
 SIZES = {
     "seeds": int(os.environ.get("DEBIAS_RANK_SEEDS", "5")),
+    # a held-out check runs other seeds (and another catalogue draw) than the development ones, 0..seeds-1
+    "seed_base": int(os.environ.get("DEBIAS_RANK_SEED_BASE", "0")),
+    "catalog_seed": int(os.environ.get("DEBIAS_RANK_CATALOG_SEED", "0")),
     "train_rows": int(os.environ.get("DEBIAS_RANK_TRAIN_ROWS", "100000")),  # candidate rows (10 per request)
     "test_rows": int(os.environ.get("DEBIAS_RANK_TEST_ROWS", "3000")),
     "n_users": 1000,
@@ -115,9 +119,10 @@ def simulator_part(bottom_cache: dict) -> dict:
     rows, label_rows, exam_rows, curve_rows = [], [], [], []
     schema = LogSchema(outcome="click")
     K = S["n_positions"]
-    for seed in range(S["seeds"]):
+    for seed in range(S["seed_base"], S["seed_base"] + S["seeds"]):
         t0 = time.time()
-        pool = {"n_users": S["n_users"], "n_items": S["n_items"], "catalog_seed": 0, "n_positions": K,
+        pool = {"n_users": S["n_users"], "n_items": S["n_items"], "catalog_seed": S["catalog_seed"],
+                "n_positions": K,
                 "position_bias": S["position_bias"], "logging_item_boost": S["logging_item_boost"]}
         sim = simulate_logs(S["train_rows"], seed=seed, random_share=0.0, **pool)
         test = simulate_logs(S["test_rows"], seed=10_000 + seed, random_share=0.0, **pool).logs
@@ -512,6 +517,9 @@ def _from_json(path: Path) -> tuple[dict, dict, dict, float, str]:
 
 
 def main() -> None:
+    if "-h" in sys.argv or "--help" in sys.argv:
+        print(__doc__)
+        return
     if "--render-only" in sys.argv:
         write_report(*_from_json(OUT_DIR / "debias_rank.json"))
         return
