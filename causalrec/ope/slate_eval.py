@@ -387,7 +387,7 @@ class _Context:
             if carry is not None:
                 canon = pd.concat([carry, canon], ignore_index=True)
             req = canon["request_id"].to_numpy()
-            if not pd.Series(req).is_monotonic_increasing or (last_key is not None and req[0] < last_key):
+            if not _non_decreasing(req) or (last_key is not None and req[0] < last_key):
                 raise InputError(
                     f"streaming ranked lists needs the log sorted by '{self.schema.request_id}' (each list's rows "
                     "together, lists in increasing order)", column=self.schema.request_id,
@@ -400,6 +400,14 @@ class _Context:
                 yield self.prepare(canon.iloc[:cut].reset_index(drop=True), contiguous=True, light=light)
         if carry is not None and len(carry):
             yield self.prepare(carry.reset_index(drop=True), contiguous=True, light=light)
+
+
+def _non_decreasing(keys: np.ndarray) -> bool:
+    """Whether the keys never decrease: numbers compared in numpy (``pd.Series(keys)`` would copy
+    the batch's keys first), other keys (strings) by pandas."""
+    if keys.dtype.kind in "iuf":  # request ids are checked non-missing, so no NaN here
+        return keys.size < 2 or bool(np.greater_equal(keys[1:], keys[:-1]).all())
+    return bool(pd.Series(keys, copy=False).is_monotonic_increasing)
 
 
 # -- per block arrays ----------------------------------------------------------------
