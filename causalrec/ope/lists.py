@@ -114,9 +114,10 @@ class Lists:
         for _, ix in self.groups:
             yield x[ix], ix
 
-    def _apply(self, x: np.ndarray, fn) -> np.ndarray:
+    def _apply(self, x: np.ndarray, fn, out: np.ndarray | None = None) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        out = np.empty(self.n, dtype=np.float64)
+        if out is None:
+            out = np.empty(self.n, dtype=np.float64)
         for mat, ix in self._views(x):
             if ix is None:
                 fn(mat, out.reshape(mat.shape))
@@ -126,8 +127,9 @@ class Lists:
                 out[ix] = res
         return out
 
-    def cumprod(self, x: np.ndarray) -> np.ndarray:
-        """``prod_{j <= k} x_j`` within each list."""
+    def cumprod(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``prod_{j <= k} x_j`` within each list (into ``out``, which may be ``x`` itself: a scan
+        reads each slot before it writes it)."""
         def fn(m, o):
             if _by_column(m):
                 o[:, 0] = m[:, 0]
@@ -135,7 +137,7 @@ class Lists:
                     np.multiply(o[:, k - 1], m[:, k], out=o[:, k])
             else:
                 np.cumprod(m, axis=1, out=o)
-        return self._apply(x, fn)
+        return self._apply(x, fn, out)
 
     def cumsum(self, x: np.ndarray, exclusive: bool = False) -> np.ndarray:
         """``sum_{j <= k} x_j`` (or ``j < k`` with ``exclusive``) within each list."""
@@ -232,7 +234,10 @@ def check_slots(request_keys: np.ndarray, list_index: np.ndarray | None, pos: np
     ``pos`` are the 0-based positions of rows sorted by (request, position); ``list_index``
     the list each row belongs to and ``request_keys`` the request of each list.
     """
-    bad = pos != lists.slot
+    if lists.single_length is not None:  # one length: compare with 0..L-1 broadcast (no per-row slot array)
+        bad = (pos.reshape(lists.n_lists, lists.single_length) != np.arange(lists.single_length)).reshape(-1)
+    else:
+        bad = pos != lists.slot
     if not bad.any():
         return
     if list_index is None:

@@ -64,8 +64,16 @@ class _Prepared:
     y: np.ndarray
     p: np.ndarray
     p_marg: np.ndarray | None
-    folds: np.ndarray | None
+    folds: np.ndarray | None  # fold per row (see row_folds)
     unit_keys: np.ndarray | None  # cluster keys per row when the cluster is not the request
+    folds_list: np.ndarray | None = None  # fold per list, when folds follow the request
+
+    def row_folds(self) -> np.ndarray | None:
+        """The fold of each row: folded by request, the list's fold repeated over its rows (built
+        on first use; the one read of a streamed file for Cascade-DR needs only the list's)."""
+        if self.folds is None and self.folds_list is not None:
+            self.folds = np.repeat(self.folds_list, self.block.lists.lengths)
+        return self.folds
 
 
 def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, bootstrap: int, ci_level: float,
@@ -169,7 +177,7 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             else:
                 for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model", light=True):
                     b = prep.block
-                    model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+                    model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.row_folds())
             passes = 2 if streaming and not replayed else 1
         model.finalize()
 
@@ -276,7 +284,9 @@ class _Context:
                 light: bool = False) -> _Prepared:
         """``canon``: complete lists, any order within a list (sorted here by slot). ``light``: only
         what fitting the outcome model needs (the estimation pass checks everything else)."""
-        pos = canon["position"].to_numpy(dtype=np.int64)
+        pos = canon["position"].to_numpy()
+        if pos.dtype.kind not in "iu":  # positions as read when integers (e.g. int8): only compared here
+            pos = pos.astype(np.int64)
         order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous,
                                                     identity_as_none=True)
         if order is not None and not np.array_equal(order, np.arange(order.size)):
@@ -291,9 +301,9 @@ class _Context:
                     self.schema.request_id)
         items = self.policy.vocab.encode(canon["item_id"].to_numpy())
         if light:
-            return _Prepared(SlateBlock(canon, lists, keys, items, lists.slot),
-                             canon["outcome"].to_numpy(dtype=np.float64), None, None,
-                             self._folds(canon, lists, keys), None)
+            folds, folds_list = self._folds(canon, keys)
+            return _Prepared(SlateBlock(canon, lists, keys, items), canon["outcome"].to_numpy(dtype=np.float64),
+                             None, None, folds, None, folds_list)
         self._check_lengths(lists, keys)
         p = canon["propensity"].to_numpy(dtype=np.float64)
         p_marg = None
@@ -313,22 +323,23 @@ class _Context:
                     fix="check which column holds the conditional (--propensity) and which the marginal "
                     "(--propensity-marginal)")
         unit_keys = canon[self.cluster].to_numpy() if self.unit == "other" and self.cluster in canon.columns else None
-        folds = None
+        folds = folds_list = None
         if self.needs_folds:  # only an outcome model uses them
-            folds = self._folds(canon, lists, keys)
-        block = SlateBlock(canon, lists, keys, items, lists.slot)
-        prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys)
+            folds, folds_list = self._folds(canon, keys)
+        block = SlateBlock(canon, lists, keys, items)
+        prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys, folds_list)
         if codes is not None:
             prep.unit_keys = codes
         return prep
 
-    def _folds(self, canon: pd.DataFrame, lists: Lists, keys: np.ndarray) -> np.ndarray:
-        """Fold of each row: a seeded hash of its request (or cluster) key. The hash is a function
-        of the key alone, so folded by request it is computed once per list and repeated over the
-        list's rows (the same folds as hashing every row, at a tenth of the cost for 10 slots)."""
+    def _folds(self, canon: pd.DataFrame, keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(per row, per list)`` folds: a seeded hash of the request (or cluster) key. The hash is a
+        function of the key alone, so folded by request it is computed once per list (the same folds
+        as hashing every row, at a tenth of the cost for 10 slots) and repeated over the list's rows
+        only where needed (:meth:`_Prepared.row_folds`); folded by another cluster column, per row."""
         if self.fold_key == "request_id":
-            return np.repeat(cluster_folds(keys, self.n_folds, self.seed), lists.lengths)
-        return cluster_folds(canon[self.fold_key].to_numpy(), self.n_folds, self.seed)
+            return None, cluster_folds(keys, self.n_folds, self.seed)
+        return cluster_folds(canon[self.fold_key].to_numpy(), self.n_folds, self.seed), None
 
     def _check_lengths(self, lists: Lists, keys: np.ndarray) -> None:
         if lists.n_lists == 0:
@@ -417,8 +428,9 @@ def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
     if model is not None:
         b = prep.block
         rows = np.arange(b.n)
-        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, prep.folds)
-        arrays.q_target = _model_term(b, bound, model, prep.folds, arrays.w_prev)
+        folds = prep.row_folds()
+        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, folds)
+        arrays.q_target = _model_term(b, bound, model, folds, arrays.w_prev)
     return arrays, bound
 
 
@@ -428,7 +440,7 @@ def _free_arrays(prep: _Prepared, policy, ests, value_per: str, with_prev: bool)
     lists = b.lists
     bound = policy.bind(b)
     rho = bound.cond / prep.p
-    w = lists.cumprod(rho)
+    w = lists.cumprod(rho, out=rho)  # in place: the ratios are not needed once multiplied
     need_marg = any(e.needs_marginal for e in ests)
     w_prev = lists.previous(w, 1.0) if with_prev else None
     arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev,
@@ -481,7 +493,7 @@ class _Kept:
         # an outcome column stored in one byte (clicks) is kept as read: exact, nothing to check
         y = raw if raw is not None and raw.dtype.itemsize == 1 and raw.dtype.kind in "iub" else _compact(prep.y)
         return cls(lists.lengths.astype(np.int32), b.request_keys, y, items,
-                   prep.folds[lists.starts].astype(np.int8), slim, bound.cells_state)
+                   _list_folds(prep).astype(np.int8), slim, bound.cells_state)
 
     @property
     def nbytes(self) -> int:
@@ -494,7 +506,7 @@ class _Kept:
         lists = Lists(self.lengths.astype(np.int64))
         items = self.items  # int32 codes: numpy widens them where they index
         y = self.y.astype(np.float64)
-        block = SlateBlock(None, lists, self.keys, items, None)  # scoring needs no per-row slot
+        block = SlateBlock(None, lists, self.keys, items)
         arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
         if any(e.weight == "w_list" for e in ests):
@@ -522,7 +534,7 @@ def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
     used = 0
     for prep in blocks("ope (outcome model, weights)"):
         b = prep.block
-        model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+        model.partial_fit_lists(b.items, b.lists, b.lists.revcumsum(prep.y), _list_folds(prep))
         if kept is None:
             continue
         arrays, bound = _free_arrays(prep, policy, ests, value_per, with_prev=False)
@@ -536,6 +548,13 @@ def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
     acc.kept = kept
     acc.kept_bytes = used if kept is not None else 0
     return kept is not None
+
+
+def _list_folds(prep: _Prepared) -> np.ndarray:
+    """The fold of each list (folds follow the request in the one-read path)."""
+    if prep.folds_list is not None:
+        return prep.folds_list
+    return prep.folds[prep.block.lists.starts]
 
 
 def _model_term(b: SlateBlock, bound, model, folds: np.ndarray, w_prev: np.ndarray) -> np.ndarray:

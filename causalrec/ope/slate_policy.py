@@ -65,11 +65,16 @@ class SlateBlock:
     lists: Lists
     request_keys: np.ndarray  # one per list
     items: np.ndarray  # item code per row
-    slot: np.ndarray  # 0-based slot per row (== lists.slot)
 
     @property
     def n(self) -> int:
         return self.lists.n
+
+    @property
+    def slot(self) -> np.ndarray:
+        """0-based slot per row (:attr:`Lists.slot`, built on first use: a Plackett-Luce target's
+        conditionals and cell sums never need it)."""
+        return self.lists.slot
 
 
 class BoundSlateTarget:
@@ -349,8 +354,15 @@ class ScoreTarget:
         sets_list = self._sets(block)
         # one score set: every row's set is 0 (a zero page, not a gather over the rows)
         sets_row = sets_list[lists.list_of_row] if self.keyed else np.zeros(lists.n, dtype=np.int64)
-        cand = self._candidate(sets_row, block.items)
         dup = lists.any_above(block.items)  # item already placed above: the target cannot repeat it
+        if self.kind == "plackett-luce":
+            e_code = self._e_by_code()
+            if e_code is not None and not dup.any() and not (block.items.size and
+                                                              block.items.max() >= self._n_items_at_build):
+                # every row a new item that the one score set scores: e from the item code, one gather
+                # (the candidate indices are looked up only if the marginals are asked for)
+                return self._bind_pl(block, sets_list, sets_row, None, None, e_row=np.take(e_code, block.items))
+        cand = self._candidate(sets_row, block.items)
         new = (cand >= 0) & ~dup
         if self.kind == "plackett-luce":
             return self._bind_pl(block, sets_list, sets_row, cand, new)
@@ -362,10 +374,25 @@ class ScoreTarget:
         out_prefix = first_slot(block.lists.list_of_row[r], self.item[e]) >= block.slot[r]
         return np.bincount(np.searchsorted(rows, r), weights=self.e[e] * out_prefix, minlength=rows.size)
 
-    def _bind_pl(self, block, sets_list, sets_row, cand, new) -> BoundSlateTarget:
+    def _e_by_code(self) -> np.ndarray | None:
+        """``e`` of each item code of a context-free target that scores every item of its vocabulary
+        (the same numbers as ``e[candidate(code)]``), else ``None``."""
+        if self.keyed:
+            return None
+        cached = getattr(self, "_e_code", None)
+        if cached is None:
+            n = self._n_items_at_build
+            cand = self._candidate(np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.int64))
+            cached = self._e_code = (np.take(self.e, cand),) if (cand >= 0).all() else (None,)
+        return cached[0]
+
+    def _bind_pl(self, block, sets_list, sets_row, cand, new, e_row=None) -> BoundSlateTarget:
+        """``cand``/``new`` may be ``None`` with ``e_row`` given: every row is a new item the target
+        scores (then they are looked up only for the marginals)."""
         lists = block.lists
-        # every row a new, scored item (the usual log): one gather, no masking
-        e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
+        if e_row is None:
+            # every row a new, scored item (the usual log): one gather, no masking
+            e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
         big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
         rem = lists.cumsum(e_row, exclusive=True)
         np.subtract(big, rem, out=rem)
@@ -383,6 +410,10 @@ class ScoreTarget:
             return self.count[sets_row]
 
         def marginal():
+            nonlocal cand, new
+            if cand is None:
+                cand = self._candidate(sets_row, block.items)
+                new = cand >= 0
             return self._pl_marginal(block, sets_list, sets_row, cand, new)
 
         def pairs(rows: np.ndarray) -> Pairs:

@@ -23,7 +23,7 @@ def block_for(target, requests: list, lists: list[list]) -> SlateBlock:
     ls = Lists(lengths)
     canon = pd.DataFrame({"request_id": np.repeat(np.array(requests, dtype=object), lengths), "item_id": items,
                           "position": ls.slot})
-    return SlateBlock(canon, ls, np.array(requests, dtype=object), target.vocab.encode(items), ls.slot)
+    return SlateBlock(canon, ls, np.array(requests, dtype=object), target.vocab.encode(items))
 
 
 def enumerate_lists(scores: dict, ell: int, kind: str, temperature: float = 1.0) -> dict[tuple, float]:
