@@ -473,12 +473,14 @@ def _compact(x: np.ndarray) -> np.ndarray:
 @dataclass
 class _Kept:
     """What scoring a block needs once the outcome model is fitted, and nothing else (no frame, no
-    per-row copies of what the list lengths give back): for 10-slot lists about 30 bytes a row."""
+    per-row copies of what the list lengths give back, no Plackett-Luce masses that the item codes
+    give back): for 10-slot lists of a context-free score target about 11 bytes a row (the cascade
+    weight, the item code and the outcome), else about 30."""
 
     lengths: np.ndarray
     keys: np.ndarray
     y: np.ndarray  # compacted, exact
-    items: np.ndarray  # int32 codes
+    items: np.ndarray  # item codes in the narrowest of int16 / int32 that holds them
     folds: np.ndarray  # one per list (folds follow the request)
     arrays: SlateArrays  # y, w_prev, w_list, norm, q_* dropped (rebuilt in restore)
     cells_state: tuple
@@ -488,7 +490,8 @@ class _Kept:
         b = prep.block
         lists = b.lists
         slim = replace(arrays, y=None, w_prev=None, w_list=None, norm=None, q_logged=None, q_target=None)
-        items = b.items.astype(np.int32) if b.items.size and b.items.max() < 2**31 - 1 else b.items
+        top = int(b.items.max()) if b.items.size else 0
+        items = b.items.astype(np.int16 if top < 2**15 else np.int32) if top < 2**31 - 1 else b.items
         raw = b.canon["outcome"].to_numpy() if b.canon is not None else None
         # an outcome column stored in one byte (clicks) is kept as read: exact, nothing to check
         y = raw if raw is not None and raw.dtype.itemsize == 1 and raw.dtype.kind in "iub" else _compact(prep.y)
@@ -504,7 +507,7 @@ class _Kept:
     def restore(self, policy, model, ests, value_per: str) -> tuple[_Prepared, SlateArrays]:
         """The block's prepared rows and full arrays, with the outcome model's two terms."""
         lists = Lists(self.lengths.astype(np.int64))
-        items = self.items  # int32 codes: numpy widens them where they index
+        items = self.items.astype(np.int64)  # indices as numpy's gathers take them fastest
         y = self.y.astype(np.float64)
         block = SlateBlock(None, lists, self.keys, items)
         arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),

@@ -393,9 +393,7 @@ class ScoreTarget:
         if e_row is None:
             # every row a new, scored item (the usual log): one gather, no masking
             e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
-        big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
-        rem = lists.cumsum(e_row, exclusive=True)
-        np.subtract(big, rem, out=rem)
+        big, rem = self._remaining(lists, e_row, sets_row)
         first_slot = None
         risky = np.flatnonzero(rem < 1e-8 * big)
         if risky.size:  # the prefix holds nearly all the mass: sum what remains instead
@@ -431,9 +429,22 @@ class ScoreTarget:
 
         bound = BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
                                  n_candidates=n_cand)
-        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row)
-        bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
+        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row);
+        # e and rem taken by item code with no risky row are rebuilt from the items (None: what a block kept
+        # for Cascade-DR's model term needs is then 16 bytes a row less)
+        if cand is None and not risky.size:
+            bound.cells_state = (None, None, None, True)
+        else:
+            bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
         return bound
+
+    def _remaining(self, lists: Lists, e_row: np.ndarray, sets_row) -> tuple:
+        """``(E, rem)``: the set's total mass and ``rem_k = E - sum_{j < k} e_j``, the mass left for slot
+        ``k`` (before the exact sum of the rows where the subtraction cancels)."""
+        big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
+        rem = lists.cumsum(e_row, exclusive=True)
+        np.subtract(big, rem, out=rem)
+        return big, rem
 
     def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False,
                  folds_list: np.ndarray | None = None):
@@ -451,6 +462,9 @@ class ScoreTarget:
         """
         sets_list, e_row, rem = state[:3]
         rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
+        if e_row is None:  # bound by item code with no risky row: the same e and rem again (see _bind_pl)
+            e_row = np.take(self._e_by_code(), np.asarray(items, dtype=np.int64))
+            rem = self._remaining(lists, e_row, None)[1]
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
         if folds is None:  # per list: rows' folds only where a path below needs them
