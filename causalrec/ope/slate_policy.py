@@ -462,7 +462,10 @@ class ScoreTarget:
         """
         sets_list, e_row, rem = state[:3]
         rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
-        if e_row is None:  # bound by item code with no risky row: the same e and rem again (see _bind_pl)
+        # bound by item code with no risky row: e and rem are rebuilt by the same operations as in
+        # _bind_pl, in the slot-major layout below for lists of one length (no list-major copies)
+        rebuild = e_row is None and lists.single_length is not None
+        if e_row is None and not rebuild:
             e_row = np.take(self._e_by_code(), np.asarray(items, dtype=np.int64))
             rem = self._remaining(lists, e_row, None)[1]
         ell = int(lists.lengths.max()) if lists.n_lists else 0
@@ -497,9 +500,21 @@ class ScoreTarget:
             f_grp = f_list if one else folds[ix[:, 0]]
             base_t = np.empty((length, n_l), dtype=np.int64)
             er_t = np.empty((length, n_l))
+            rem_t = None
             if one:  # a single list length: reshaped views, no gathers
-                np.add(items_c.reshape(-1, length).T, (f_grp * width)[None, :], out=base_t)
-                er_t[:] = e_row.reshape(-1, length).T
+                items_t = items_c.reshape(-1, length).T
+                np.add(items_t, (f_grp * width)[None, :], out=base_t)
+                if rebuild:  # e by item code and rem_k = E - sum_{j<k} e_j, slot by slot (as Lists.cumsum)
+                    np.take(self._e_by_code(), items_t, out=er_t, mode="clip")
+                    rem_t = np.empty(er_t.shape)
+                    rem_t[0] = 0.0
+                    if length > 1:
+                        rem_t[1] = er_t[0]
+                    for k in range(2, length):
+                        np.add(rem_t[k - 1], er_t[k - 1], out=rem_t[k])
+                    np.subtract(self.big_e[0], rem_t, out=rem_t)
+                else:
+                    er_t[:] = e_row.reshape(-1, length).T
             else:
                 np.add(items_c[ix].T, (f_grp * width)[None, :], out=base_t)
                 er_t[:] = e_row[ix].T
@@ -507,15 +522,23 @@ class ScoreTarget:
             out_t = np.empty(base_t.shape)
             if tot_row is None:  # context-free: the total depends on the fold and slot only
                 for k in range(length):
-                    out_t[k] = np.take(s_ctx[:, k], f_grp)
+                    np.take(s_ctx[:, k], f_grp, out=out_t[k], mode="clip")
             else:
                 out_t[:] = (tot_row.reshape(-1, length) if one else tot_row[ix]).T
             own_t = np.empty(base_t.shape) if own is not None else None
+            # the gathers of every slot reuse one buffer; the indices are in range by construction, so
+            # mode="clip" changes no index and lets numpy write into the buffer without a copy
+            above = np.empty(base_t.shape)
+            dot = np.empty(n_l)
             for k in range(length):
                 if own_t is not None:  # the row's own item, from the slot's table
-                    np.take(by_slot[k], base_t[k], out=own_t[k])
+                    np.take(by_slot[k], base_t[k], out=own_t[k], mode="clip")
                 if k:
-                    out_t[k] -= np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+                    np.take(by_slot[k], base_t[:k], out=above[:k], mode="clip")
+                    out_t[k] -= np.einsum("jn,jn->n", above[:k], er_t[:k], out=dot)
+            if rem_t is not None:  # divided here, element by element as below (rem > 0 on every row)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    np.divide(out_t, rem_t, out=out_t)
             if one:
                 res.reshape(-1, length)[:] = out_t.T
                 if own_t is not None:
@@ -524,8 +547,9 @@ class ScoreTarget:
                 res[ix] = out_t.T
                 if own_t is not None:
                     own[ix] = own_t.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(res, rem, out=res)
+        if not rebuild:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(res, rem, out=res)
         if not rem_positive:
             bad = rem <= 0
             if bad.any():
