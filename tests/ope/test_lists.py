@@ -41,3 +41,22 @@ def test_scans_equal_numpy_accumulate_exactly(lengths, op):
     got = {"cumprod": lambda: lists.cumprod(x), "cumsum": lambda: lists.cumsum(x),
            "exclusive": lambda: lists.cumsum(x, exclusive=True), "revcumsum": lambda: lists.revcumsum(x)}[op]()
     np.testing.assert_array_equal(got, _reference(x, lengths, op))
+
+
+@pytest.mark.parametrize("lengths", [np.full(300, 10), np.full(300, 2), np.full(3, 10), np.full(100, 17),
+                                     np.array([3, 1, 4, 4, 2, 10, 10, 7])])
+@pytest.mark.parametrize("big", [False, True])
+def test_any_above_flags_exactly_the_repeats(lengths, big):
+    """Slot-pair comparisons (short lists of one length), the sort path (others) and a loop agree,
+    for values that fit two bytes and values that do not."""
+    rng = np.random.default_rng(int(lengths.sum()) + big)
+    x = rng.integers(0, 25, int(lengths.sum())) + (2**40 if big else 0)  # small range: many repeats
+    lists = Lists(lengths)
+    want, lo = [], 0
+    for ell in lengths:
+        seg = x[lo:lo + ell].tolist()
+        lo += ell
+        want += [seg[k] in seg[:k] for k in range(ell)]
+    got = lists.any_above(x)
+    assert got.dtype == bool and got.any()
+    np.testing.assert_array_equal(got, np.array(want))
