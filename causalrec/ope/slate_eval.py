@@ -439,9 +439,13 @@ def _free_arrays(prep: _Prepared, policy, ests, value_per: str, with_prev: bool)
     b = prep.block
     lists = b.lists
     bound = policy.bind(b)
-    rho = bound.cond / prep.p
-    w = lists.cumprod(rho, out=rho)  # in place: the ratios are not needed once multiplied
     need_marg = any(e.needs_marginal for e in ests)
+    if need_marg:  # a deterministic table's marginal is its conditional: keep it
+        rho = bound.cond / prep.p
+    else:  # the conditionals are used only here: the ratios, then the weights, in their buffer
+        rho = np.divide(bound.cond, prep.p, out=bound.cond)
+        bound.cond = None
+    w = lists.cumprod(rho, out=rho)  # in place: the ratios are not needed once multiplied
     w_prev = lists.previous(w, 1.0) if with_prev else None
     arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev,
                          w_list=lists.last(w) if any(e.weight == "w_list" for e in ests) else None,
