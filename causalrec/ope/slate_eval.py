@@ -511,7 +511,7 @@ class _Kept:
     def restore(self, policy, model, ests, value_per: str) -> tuple[_Prepared, SlateArrays]:
         """The block's prepared rows and full arrays, with the outcome model's two terms."""
         lists = Lists(self.lengths.astype(np.int64))
-        items = self.items.astype(np.int64)  # indices as numpy's gathers take them fastest
+        items = self.items  # narrow codes: pl_cells widens them chunk by chunk where they index
         y = self.y.astype(np.float64)
         block = SlateBlock(None, lists, self.keys, items)
         arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),
