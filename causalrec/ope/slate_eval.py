@@ -21,9 +21,12 @@ with the outcome models of :mod:`causalrec.ope.outcome` (cross-fitted per reques
 The default cell means per (item, slot) need the whole log before any row can be scored:
 streamed with a Plackett-Luce score target, the file is read once (each block is checked,
 weighted, bound to the target and fed to the model's sums) and every block is kept in a
-compact form (about 30 bytes a row: the weights, outcomes, item codes and the target's
-normalisers; no frame) until the model is fitted, then scored; when the kept blocks would
-exceed ``REPLAY_BYTES``, or for other targets, the file is read a second time instead.
+compact form (no frame: the cascade weights, outcomes and item codes, about 11 bytes a row
+for a context-free score table, whose Plackett-Luce masses and normalisers are rebuilt from
+the item codes by the same operations when the block is scored; about 30 bytes a row with
+the normalisers for other score tables) until the model is fitted, then scored; when the
+kept blocks would exceed ``REPLAY_BYTES``, or for other targets, the file is read a second
+time instead.
 Both give the same numbers (every sum is added in the same block order). Its model term
 ``sum_a pi(a | a_<k) Qhat_k(a)`` is computed in closed form for a Plackett-Luce target with
 cell means (no (row, item) pairs, so a 10,000-item catalogue costs what a 10-item one
