@@ -23,7 +23,7 @@ streamed with a Plackett-Luce score target, the file is read once (each block is
 weighted, bound to the target and fed to the model's sums) and every block is kept in a
 compact form (no frame: the cascade weights, outcomes and item codes, about 11 bytes a row
 for a context-free score table, whose Plackett-Luce masses and normalisers are rebuilt from
-the item codes by the same operations when the block is scored; about 30 bytes a row with
+the item codes by the same operations when the block is scored; about 27 bytes a row with
 the normalisers for other score tables) until the model is fitted, then scored; when the
 kept blocks would exceed ``REPLAY_BYTES``, or for other targets, the file is read a second
 time instead.
@@ -482,7 +482,7 @@ class _Kept:
     """What scoring a block needs once the outcome model is fitted, and nothing else (no frame, no
     per-row copies of what the list lengths give back, no Plackett-Luce masses that the item codes
     give back): for 10-slot lists of a context-free score target about 11 bytes a row (the cascade
-    weight, the item code and the outcome), else about 30."""
+    weight, the item code and the outcome), else about 27 (with the masses and normalisers)."""
 
     lengths: np.ndarray
     keys: np.ndarray
