@@ -21,9 +21,12 @@ with the outcome models of :mod:`causalrec.ope.outcome` (cross-fitted per reques
 The default cell means per (item, slot) need the whole log before any row can be scored:
 streamed with a Plackett-Luce score target, the file is read once (each block is checked,
 weighted, bound to the target and fed to the model's sums) and every block is kept in a
-compact form (about 30 bytes a row: the weights, outcomes, item codes and the target's
-normalisers; no frame) until the model is fitted, then scored; when the kept blocks would
-exceed ``REPLAY_BYTES``, or for other targets, the file is read a second time instead.
+compact form (no frame: the cascade weights, outcomes and item codes, about 11 bytes a row
+for a context-free score table, whose Plackett-Luce masses and normalisers are rebuilt from
+the item codes by the same operations when the block is scored; about 27 bytes a row with
+the normalisers for other score tables) until the model is fitted, then scored; when the
+kept blocks would exceed ``REPLAY_BYTES``, or for other targets, the file is read a second
+time instead.
 Both give the same numbers (every sum is added in the same block order). Its model term
 ``sum_a pi(a | a_<k) Qhat_k(a)`` is computed in closed form for a Plackett-Luce target with
 cell means (no (row, item) pairs, so a 10,000-item catalogue costs what a 10-item one
@@ -64,8 +67,16 @@ class _Prepared:
     y: np.ndarray
     p: np.ndarray
     p_marg: np.ndarray | None
-    folds: np.ndarray | None
+    folds: np.ndarray | None  # fold per row (see row_folds)
     unit_keys: np.ndarray | None  # cluster keys per row when the cluster is not the request
+    folds_list: np.ndarray | None = None  # fold per list, when folds follow the request
+
+    def row_folds(self) -> np.ndarray | None:
+        """The fold of each row: folded by request, the list's fold repeated over its rows (built
+        on first use; the one read of a streamed file for Cascade-DR needs only the list's)."""
+        if self.folds is None and self.folds_list is not None:
+            self.folds = np.repeat(self.folds_list, self.block.lists.lengths)
+        return self.folds
 
 
 def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, bootstrap: int, ci_level: float,
@@ -169,7 +180,7 @@ def evaluate_slates(logs, target, *, schema: LogSchema, ests, outcome_model, boo
             else:
                 for prep in blocks("ope pass 1/2 (outcome model)" if streaming else "outcome model", light=True):
                     b = prep.block
-                    model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+                    model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.row_folds())
             passes = 2 if streaming and not replayed else 1
         model.finalize()
 
@@ -276,7 +287,9 @@ class _Context:
                 light: bool = False) -> _Prepared:
         """``canon``: complete lists, any order within a list (sorted here by slot). ``light``: only
         what fitting the outcome model needs (the estimation pass checks everything else)."""
-        pos = canon["position"].to_numpy(dtype=np.int64)
+        pos = canon["position"].to_numpy()
+        if pos.dtype.kind not in "iu":  # positions as read when integers (e.g. int8): only compared here
+            pos = pos.astype(np.int64)
         order, sorted_lists, lengths = sort_by_list(canon["request_id"].to_numpy(), pos, contiguous=contiguous,
                                                     identity_as_none=True)
         if order is not None and not np.array_equal(order, np.arange(order.size)):
@@ -291,9 +304,9 @@ class _Context:
                     self.schema.request_id)
         items = self.policy.vocab.encode(canon["item_id"].to_numpy())
         if light:
-            return _Prepared(SlateBlock(canon, lists, keys, items, lists.slot),
-                             canon["outcome"].to_numpy(dtype=np.float64), None, None,
-                             self._folds(canon, lists, keys), None)
+            folds, folds_list = self._folds(canon, keys)
+            return _Prepared(SlateBlock(canon, lists, keys, items), canon["outcome"].to_numpy(dtype=np.float64),
+                             None, None, folds, None, folds_list)
         self._check_lengths(lists, keys)
         p = canon["propensity"].to_numpy(dtype=np.float64)
         p_marg = None
@@ -313,22 +326,23 @@ class _Context:
                     fix="check which column holds the conditional (--propensity) and which the marginal "
                     "(--propensity-marginal)")
         unit_keys = canon[self.cluster].to_numpy() if self.unit == "other" and self.cluster in canon.columns else None
-        folds = None
+        folds = folds_list = None
         if self.needs_folds:  # only an outcome model uses them
-            folds = self._folds(canon, lists, keys)
-        block = SlateBlock(canon, lists, keys, items, lists.slot)
-        prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys)
+            folds, folds_list = self._folds(canon, keys)
+        block = SlateBlock(canon, lists, keys, items)
+        prep = _Prepared(block, canon["outcome"].to_numpy(dtype=np.float64), p, p_marg, folds, unit_keys, folds_list)
         if codes is not None:
             prep.unit_keys = codes
         return prep
 
-    def _folds(self, canon: pd.DataFrame, lists: Lists, keys: np.ndarray) -> np.ndarray:
-        """Fold of each row: a seeded hash of its request (or cluster) key. The hash is a function
-        of the key alone, so folded by request it is computed once per list and repeated over the
-        list's rows (the same folds as hashing every row, at a tenth of the cost for 10 slots)."""
+    def _folds(self, canon: pd.DataFrame, keys: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(per row, per list)`` folds: a seeded hash of the request (or cluster) key. The hash is a
+        function of the key alone, so folded by request it is computed once per list (the same folds
+        as hashing every row, at a tenth of the cost for 10 slots) and repeated over the list's rows
+        only where needed (:meth:`_Prepared.row_folds`); folded by another cluster column, per row."""
         if self.fold_key == "request_id":
-            return np.repeat(cluster_folds(keys, self.n_folds, self.seed), lists.lengths)
-        return cluster_folds(canon[self.fold_key].to_numpy(), self.n_folds, self.seed)
+            return None, cluster_folds(keys, self.n_folds, self.seed)
+        return cluster_folds(canon[self.fold_key].to_numpy(), self.n_folds, self.seed), None
 
     def _check_lengths(self, lists: Lists, keys: np.ndarray) -> None:
         if lists.n_lists == 0:
@@ -387,7 +401,7 @@ class _Context:
             if carry is not None:
                 canon = pd.concat([carry, canon], ignore_index=True)
             req = canon["request_id"].to_numpy()
-            if not pd.Series(req).is_monotonic_increasing or (last_key is not None and req[0] < last_key):
+            if not _non_decreasing(req) or (last_key is not None and req[0] < last_key):
                 raise InputError(
                     f"streaming ranked lists needs the log sorted by '{self.schema.request_id}' (each list's rows "
                     "together, lists in increasing order)", column=self.schema.request_id,
@@ -402,6 +416,14 @@ class _Context:
             yield self.prepare(carry.reset_index(drop=True), contiguous=True, light=light)
 
 
+def _non_decreasing(keys: np.ndarray) -> bool:
+    """Whether the keys never decrease: numbers compared in numpy (``pd.Series(keys)`` would copy
+    the batch's keys first), other keys (strings) by pandas."""
+    if keys.dtype.kind in "iuf":  # request ids are checked non-missing, so no NaN here
+        return keys.size < 2 or bool(np.greater_equal(keys[1:], keys[:-1]).all())
+    return bool(pd.Series(keys, copy=False).is_monotonic_increasing)
+
+
 # -- per block arrays ----------------------------------------------------------------
 
 def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
@@ -409,8 +431,9 @@ def _arrays(prep: _Prepared, policy, model, ests, value_per: str):
     if model is not None:
         b = prep.block
         rows = np.arange(b.n)
-        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, prep.folds)
-        arrays.q_target = _model_term(b, bound, model, prep.folds, arrays.w_prev)
+        folds = prep.row_folds()
+        arrays.q_logged = model.predict(b.canon, rows, b.items, b.slot, folds)
+        arrays.q_target = _model_term(b, bound, model, folds, arrays.w_prev)
     return arrays, bound
 
 
@@ -419,9 +442,13 @@ def _free_arrays(prep: _Prepared, policy, ests, value_per: str, with_prev: bool)
     b = prep.block
     lists = b.lists
     bound = policy.bind(b)
-    rho = bound.cond / prep.p
-    w = lists.cumprod(rho)
     need_marg = any(e.needs_marginal for e in ests)
+    if need_marg:  # a deterministic table's marginal is its conditional: keep it
+        rho = bound.cond / prep.p
+    else:  # the conditionals are used only here: the ratios, then the weights, in their buffer
+        rho = np.divide(bound.cond, prep.p, out=bound.cond)
+        bound.cond = None
+    w = lists.cumprod(rho, out=rho)  # in place: the ratios are not needed once multiplied
     w_prev = lists.previous(w, 1.0) if with_prev else None
     arrays = SlateArrays(y=prep.y, w=w, w_prev=w_prev,
                          w_list=lists.last(w) if any(e.weight == "w_list" for e in ests) else None,
@@ -453,12 +480,14 @@ def _compact(x: np.ndarray) -> np.ndarray:
 @dataclass
 class _Kept:
     """What scoring a block needs once the outcome model is fitted, and nothing else (no frame, no
-    per-row copies of what the list lengths give back): for 10-slot lists about 30 bytes a row."""
+    per-row copies of what the list lengths give back, no Plackett-Luce masses that the item codes
+    give back): for 10-slot lists of a context-free score target about 11 bytes a row (the cascade
+    weight, the item code and the outcome), else about 27 (with the masses and normalisers)."""
 
     lengths: np.ndarray
     keys: np.ndarray
     y: np.ndarray  # compacted, exact
-    items: np.ndarray  # int32 codes
+    items: np.ndarray  # item codes in the narrowest of int16 / int32 that holds them
     folds: np.ndarray  # one per list (folds follow the request)
     arrays: SlateArrays  # y, w_prev, w_list, norm, q_* dropped (rebuilt in restore)
     cells_state: tuple
@@ -468,12 +497,13 @@ class _Kept:
         b = prep.block
         lists = b.lists
         slim = replace(arrays, y=None, w_prev=None, w_list=None, norm=None, q_logged=None, q_target=None)
-        items = b.items.astype(np.int32) if b.items.size and b.items.max() < 2**31 - 1 else b.items
+        top = int(b.items.max()) if b.items.size else 0
+        items = b.items.astype(np.int16 if top < 2**15 else np.int32) if top < 2**31 - 1 else b.items
         raw = b.canon["outcome"].to_numpy() if b.canon is not None else None
         # an outcome column stored in one byte (clicks) is kept as read: exact, nothing to check
         y = raw if raw is not None and raw.dtype.itemsize == 1 and raw.dtype.kind in "iub" else _compact(prep.y)
         return cls(lists.lengths.astype(np.int32), b.request_keys, y, items,
-                   prep.folds[lists.starts].astype(np.int8), slim, bound.cells_state)
+                   _list_folds(prep).astype(np.int8), slim, bound.cells_state)
 
     @property
     def nbytes(self) -> int:
@@ -484,9 +514,9 @@ class _Kept:
     def restore(self, policy, model, ests, value_per: str) -> tuple[_Prepared, SlateArrays]:
         """The block's prepared rows and full arrays, with the outcome model's two terms."""
         lists = Lists(self.lengths.astype(np.int64))
-        items = self.items  # int32 codes: numpy widens them where they index
+        items = self.items  # narrow codes: pl_cells widens them chunk by chunk where they index
         y = self.y.astype(np.float64)
-        block = SlateBlock(None, lists, self.keys, items, None)  # scoring needs no per-row slot
+        block = SlateBlock(None, lists, self.keys, items)
         arrays = replace(self.arrays, y=y, w_prev=lists.previous(self.arrays.w, 1.0),
                          norm=(1.0 / lists.row_length) if value_per == "list" else None)
         if any(e.weight == "w_list" for e in ests):
@@ -514,7 +544,7 @@ def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
     used = 0
     for prep in blocks("ope (outcome model, weights)"):
         b = prep.block
-        model.partial_fit(b.canon, b.items, b.slot, b.lists.revcumsum(prep.y), prep.folds)
+        model.partial_fit_lists(b.items, b.lists, b.lists.revcumsum(prep.y), _list_folds(prep))
         if kept is None:
             continue
         arrays, bound = _free_arrays(prep, policy, ests, value_per, with_prev=False)
@@ -528,6 +558,13 @@ def _fit_and_keep(blocks, model, policy, ests, value_per: str, acc) -> bool:
     acc.kept = kept
     acc.kept_bytes = used if kept is not None else 0
     return kept is not None
+
+
+def _list_folds(prep: _Prepared) -> np.ndarray:
+    """The fold of each list (folds follow the request in the one-read path)."""
+    if prep.folds_list is not None:
+        return prep.folds_list
+    return prep.folds[prep.block.lists.starts]
 
 
 def _model_term(b: SlateBlock, bound, model, folds: np.ndarray, w_prev: np.ndarray) -> np.ndarray:

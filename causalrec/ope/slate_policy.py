@@ -54,6 +54,7 @@ def target_kind_name(kind: str) -> str:
                          fix=f"use one of {', '.join(TARGET_KINDS)}")
     return name
 MC_BATCHES = 8
+CELL_CHUNK_ROWS = 131_072  # rows per chunk of the closed-form cell terms (temporaries of about 1 MB)
 PAIR_LIMIT = 2_000_000_000  # (row, candidate) pairs a Cascade-DR model term may average over
 
 
@@ -65,11 +66,16 @@ class SlateBlock:
     lists: Lists
     request_keys: np.ndarray  # one per list
     items: np.ndarray  # item code per row
-    slot: np.ndarray  # 0-based slot per row (== lists.slot)
 
     @property
     def n(self) -> int:
         return self.lists.n
+
+    @property
+    def slot(self) -> np.ndarray:
+        """0-based slot per row (:attr:`Lists.slot`, built on first use: a Plackett-Luce target's
+        conditionals and cell sums never need it)."""
+        return self.lists.slot
 
 
 class BoundSlateTarget:
@@ -349,8 +355,15 @@ class ScoreTarget:
         sets_list = self._sets(block)
         # one score set: every row's set is 0 (a zero page, not a gather over the rows)
         sets_row = sets_list[lists.list_of_row] if self.keyed else np.zeros(lists.n, dtype=np.int64)
-        cand = self._candidate(sets_row, block.items)
         dup = lists.any_above(block.items)  # item already placed above: the target cannot repeat it
+        if self.kind == "plackett-luce":
+            e_code = self._e_by_code()
+            if e_code is not None and not dup.any() and not (block.items.size and
+                                                              block.items.max() >= self._n_items_at_build):
+                # every row a new item that the one score set scores: e from the item code, one gather
+                # (the candidate indices are looked up only if the marginals are asked for)
+                return self._bind_pl(block, sets_list, sets_row, None, None, by_code=True)
+        cand = self._candidate(sets_row, block.items)
         new = (cand >= 0) & ~dup
         if self.kind == "plackett-luce":
             return self._bind_pl(block, sets_list, sets_row, cand, new)
@@ -362,27 +375,57 @@ class ScoreTarget:
         out_prefix = first_slot(block.lists.list_of_row[r], self.item[e]) >= block.slot[r]
         return np.bincount(np.searchsorted(rows, r), weights=self.e[e] * out_prefix, minlength=rows.size)
 
-    def _bind_pl(self, block, sets_list, sets_row, cand, new) -> BoundSlateTarget:
+    def _e_by_code(self) -> np.ndarray | None:
+        """``e`` of each item code of a context-free target that scores every item of its vocabulary
+        (the same numbers as ``e[candidate(code)]``), else ``None``."""
+        if self.keyed:
+            return None
+        cached = getattr(self, "_e_code", None)
+        if cached is None:
+            n = self._n_items_at_build
+            cand = self._candidate(np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.int64))
+            cached = self._e_code = (np.take(self.e, cand),) if (cand >= 0).all() else (None,)
+        return cached[0]
+
+    def _bind_pl(self, block, sets_list, sets_row, cand, new, by_code: bool = False) -> BoundSlateTarget:
+        """``by_code``: every row is a new item that the one score set scores (``cand``/``new`` are
+        then ``None``, looked up only for the marginals), and ``e``/``rem`` come by item code."""
         lists = block.lists
-        # every row a new, scored item (the usual log): one gather, no masking
-        e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
-        big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
-        rem = lists.cumsum(e_row, exclusive=True)
-        np.subtract(big, rem, out=rem)
+        cond = self._cond_by_code(lists, block.items) if by_code else None
+        if cond is not None:  # no risky row: e and rem are rebuilt from the items where needed
+            e_row = rem = None
+            risky = np.zeros(0, dtype=np.int64)
+        else:
+            if by_code:
+                e_row = np.take(self._e_by_code(), block.items)
+            else:  # every row a new, scored item (the usual log): one gather, no masking
+                e_row = np.take(self.e, cand) if new.all() else np.where(new, self.e[np.maximum(cand, 0)], 0.0)
+            big, rem = self._remaining(lists, e_row, sets_row)
+            risky = np.flatnonzero(rem < 1e-8 * big)
         first_slot = None
-        risky = np.flatnonzero(rem < 1e-8 * big)
         if risky.size:  # the prefix holds nearly all the mass: sum what remains instead
             first_slot = _first_logged_slot(block, len(self.vocab))
             rem[risky] = self._remaining_exact(block, sets_row, risky, first_slot)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cond = e_row / rem
+        if cond is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cond = e_row / rem
         if risky.size:
             cond[rem <= 0] = 0.0
+
+        def remaining() -> np.ndarray:
+            nonlocal rem
+            if rem is None:
+                rem = self._remaining(lists, np.take(self._e_by_code(), block.items), None)[1]
+            return rem
 
         def n_cand():
             return self.count[sets_row]
 
         def marginal():
+            nonlocal cand, new
+            if cand is None:
+                cand = self._candidate(sets_row, block.items)
+                new = cand >= 0
             return self._pl_marginal(block, sets_list, sets_row, cand, new)
 
         def pairs(rows: np.ndarray) -> Pairs:
@@ -391,18 +434,54 @@ class ScoreTarget:
                 first_slot = _first_logged_slot(block, len(self.vocab))
             r, e = _expand(self.start[sets_row[rows]], self.count[sets_row[rows]], rows)
             free = first_slot(lists.list_of_row[r], self.item[e]) >= block.slot[r]
+            rem_r = remaining()[r]
             with np.errstate(divide="ignore", invalid="ignore"):
-                p = np.where(free & (rem[r] > 0), self.e[e] / np.where(rem[r] > 0, rem[r], 1.0), 0.0)
+                p = np.where(free & (rem_r > 0), self.e[e] / np.where(rem_r > 0, rem_r, 1.0), 0.0)
             return Pairs(r, self.item[e], block.slot[r], p)
 
         def cells(q: np.ndarray, fill: np.ndarray, folds: np.ndarray) -> np.ndarray:
-            return self.pl_cells(lists, block.items, (sets_list, e_row, rem, risky.size == 0), q, fill, folds)
+            return self.pl_cells(lists, block.items, bound.cells_state, q, fill, folds)
 
         bound = BoundSlateTarget(self, block, cond, marginal_fn=marginal, pairs_fn=pairs, cells_fn=cells,
                                  n_candidates=n_cand)
-        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row)
-        bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
+        # all that pl_cells needs besides the lists and items (with whether every rem is > 0: no risky row);
+        # e and rem taken by item code with no risky row are rebuilt from the items (None: what a block kept
+        # for Cascade-DR's model term needs is then 16 bytes a row less)
+        if e_row is None:
+            bound.cells_state = (None, None, None, True)
+        else:
+            bound.cells_state = (sets_list, e_row, rem, risky.size == 0)
         return bound
+
+    def _cond_by_code(self, lists: Lists, items: np.ndarray) -> np.ndarray | None:
+        """``e_k / rem_k`` of every row of lists of one length, by item code (see :meth:`_e_by_code`),
+        computed in chunks of lists with the operations of :meth:`_remaining` (the same numbers, and
+        no block-sized ``e`` and ``rem``); ``None`` for ragged lists or when a row is risky
+        (``rem < 1e-8 E``: the caller then takes the exact path)."""
+        ell = lists.single_length
+        if ell is None:
+            return None
+        e_code, big = self._e_by_code(), self.big_e[0]
+        cond = np.empty(lists.n)
+        items2, cond2 = np.asarray(items).reshape(-1, ell), cond.reshape(-1, ell)
+        step = max(1, CELL_CHUNK_ROWS // ell)
+        for lo in range(0, lists.n_lists, step):
+            e = np.take(e_code, items2[lo:lo + step])
+            rem = Lists(np.full(e.shape[0], ell)).cumsum(e.reshape(-1), exclusive=True).reshape(e.shape)
+            np.subtract(big, rem, out=rem)
+            if (rem < 1e-8 * big).any():
+                return None
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(e, rem, out=cond2[lo:lo + step])
+        return cond
+
+    def _remaining(self, lists: Lists, e_row: np.ndarray, sets_row) -> tuple:
+        """``(E, rem)``: the set's total mass and ``rem_k = E - sum_{j < k} e_j``, the mass left for slot
+        ``k`` (before the exact sum of the rows where the subtraction cancels)."""
+        big = self.big_e[sets_row] if self.keyed else self.big_e[0]  # one set: a scalar, no gather
+        rem = lists.cumsum(e_row, exclusive=True)
+        np.subtract(big, rem, out=rem)
+        return big, rem
 
     def pl_cells(self, lists: Lists, items: np.ndarray, state, q, fill, folds, logged: bool = False,
                  folds_list: np.ndarray | None = None):
@@ -420,6 +499,12 @@ class ScoreTarget:
         """
         sets_list, e_row, rem = state[:3]
         rem_positive = len(state) > 3 and state[3]  # rem >= 1e-8 * the set's total mass > 0 on every row
+        # bound by item code with no risky row: e and rem are rebuilt by the same operations as in
+        # _bind_pl, in the slot-major layout below for lists of one length (no list-major copies)
+        rebuild = e_row is None and lists.single_length is not None
+        if e_row is None and not rebuild:
+            e_row = np.take(self._e_by_code(), np.asarray(items, dtype=np.int64))
+            rem = self._remaining(lists, e_row, None)[1]
         ell = int(lists.lengths.max()) if lists.n_lists else 0
         qk, by_slot, s_ctx = self._cell_tables(q, fill, ell)
         if folds is None:  # per list: rows' folds only where a path below needs them
@@ -444,43 +529,73 @@ class ScoreTarget:
         one = lists.single_length is not None
         # the own-item gather equals the model's cell only for items the target knows (else: fill)
         own = np.empty(lists.n) if logged and known else None
-        for length, ix in ([(lists.single_length, None)] if one else lists.groups):
+        if one:  # one length: chunks of lists, so that every temporary below stays in cache
+            length = lists.single_length
+            step = max(1, CELL_CHUNK_ROWS // length)
+            pieces = [(length, slice(lo, min(lo + step, lists.n_lists))) for lo in range(0, lists.n_lists, step)]
+        else:
+            pieces = lists.groups
+        for length, ix in pieces:
             # one small (folds x items) table per slot k, gathered at the items above it, in slot-major
             # layout: the slots above k are one contiguous (k, lists) block, so each slot is one gather
-            # and one weighted column sum (no strided (lists, k) slices)
-            n_l = lists.n_lists if one else ix.shape[0]
-            f_grp = f_list if one else folds[ix[:, 0]]
+            # and one weighted column sum (no strided (lists, k) slices). Lists are independent, so
+            # chunks give the same numbers as one pass.
+            if one:  # a single list length: reshaped views, no gathers
+                def part(x, ix=ix, length=length):
+                    return x.reshape(-1, length)[ix]
+            else:
+                def part(x, ix=ix):
+                    return x[ix]
+            n_l = ix.stop - ix.start if one else ix.shape[0]
+            f_grp = f_list[ix] if one else folds[ix[:, 0]]
             base_t = np.empty((length, n_l), dtype=np.int64)
             er_t = np.empty((length, n_l))
-            if one:  # a single list length: reshaped views, no gathers
-                np.add(items_c.reshape(-1, length).T, (f_grp * width)[None, :], out=base_t)
-                er_t[:] = e_row.reshape(-1, length).T
+            rem_t = None
+            items_t = part(items_c).T
+            np.add(items_t, (f_grp * width)[None, :], out=base_t)
+            if rebuild:  # e by item code and rem_k = E - sum_{j<k} e_j, slot by slot (as Lists.cumsum)
+                np.take(self._e_by_code(), items_t, out=er_t, mode="clip")
+                rem_t = np.empty(er_t.shape)
+                rem_t[0] = 0.0
+                if length > 1:
+                    rem_t[1] = er_t[0]
+                for k in range(2, length):
+                    np.add(rem_t[k - 1], er_t[k - 1], out=rem_t[k])
+                np.subtract(self.big_e[0], rem_t, out=rem_t)
             else:
-                np.add(items_c[ix].T, (f_grp * width)[None, :], out=base_t)
-                er_t[:] = e_row[ix].T
+                er_t[:] = part(e_row).T
             # slot-major (total - above): the same number as -((above - total)), later divided by rem
             out_t = np.empty(base_t.shape)
             if tot_row is None:  # context-free: the total depends on the fold and slot only
                 for k in range(length):
-                    out_t[k] = np.take(s_ctx[:, k], f_grp)
+                    np.take(s_ctx[:, k], f_grp, out=out_t[k], mode="clip")
             else:
-                out_t[:] = (tot_row.reshape(-1, length) if one else tot_row[ix]).T
+                out_t[:] = part(tot_row).T
             own_t = np.empty(base_t.shape) if own is not None else None
+            # the gathers of every slot reuse one buffer; the indices are in range by construction, so
+            # mode="clip" changes no index and lets numpy write into the buffer without a copy
+            above = np.empty(base_t.shape)
+            dot = np.empty(n_l)
             for k in range(length):
                 if own_t is not None:  # the row's own item, from the slot's table
-                    np.take(by_slot[k], base_t[k], out=own_t[k])
+                    np.take(by_slot[k], base_t[k], out=own_t[k], mode="clip")
                 if k:
-                    out_t[k] -= np.einsum("jn,jn->n", np.take(by_slot[k], base_t[:k]), er_t[:k])
+                    np.take(by_slot[k], base_t[:k], out=above[:k], mode="clip")
+                    out_t[k] -= np.einsum("jn,jn->n", above[:k], er_t[:k], out=dot)
+            if rem_t is not None:  # divided here, element by element as below (rem > 0 on every row)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    np.divide(out_t, rem_t, out=out_t)
             if one:
-                res.reshape(-1, length)[:] = out_t.T
+                res.reshape(-1, length)[ix] = out_t.T
                 if own_t is not None:
-                    own.reshape(-1, length)[:] = own_t.T
+                    own.reshape(-1, length)[ix] = own_t.T
             else:
                 res[ix] = out_t.T
                 if own_t is not None:
                     own[ix] = own_t.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(res, rem, out=res)
+        if not rebuild:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                np.divide(res, rem, out=res)
         if not rem_positive:
             bad = rem <= 0
             if bad.any():

@@ -213,8 +213,9 @@ def test_bench_slates():
         f"{cpu_ratio:.2f}x CPU; rips alone {ratio_rips:.2f}x wall, {cpu_ratio_rips:.2f}x CPU). cascade_dr's "
         "cross-fitted outcome model needs the whole log before any row can be scored: the file is read once (each "
         "block is checked, weighted, bound to the target and added to the cell sums) and every block is kept in a "
-        f"compact form ({sl['kept_mb'] or 0:,.0f} MB for the {N_REQUESTS * LIST_LENGTH:,} rows: weights, outcomes, "
-        "item codes, the target's normalisers) until the cell means are fitted, then scored; beyond 768 MiB of kept "
+        f"compact form ({sl['kept_mb'] or 0:,.0f} MB for the {N_REQUESTS * LIST_LENGTH:,} rows: cascade weights, "
+        "outcomes, item codes; the target's Plackett-Luce normalisers are rebuilt from the item codes when a block is "
+        "scored) until the cell means are fitted, then scored; beyond 768 MiB of kept "
         "blocks the file is read a second time instead (same numbers). The model term is computed in closed form "
         "(Plackett-Luce x cell means), so no (row, item) pairs are formed and no dense rows x items x slots array "
         "exists. Peak RSS limit 2,048 MB.",

@@ -23,7 +23,7 @@ def block_for(target, requests: list, lists: list[list]) -> SlateBlock:
     ls = Lists(lengths)
     canon = pd.DataFrame({"request_id": np.repeat(np.array(requests, dtype=object), lengths), "item_id": items,
                           "position": ls.slot})
-    return SlateBlock(canon, ls, np.array(requests, dtype=object), target.vocab.encode(items), ls.slot)
+    return SlateBlock(canon, ls, np.array(requests, dtype=object), target.vocab.encode(items))
 
 
 def enumerate_lists(scores: dict, ell: int, kind: str, temperature: float = 1.0) -> dict[tuple, float]:
@@ -210,3 +210,37 @@ def test_bad_score_tables():
     tgt = ScoreTarget(score_table(), schema=SCHEMA)
     with pytest.raises(InputError, match="no scores for 1 logged request"):
         tgt.bind(block_for(tgt, ["r1", "zz"], [["a"], ["a"]]))
+
+
+@pytest.mark.parametrize("ell, n_lists", [(4, 300), (4, 2), (3, 50)])
+def test_context_free_target_bound_by_item_code_equals_the_candidate_lookup(monkeypatch, ell, n_lists):
+    """Lists of one length without repeats under a context-free score table take e and rem by item
+    code, in chunks of lists, and rebuild them for the model term instead of keeping them: the same
+    conditionals, marginals, slot distributions and closed-form cell terms, bit for bit, as looking
+    every row's candidate up and keeping e and rem (the path of every other block)."""
+    import causalrec.ope.slate_policy as sp
+
+    monkeypatch.setattr(sp, "CELL_CHUNK_ROWS", 7)  # several chunks, the last one short
+    rng = np.random.default_rng(ell + n_lists)
+    items = [f"i{a}" for a in range(12)]
+    table = pd.DataFrame({"item_id": items, "score": rng.normal(size=12) * 3})
+    lists = [list(rng.choice(items, size=ell, replace=False)) for _ in range(n_lists)]
+    requests = [f"r{j}" for j in range(n_lists)]
+    q = rng.random((3, 12, ell))
+    fill = rng.random(3)
+    f_list = rng.integers(0, 3, n_lists)
+    folds = np.repeat(f_list, ell)
+    out = {}
+    for by_code in (True, False):
+        tgt = ScoreTarget(table, schema=SCHEMA, kind="plackett-luce", temperature=0.8, mc_samples=64)
+        if not by_code:
+            monkeypatch.setattr(tgt, "_e_by_code", lambda: None)
+        blk = block_for(tgt, requests, lists)
+        bound = tgt.bind(blk)
+        assert (bound.cells_state[1] is None) == by_code
+        pr = bound.pairs(np.arange(blk.n))
+        kept = tgt.pl_cells(blk.lists, blk.items, bound.cells_state, q, fill, None, logged=True, folds_list=f_list)
+        out[by_code] = (bound.cond, bound.marginal(), pr.row, pr.item, pr.prob, bound.dm_cells(q, fill, folds),
+                        *kept)
+    for fast, ref in zip(out[True], out[False], strict=True):
+        np.testing.assert_array_equal(fast, ref)
