@@ -36,6 +36,7 @@ import pandas as pd
 from causalrec.data import LogSchema
 from causalrec.data.atomic import atomic_write_text
 from causalrec.ope import evaluate
+from causalrec.ope.catalogue import WARD_MAX_ITEMS
 from causalrec.ope.catalogue_synthetic import make_catalogue_logs
 from causalrec.report import Report
 
@@ -107,6 +108,7 @@ def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
     sets = sorted(int(v) for v in df.seed_set.unique())
     per_set = int(df.groupby("seed_set").seed.nunique().max())
     sizes = ",".join(str(int(v)) for v in sorted(df.n_items.unique(), reverse=True))
+    big = sorted(int(v) for v in df.n_items.unique() if v > WARD_MAX_ITEMS)  # catalogue sizes clustered by k-means
     cmd = (f"python analyses/ope_catalogue.py --seeds {per_set} --seed-base {','.join(map(str, sets))} "
            f"--sizes {sizes} --n-rows {n_rows}")
     rep = Report("Large catalogues: MIPS / SNMIPS / OffCEM on item-text clusters (issue 10)",
@@ -120,6 +122,9 @@ def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
         "item_key='item_id', item_text='title', logging_policy=logging_table, estimators=[...])` (the same path "
         "as `causalrec ope ... --logging-policy --items --item-key --item-text`) with the packaged MiniLM "
         "`TextEmbedder`; K chosen by SLOPE (package defaults, not tuned here).",
+        f"Clusters (package default): Ward's clustering of the embeddings up to {WARD_MAX_ITEMS:,} distinct "
+        "texts; above (here: " + (", ".join(f"{n:,}" for n in big) or "none") + " items), one k-means on a "
+        "sample at the grid's largest K whose clusters Ward's criterion merges into the smaller K.",
         "Seed sets reported (held out, each of " + f"{per_set} seeds): "
         + ", ".join(f"{b}..{b + per_set - 1}" for b in sets) + ". Seeds used for development/tuning: "
         f"{DEV_SEEDS}; none of them is in this report.",
