@@ -11,7 +11,9 @@ rewards and both policies) and log from :func:`causalrec.ope.catalogue_synthetic
 (20 topics, reward mostly through the topic), evaluated through the public API
 ``causalrec.ope.evaluate`` with ``items=``, ``logging_policy=`` and the packaged MiniLM
 ``TextEmbedder`` (cached), ``K`` chosen by SLOPE. A reference "oracle" run gives MIPS the true
-topics (an embedder that returns one-hot topic vectors, ``K = 20``). The summary is per seed set
+topics (an embedder that returns one-hot topic vectors, ``K = 20``). Open Bandit Pipeline's MIPS and SNMIPS
+(obp 0.5.7's source from the sdist, ``tests/ope/obp_peer.py``) run on the same log and the clusters SLOPE chose,
+for values and time (rows ``obp_*``). The summary is per seed set
 and pooled over the sets, since the ratio to SNIPS moves with SNIPS's own luck on 10 seeds. Writes one CSV row per
 (size, seed, estimator) with the estimate, SE, interval, truth and chosen ``K``; the summary
 (RMSE relative to SNIPS, coverage, mean chosen K, K per seed) is printed and written to
@@ -27,6 +29,8 @@ the true topics rather than the choice of K).
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import time
 from pathlib import Path
 
@@ -36,6 +40,7 @@ import pandas as pd
 from causalrec.data import LogSchema
 from causalrec.data.atomic import atomic_write_text
 from causalrec.ope import evaluate
+from causalrec.ope.catalogue import WARD_MAX_ITEMS, Catalogue, cluster_grid, item_clusters_grid
 from causalrec.ope.catalogue_synthetic import make_catalogue_logs
 from causalrec.report import Report
 
@@ -53,9 +58,77 @@ class TopicOracle:
         return np.eye(int(codes.max()) + 1)[codes]
 
 
+class LabelEmbedder:
+    """An 'embedder' returning one-hot vectors of given item clusters (causalrec on exactly obp's clusters)."""
+
+    def __init__(self, catalogue: pd.DataFrame, labels: np.ndarray):
+        self.label = dict(zip(catalogue["title"], labels, strict=True))
+        self.k = int(labels.max()) + 1
+
+    def encode(self, texts):
+        return np.eye(self.k)[[self.label[t] for t in texts]]
+
+
+def load_obp_embed():
+    """obp 0.5.7's ``obp.ope.estimators_embed`` from the sdist (source and stubs: tests/ope/obp_peer.py), or
+    ``(None, why not)``."""
+    path = Path(__file__).parents[1] / "tests/ope/obp_peer.py"
+    if not path.exists():  # a checkout without the tests
+        return None, f"{path} not found"
+    spec = importlib.util.spec_from_file_location("obp_peer", path)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    src, why = peer.obp_source()
+    if src is None:
+        return None, why
+    try:
+        peer.load(src)
+        return importlib.import_module("obp.ope.estimators_embed"), ""
+    except Exception as exc:  # obp's own imports fail in this interpreter: the report says so
+        return None, f"obp.ope.estimators_embed does not import here ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def obp_peer_rows(obp, sim, k: int, seed: int, schema: LogSchema) -> dict:
+    """Open Bandit Pipeline's MIPS / SNMIPS on the same log and the clusters causalrec's SLOPE chose.
+
+    The clusters: the MiniLM embeddings (cached) clustered as ``evaluate`` does (same grid, seed and
+    method), cut at the chosen ``k``; obp gets them as its one-hot ``p_e_a`` and the context-free
+    policies as ``(n, n_items, 1)`` broadcast views (no copy; obp's own indexing then builds
+    ``(n, n_items)`` arrays). Also timed: causalrec's mips + snmips on exactly these clusters (fixed
+    ``k``, a one-hot embedder of the labels), the like-for-like call.
+    """
+    cat = Catalogue.from_table(sim.catalogue, item_key="item_id", item_text="title")
+    emb = cat.embeddings(None)
+    distinct = np.unique(emb, axis=0, return_inverse=True)
+    grid = cluster_grid(int(distinct[0].shape[0]), len(sim.logs))
+    labels = item_clusters_grid(emb, grid, seed, distinct=distinct)[k]
+    labels = pd.factorize(labels)[0]
+    n, n_items = len(sim.logs), len(sim.catalogue)
+    a = sim.logs["item_id"].to_numpy()
+    kw = dict(reward=sim.logs["click"].to_numpy(dtype=float), action=a, action_embed=labels[a][:, None],
+              pi_b=np.broadcast_to(sim.logging["prob"].to_numpy()[None, :, None], (n, n_items, 1)),
+              action_dist=np.broadcast_to(sim.target["prob"].to_numpy()[None, :, None], (n, n_items, 1)),
+              p_e_a=np.eye(labels.max() + 1)[labels][:, :, None], position=np.zeros(n, dtype=int))
+    t0 = time.perf_counter()
+    v_mips = float(obp.MarginalizedInverseProbabilityWeighting(n_actions=n_items).estimate_policy_value(**kw))
+    v_sn = float(obp.SelfNormalizedMarginalizedInverseProbabilityWeighting(n_actions=n_items)
+                 .estimate_policy_value(**kw))
+    t_obp = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    same = evaluate(sim.logs, sim.target, schema=schema, estimators=["mips", "snmips"], items=sim.catalogue,
+                    logging_policy=sim.logging, embedder=LabelEmbedder(sim.catalogue, labels),
+                    embedding_clusters=int(labels.max()) + 1, seed=seed)
+    t_ours = time.perf_counter() - t0
+    return dict(obp_mips=v_mips, obp_snmips=v_sn, obp_seconds=t_obp, same_mips=same.get("mips").estimate,
+                same_snmips=same.get("snmips").estimate, same_seconds=t_ours)
+
+
 def run(seeds: int, sizes: list[int], n_rows: int, seed_bases: tuple[int, ...] = (1000,)) -> pd.DataFrame:
     rows = []
     schema = LogSchema(outcome="click")
+    obp, why = load_obp_embed()
+    if obp is None:
+        print(f"Open Bandit Pipeline's MIPS not run: {why}", flush=True)
     for n_items, seed_base in ((n, b) for n in sizes for b in seed_bases):
         for s in range(seed_base, seed_base + seeds):
             sim = make_catalogue_logs(n_rows, n_items, seed=s, world_seed=100 + s)
@@ -73,6 +146,15 @@ def run(seeds: int, sizes: list[int], n_rows: int, seed_bases: tuple[int, ...] =
                                      estimate=e.estimate,
                                      se=e.se, ci_low=e.ci_low, ci_high=e.ci_high, truth=sim.truth,
                                      clusters=e.extra.get("clusters"), ess=r.diagnostics["ess"], seconds=secs))
+            if obp is not None:  # the peer on the same log and clusters: values and time
+                k = int(res.get("mips").extra["clusters"])
+                peer = obp_peer_rows(obp, sim, k, s, schema)
+                for name in ("mips", "snmips"):
+                    rows.append(dict(n_items=n_items, seed_set=seed_base, seed=s, estimator=f"obp_{name}",
+                                     estimate=peer[f"obp_{name}"], truth=sim.truth, clusters=k,
+                                     ess=res.diagnostics["ess"], seconds=peer["obp_seconds"],
+                                     causalrec_same_clusters=peer[f"same_{name}"],
+                                     causalrec_seconds=peer["same_seconds"]))
             print(f"n_items={n_items} seed={s}: truth {sim.truth:.4f} " + " ".join(
                 f"{e.estimator}={e.estimate:.4f}" for e in res.estimates) + f" ({secs:.1f} s)", flush=True)
     return pd.DataFrame(rows)
@@ -83,7 +165,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     pools the sets of one size."""
     if "seed_set" not in df.columns:  # runs written before seed sets existed: one set
         df = df.assign(seed_set=int(df.seed.min()))
-    df = df.assign(err=df.estimate - df.truth, covered=(df.ci_low <= df.truth) & (df.truth <= df.ci_high))
+    covered = ((df.ci_low <= df.truth) & (df.truth <= df.ci_high)).astype(float)
+    df = df.assign(err=df.estimate - df.truth, covered=covered.where(df.ci_low.notna()))  # obp_*: no interval
     parts = [df.assign(seed_set=df.seed_set.astype(str))]
     if df.seed_set.nunique() > 1:
         parts.append(df.assign(seed_set="all"))
@@ -107,6 +190,7 @@ def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
     sets = sorted(int(v) for v in df.seed_set.unique())
     per_set = int(df.groupby("seed_set").seed.nunique().max())
     sizes = ",".join(str(int(v)) for v in sorted(df.n_items.unique(), reverse=True))
+    big = sorted(int(v) for v in df.n_items.unique() if v > WARD_MAX_ITEMS)  # catalogue sizes clustered by k-means
     cmd = (f"python analyses/ope_catalogue.py --seeds {per_set} --seed-base {','.join(map(str, sets))} "
            f"--sizes {sizes} --n-rows {n_rows}")
     rep = Report("Large catalogues: MIPS / SNMIPS / OffCEM on item-text clusters (issue 10)",
@@ -120,6 +204,9 @@ def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
         "item_key='item_id', item_text='title', logging_policy=logging_table, estimators=[...])` (the same path "
         "as `causalrec ope ... --logging-policy --items --item-key --item-text`) with the packaged MiniLM "
         "`TextEmbedder`; K chosen by SLOPE (package defaults, not tuned here).",
+        f"Clusters (package default): Ward's clustering of the embeddings up to {WARD_MAX_ITEMS:,} distinct "
+        "texts; above (here: " + (", ".join(f"{n:,}" for n in big) or "none") + " items), one k-means on a "
+        "sample at the grid's largest K whose clusters Ward's criterion merges into the smaller K.",
         "Seed sets reported (held out, each of " + f"{per_set} seeds): "
         + ", ".join(f"{b}..{b + per_set - 1}" for b in sets) + ". Seeds used for development/tuning: "
         f"{DEV_SEEDS}; none of them is in this report.",
@@ -152,10 +239,45 @@ def report(df: pd.DataFrame, summ: pd.DataFrame, n_rows: int) -> Report:
             "`mean_w_oracle_sd` is the seed-to-seed SD of the mean cluster weight at the true topics "
             "(`oracle_mips / oracle_snmips`, both K = 20) and `corr_err_mean_w` the correlation of the oracle MIPS "
             "error with `(mean weight - 1) x truth`, the part that self-normalisation removes.").table(diag)
+    peer = peer_table(df)
+    if len(peer):
+        rep.heading("Open Bandit Pipeline's MIPS on the same data").text(
+            "In the same run, per seed: obp 0.5.7's `MarginalizedInverseProbabilityWeighting` and "
+            "`SelfNormalizedMarginalizedInverseProbabilityWeighting` (source from the obp sdist with the stubs of "
+            "`tests/ope/obp_peer.py`; never copied) on the same log, with the clusters causalrec's SLOPE chose for "
+            "mips as obp's one-hot `p_e_a` and the context-free policies as `(n, n_items, 1)` broadcast views. "
+            "`max_abs_diff_*`: the largest difference between obp's value and causalrec's on those clusters (mips: "
+            "the reported estimate; snmips: causalrec's snmips at the same K). `obp_seconds`: obp's two estimator "
+            "calls given the arrays; `causalrec_seconds`: `evaluate(..., estimators=['mips', 'snmips'])` on the same "
+            "clusters (fixed K), reading and checking the tables included; `causalrec_slope_seconds`: the "
+            "full run above (6 estimators, every candidate K of the grid; the embeddings are cached on disk after a "
+            "size's first seed). Timings on a shared 2-core machine.").table(peer, digits=4)
+    else:
+        rep.heading("Open Bandit Pipeline's MIPS on the same data").text(
+            "Not in these runs (obp's source could not be loaded when they were made).")
     k = df[df.estimator.isin(["mips", "snmips", "offcem"])].pivot_table(
         index=["n_items", "seed_set", "seed"], columns="estimator", values="clusters", aggfunc="first").reset_index()
     rep.heading("Chosen K per seed (SLOPE)").table(k.astype("Int64"))
     return rep
+
+
+def peer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per catalogue size: obp's MIPS / SNMIPS against causalrec's on the same clusters, values and time."""
+    if "obp_mips" not in set(df.estimator):
+        return pd.DataFrame()
+    key = ["n_items", "seed_set", "seed"]
+    obp = df[df.estimator == "obp_mips"].set_index(key)
+    osn = df[df.estimator == "obp_snmips"].set_index(key)
+    ours = df[df.estimator == "mips"].set_index(key)
+    d = pd.DataFrame({"d_mips": (obp.estimate - ours.estimate.reindex(obp.index)).abs(),
+                      "d_snmips": (osn.estimate - osn.causalrec_same_clusters).abs(),
+                      "obp_seconds": obp.seconds, "causalrec_seconds": obp.causalrec_seconds,
+                      "slope_seconds": ours.seconds.reindex(obp.index)}).reset_index()
+    g = d.groupby("n_items")
+    return pd.DataFrame({"seeds": g.size(), "max_abs_diff_mips": g.d_mips.max(),
+                         "max_abs_diff_snmips": g.d_snmips.max(), "obp_seconds": g.obp_seconds.mean(),
+                         "causalrec_seconds": g.causalrec_seconds.mean(),
+                         "causalrec_slope_seconds": g.slope_seconds.mean()}).reset_index()
 
 
 def diagnosis(df: pd.DataFrame) -> pd.DataFrame:

@@ -42,7 +42,7 @@ def ope_command(
     # -- large catalogues (mips, snmips, offcem) --------------------------------------
     logging_policy: Path | None = typer.Option(
         None, "--logging-policy", help="Large catalogues: the logging policy's full distribution, a table in the "
-        "target's format (item_id, [position], prob, optionally request_id or row). Without it mips/snmips/offcem "
+        "target's format (item_id, prob, optionally position and request_id or row). Without it mips/snmips/offcem "
         "estimate their cluster weights by regression."),
     items: Path | None = typer.Option(None, "--items", help="Item catalogue (CSV/Parquet) with the item id and "
                                       "its text; mips/snmips/offcem weight clusters of the text embeddings."),

@@ -42,6 +42,7 @@ from causalrec.data.readers import column_names, read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_log
 from causalrec.errors import InputError
+from causalrec.ope.lists import show_key
 from causalrec.ope.policy import TablePolicy, resolve_target
 
 PROPENSITY_ATOL = 1e-6
@@ -78,11 +79,11 @@ class Catalogue:
         dup = keys.duplicated()
         if dup.any():
             raise InputError(f"{int(dup.sum())} item keys appear more than once in the catalogue (e.g. "
-                             f"{keys[dup].iloc[0]!r})", column=item_key, fix="keep one row per item")
+                             f"{show_key(keys[dup].iloc[0])})", column=item_key, fix="keep one row per item")
         text = df[item_text]
         blank = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
         if blank.any():
-            shown = ", ".join(repr(v) for v in keys[blank].iloc[:5])
+            shown = ", ".join(show_key(v) for v in keys[blank].iloc[:5])
             raise InputError(f"{int(blank.sum())} catalogue items have no text (e.g. items {shown})",
                              column=item_text, fix="give every item a title/description (a placeholder such as "
                              "its category is better than nothing), or drop items that are never logged or targeted")
@@ -96,7 +97,7 @@ class Catalogue:
         idx = np.asarray(self.keys.get_indexer(pd.Index(values)), dtype=np.int64)
         if (idx < 0).any():
             miss = pd.unique(np.asarray(values)[idx < 0])
-            shown = ", ".join(repr(v) for v in list(miss)[:5])
+            shown = ", ".join(show_key(v) for v in list(miss)[:5])
             raise InputError(
                 f"{len(miss)} items of {what} are missing from the item catalogue {self.source} (e.g. {shown})",
                 column=self.item_key, fix="add them (with their text) to the catalogue given by --items, or check "
@@ -507,7 +508,7 @@ class CataloguePolicy:
         if (codes < 0).any():
             miss = pd.unique(batch["item_id"].to_numpy()[codes < 0])
             raise InputError(f"{len(miss)} logged items are missing from the logging policy table {lp.source} "
-                             f"(e.g. {', '.join(repr(v) for v in list(miss)[:5])}, rows from {row_offset} on)",
+                             f"(e.g. {', '.join(show_key(v) for v in list(miss)[:5])}, rows from {row_offset} on)",
                              column="item_id", fix="the logging table must give the logging policy's full "
                              "distribution, including every item it logged")
         try:
@@ -520,7 +521,7 @@ class CataloguePolicy:
         if zero.any():
             i = int(np.flatnonzero(zero)[0])
             raise InputError(
-                f"the logging policy table gives the logged item {batch['item_id'].iloc[i]!r} of row "
+                f"the logging policy table gives the logged item {show_key(batch['item_id'].iloc[i])} of row "
                 f"{row_offset + i} probability 0 ({int(zero.sum())} rows in this batch): the logging policy "
                 "could not have shown it", column="prob",
                 fix="check that --logging-policy is the policy that produced this log (and its keys/positions)")

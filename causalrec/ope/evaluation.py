@@ -155,6 +155,11 @@ def evaluate(
             res.warnings.append("no --logging-policy: the cluster weights of mips/snmips/offcem are estimated by "
                                 "regressing the item weight on the cluster (mean per cluster and position), as in "
                                 "Saito & Joachims (2022); give the logging policy's table for exact weights")
+            if target.row_key is not None:  # the paper's E[w | x, e]; this regression has no x to condition on
+                res.warnings.append(f"the target is keyed by {target.row_key}, but the estimated cluster weights "
+                                    "do not condition on it: they are E[w | e, position] averaged over all rows, "
+                                    "not E[w | x, e], so mips/snmips/offcem may be biased when the policies differ "
+                                    "by request; give --logging-policy (keyed the same way) for exact weights")
     return res
 
 

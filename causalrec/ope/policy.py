@@ -32,6 +32,7 @@ from causalrec.data.readers import read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import validate_target_policy
 from causalrec.errors import InputError
+from causalrec.ope.lists import show_key
 
 ROW_KEYS = ("request_id", "row")
 
@@ -123,7 +124,7 @@ class BoundTarget:
 
 
 def _missing_items_error(values: np.ndarray, where: str) -> InputError:
-    shown = ", ".join(repr(v) for v in list(pd.unique(values))[:5])
+    shown = ", ".join(show_key(v) for v in list(pd.unique(values))[:5])
     return InputError(
         f"{len(pd.unique(values))} items in the log are missing from the target policy (e.g. {shown}){where}",
         column="item_id",
@@ -238,7 +239,7 @@ class TablePolicy:
         found = self.g_unique[gi_c] == group
         if not found.all():
             i = int(np.flatnonzero(~found)[0])
-            what = f"request {batch['request_id'].iloc[i]!r}" if self.row_key == "request_id" else f"row {row_offset + i}"
+            what = f"request {show_key(batch['request_id'].iloc[i])}" if self.row_key == "request_id" else f"row {row_offset + i}"
             posmsg = f" at position {int(pos[i])}" if self.positional else ""
             raise InputError(
                 f"the target policy has no probabilities for {what}{posmsg} "

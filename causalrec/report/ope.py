@@ -116,11 +116,16 @@ def _catalogue_sections(rep, result) -> None:
         rep.text("Candidates ordered from least biased (most variable) to most biased; SLOPE keeps the last one whose "
                  "interval (estimate +- width x SE) still intersects those of all the less biased candidates. The "
                  "chosen estimate's interval does not account for the selection.")
+        def shown(v) -> str:  # None is a candidate too (no clip): name it rather than leave a blank / nan cell
+            return "none" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
         for name, s in sel.items():
             frame = pd.DataFrame(s["candidates"])
-            frame.insert(0, s["parameter"], frame.pop("value").astype(str))
-            frame["chosen"] = ["yes" if str(v) == str(s["chosen"]) else "" for v in frame[s["parameter"]]]
-            rep.table(frame, title=f"{name}: {s['parameter']} chosen = {s['chosen']}",
+            values = [shown(c["value"]) for c in s["candidates"]]
+            frame = frame.drop(columns="value")
+            frame.insert(0, s["parameter"], values)
+            frame["chosen"] = ["yes" if v == shown(s["chosen"]) else "" for v in values]
+            rep.table(frame, title=f"{name}: {s['parameter']} chosen = {shown(s['chosen'])}",
                       note=f"width {s.get('width_se')} standard errors", digits=5)
 
 

@@ -68,19 +68,41 @@ def obp_source() -> tuple[Path | None, str]:
         return None, f"the obp 0.5.7 sdist could not be fetched ({type(exc).__name__}: {str(exc)[:200]})"
 
 
+class _StubTensor:
+    """Stands for ``torch.Tensor`` in obp's type hints; nothing is an instance of it."""
+
+
 def load(src: Path):
-    """``(estimators_slate, synthetic_slate, regression_model_slate)`` modules of obp."""
-    if "torch" not in sys.modules:
+    """``(estimators_slate, synthetic_slate, regression_model_slate)`` modules of obp; also imports
+    ``obp.utils`` (the one module of obp's OPE code that imports torch, for type hints only) and
+    ``obp.ope.estimators_embed``.
+
+    The ``torch`` stub is in ``sys.modules`` only while obp's modules are imported: left there it
+    would be what every later ``import torch`` in the process gets (causalrec's text embedder), and
+    matplotlib would take every object for a tensor (``isinstance(x, torch.Tensor)`` with
+    ``Tensor = object`` recursed when drawing a figure).
+    """
+    stubbed = "torch" not in sys.modules
+    if stubbed:
         stub = types.ModuleType("torch")
-        stub.tensor = stub.Tensor = object
+        stub.tensor = stub.Tensor = _StubTensor
         sys.modules["torch"] = stub
-    for name, sub in (("obp", "obp"), ("obp.ope", "obp/ope"), ("obp.dataset", "obp/dataset")):
-        if name not in sys.modules:
-            mod = types.ModuleType(name)
-            mod.__path__ = [str(src / sub)]
-            sys.modules[name] = mod
-    return tuple(importlib.import_module(m) for m in (
-        "obp.ope.estimators_slate", "obp.dataset.synthetic_slate", "obp.ope.regression_model_slate"))
+    try:
+        for name, sub in (("obp", "obp"), ("obp.ope", "obp/ope"), ("obp.dataset", "obp/dataset")):
+            if name not in sys.modules:
+                mod = types.ModuleType(name)
+                mod.__path__ = [str(src / sub)]
+                sys.modules[name] = mod
+        mods = tuple(importlib.import_module(m) for m in (
+            "obp.ope.estimators_slate", "obp.dataset.synthetic_slate", "obp.ope.regression_model_slate"))
+        try:  # MIPS: imported here, under the stub, for the callers that use it
+            importlib.import_module("obp.ope.estimators_embed")
+        except Exception:  # noqa: BLE001 - its callers import it again and say why it fails
+            pass
+        return mods
+    finally:
+        if stubbed and sys.modules.get("torch") is stub:
+            del sys.modules["torch"]
 
 
 def generate(src: Path, n_rounds: int, n_actions: int, len_list: int, factorizable: bool, seed: int) -> dict:

@@ -12,7 +12,7 @@ from causalrec.errors import InputError
 from causalrec.ope import evaluate
 from causalrec.ope.catalogue import Catalogue, cluster_grid, item_clusters
 from causalrec.ope.catalogue_synthetic import make_catalogue_logs
-from tests.ope.test_mips import GroupEmbedder, _tables, _world
+from tests.ope.test_mips import _tables, _world
 
 SCHEMA = LogSchema(outcome="click")
 
@@ -151,3 +151,55 @@ def test_cli_large_catalogue_with_minilm(tmp_path, capsys):
     rc = main([*args[:7], str(tmp_path / "bad_items.csv"), *args[8:], "--estimators", "mips"])
     assert rc == 2
     assert "'title'" in capsys.readouterr().err
+
+
+def _bad_logged_item(sim):
+    logs = sim.logs.copy()
+    logs.loc[4, "item_id"] = 9_999
+    return dict(logs=logs)
+
+
+def _bad_no_text(sim):
+    items = sim.catalogue.copy()
+    items.loc[items.item_id == sim.logs.item_id[0], "title"] = None
+    return dict(items=items)
+
+
+def _bad_zero_logging(sim):
+    lg = sim.logging.copy()
+    item = sim.logs.item_id[0]
+    other = int(lg.item_id[lg.item_id != item].iloc[0])
+    lg.loc[lg.item_id == other, "prob"] += float(lg.prob[lg.item_id == item].iloc[0])
+    lg.loc[lg.item_id == item, "prob"] = 0.0
+    return dict(logging=lg)
+
+
+def _bad_propensity(sim):
+    logs = sim.logs.copy()
+    logs.loc[7, "propensity"] *= 1.01  # beyond the tolerance 1e-6 + 1e-3 p
+    return dict(logs=logs)
+
+
+@pytest.mark.parametrize("batch", [None, 150])
+@pytest.mark.parametrize("make_bad, column, needle, fix", [
+    (_bad_logged_item, "'item_id'", "items of the log are missing from the item catalogue", "--item-key"),
+    (_bad_no_text, "'title'", "catalogue items have no text (e.g. items ", "give every item"),
+    (_bad_zero_logging, "'prob'", "probability 0", "--logging-policy"),
+    (_bad_propensity, "'propensity'", "disagree on 1 rows", "fix the propensity column"),
+], ids=["logged-item-not-in-catalogue", "item-without-text", "logging-prob-0", "logging-vs-propensity"])
+def test_cli_catalogue_bad_input_exits_2_naming_the_column_and_the_fix(tmp_path, capsys, make_bad, column, needle,
+                                                                      fix, batch):
+    sim = make_catalogue_logs(n_rows=400, n_items=40, n_topics=4, seed=2)
+    files = dict(logs=sim.logs, items=sim.catalogue, target=sim.target, logging=sim.logging)
+    files.update(make_bad(sim))
+    for name, df in files.items():
+        df.to_csv(tmp_path / f"{name}.csv", index=False)
+    args = ["ope", str(tmp_path / "logs.csv"), "--target", str(tmp_path / "target.csv"), "--logging-policy",
+            str(tmp_path / "logging.csv"), "--items", str(tmp_path / "items.csv"), "--item-key", "item_id",
+            "--item-text", "title", "--outcome", "click", "--estimators", "mips", "--embedding-clusters", "4",
+            "--quiet", *(["--batch-size", str(batch)] if batch else [])]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert column in err and needle in err and "fix:" in err and fix in err, err
+    assert "np.int64" not in err and ("9999" in err or make_bad is not _bad_logged_item)  # ids as written

@@ -139,6 +139,14 @@ def test_request_keyed_tables():
     c0 = np.stack([np.bincount(g, weights=row, minlength=3) for row in p0_req])
     w = ce[np.arange(n_req), g[a]] / c0[np.arange(n_req), g[a]]
     assert r.get("mips").estimate == pytest.approx(np.mean(w * logs.click), abs=1e-12)
+    assert not any("keyed by" in m for m in r.warnings)
+    # without the logging table the regression weights average over requests: said so
+    reg = evaluate(logs, long(pe_req), schema=SCHEMA, estimators=["mips"], items=cat, embedder=emb,
+                   embedding_clusters=3)
+    assert any("keyed by request_id" in m and "E[w | x, e]" in m for m in reg.warnings), reg.warnings
+    ctx_free = evaluate(logs, pd.DataFrame({"item_id": np.arange(6), "prob": pie}), schema=SCHEMA,
+                        estimators=["mips"], items=cat, embedder=emb, embedding_clusters=3)
+    assert any("regress" in m for m in ctx_free.warnings) and not any("keyed by" in m for m in ctx_free.warnings)
 
 
 def test_cluster_shrunk_cell_means_by_hand():

@@ -11,6 +11,7 @@ from causalrec.errors import InputError
 from causalrec.ope import evaluate
 from causalrec.ope.selection import CLIP_GRID, LAMBDA_GRID, TAU_GRID, slope_index
 from causalrec.ope.synthetic import make_bandit_logs
+from causalrec.report.ope import build_ope_report
 
 
 def test_slope_rule_by_hand():
@@ -75,3 +76,19 @@ def test_selected_estimators_keep_their_run_names(sb):
                  estimators=[IPS(alias="ips(tuned)"), "snips", "dm"], clip="slope")
     assert [e.estimator for e in r.estimates] == ["ips(tuned)", "snips", "dm"]
     assert set(r.diagnostics["selection"]) == {"ips(tuned)", "snips"}
+
+
+def test_report_names_and_marks_a_chosen_none_candidate(sb):
+    """'No clip' is a candidate (value None): the report names it and marks it when SLOPE keeps it."""
+    r = evaluate(sb.logs, sb.targets["greedy_mix"], schema=LogSchema(outcome="click"), estimators=["ips"],
+                 clip="slope")
+    sel = r.diagnostics["selection"]["ips"]
+    assert sel["candidates"][0]["value"] is None
+    md = build_ope_report(r).to_markdown()
+    assert f"clip chosen = {sel['chosen']}" in md and "| none | " in md
+    sel["chosen"] = None  # as when the unclipped estimate is the one kept
+    md = build_ope_report(r).to_markdown()
+    assert "ips: clip chosen = none" in md
+    none_row = next(line for line in md.splitlines() if line.startswith("| none | "))
+    assert none_row.rstrip().endswith("| yes |")
+    assert sum(line.rstrip().endswith("| yes |") for line in md.splitlines()) == 1

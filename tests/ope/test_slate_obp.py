@@ -78,3 +78,18 @@ def test_slate_estimators_equal_open_bandit_pipeline(obp):
                        **({} if factorizable else {"target_kind": "plackett-luce"}))
     for e in per_imp.estimates:
         assert e.estimate == pytest.approx(ref["values"][e.estimator] / ell, rel=1e-8)
+
+
+def test_loading_obp_leaves_no_torch_stub_behind(obp):
+    """obp's torch stub must not outlive the import: later code (figures, the text embedder) would get it."""
+    import sys
+
+    from causalrec.report.figures import new_figure
+
+    src, _ = obp_peer.obp_source()
+    before = sys.modules.get("torch")
+    obp_peer.load(src)
+    assert sys.modules.get("torch") is before
+    fig, ax = new_figure(3.0, 2.0)
+    ax.plot([0.0, 1.0], [1.0, 0.0])  # recursed in matplotlib's unit lookup while the stub was left installed
+    fig.clf()
