@@ -200,6 +200,20 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
                {"clusters": r.config.get("text_clusters_k"),
                 "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
 
+    if "mix_loss_default" in blocks:  # the package's default models (none passed) on the loss-chosen design
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), **{**hist, "text_clusters": "loss",
+                                                      "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
+        extra = {"clusters": r.config.get("text_clusters_k"),
+                 "chosen_e": sel.get("propensity", {}).get("chosen"),
+                 "loss_e": str(sel.get("propensity", {}).get("losses"))}
+        record(r, {"aipw": "hist_mix_loss_default_aipw", "dml": "hist_mix_loss_default_dml"},
+               time.perf_counter() - t0, extra)
+        # the same run's MLP propensity candidate (the default before the L2 logistic joined the candidates
+        # on cluster designs) beside the same outcome models: AIPW with the estimator's clip, a paired baseline
+        _mlp_propensity_row(r, rows, meta, ate, time.perf_counter() - t0, extra)
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
@@ -230,6 +244,21 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
                      outcome_model=OutcomeModel(loss="bce", **kw), **common)
         record(r, {"aipw": "joined_aipw"}, time.perf_counter() - t0)
     return rows
+
+
+def _mlp_propensity_row(r, rows: list[dict], meta: dict, ate: float, seconds: float, extra: dict) -> None:
+    """``hist_mix_loss_mlpe_aipw``: AIPW on the MLP propensity candidate's out-of-fold predictions of run
+    ``r`` (clipped at ``r``'s clip), with ``r``'s outcome models, groups, interval level and target."""
+    from causalrec.uplift import ate as ate_mod
+
+    nu = r.nuisance
+    e = np.clip(nu["crossfit"].candidates["e"]["mlp"][nu["keep"]], r.config["clip"], 1 - r.config["clip"])
+    est = [x for x in ate_mod.aipw(nu["t"], nu["y"], e, nu["mu0"], nu["mu1"], groups=nu["groups"],
+                                   ci_level=r.config["ci_level"], ci_target=r.config["ci_target"])
+           if x.target == "ate"][0]
+    rows.append({**meta, "method": "hist_mix_loss_mlpe_aipw", "estimate": est.estimate, "se": est.se,
+                 "ci_low": est.ci_low, "ci_high": est.ci_high, "covered": bool(est.ci_low <= ate <= est.ci_high),
+                 "seconds": seconds, "ci_target": r.config.get("ci_target"), **extra, "chosen_e": "mlp"})
 
 
 def _oracle(logs, seed: int, common: dict, record) -> None:
