@@ -19,6 +19,13 @@ the public :func:`causalrec.uplift.estimate` (cross-fitted, folds grouped by use
 * ``hist_mix_*``: the same on simplex topic proportions (``text_cluster_weights="mixture"``, the
   package default); ``hist_mix_loss_*`` / ``hist_mix_auto_loss_aipw``: with the cluster count chosen
   by the cross-fitted propensity loss (``text_clusters="loss"``) instead of the silhouette;
+* ``hist_mix_loss_default_*`` (``--blocks mix_loss_default``): ``hist_mix_loss_*``'s design with the
+  package's default models (none passed): on a cluster design the propensity is the lower cross-fitted
+  log loss of the MLP and the L2 logistic, the outcome model the MLP; ``hist_mix_loss_mlpe_aipw`` is the
+  same run's AIPW on its MLP propensity candidate (the default before), a paired baseline;
+  ``hist_mix_loss_mu64_aipw`` (``--blocks mix_loss_mu64``, opt-in): the same propensity candidates with a
+  two-layer (64, 64) MLP outcome model passed by the user;
+* ``swap_*`` (``--blocks swap``, its own CSV): the text oracle in one nuisance at a time (see ``_swap``);
 * ``logged_e_aipw``: ``propensity="propensity"`` (the propensities the simulated
   recommender logged; no propensity model), history-cluster outcome models;
 * ``oracle_text_aipw``: the *text oracle*, the simulator's confounder recomputed
@@ -58,6 +65,18 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixloss.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
         --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixautoloss.csv
+    # the package defaults on the loss-chosen design (and the same run's MLP-propensity AIPW):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n20000_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 1500 --seeds 0-9 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n1500_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_mixlossmu64.csv
+    # the swap diagnostic on pilot seeds (not in the table):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks swap \
+        --runs-csv reports/text_confounding_history_swap.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -214,6 +233,21 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         # on cluster designs) beside the same outcome models: AIPW with the estimator's clip, a paired baseline
         _mlp_propensity_row(r, rows, meta, ate, time.perf_counter() - t0, extra)
 
+    if "mix_loss_mu64" in blocks:  # opt-in: the defaults' propensity candidates, a two-layer (64, 64) MLP outcome
+        from causalrec.models import OutcomeModel
+
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw",), outcome_model=OutcomeModel(hidden_layer_sizes=(64, 64), loss="bce",
+                                                                         device="cpu", random_state=seed),
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
+        record(r, {"aipw": "hist_mix_loss_mu64_aipw"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"), "chosen_e": sel.get("propensity", {}).get("chosen"),
+                "loss_e": str(sel.get("propensity", {}).get("losses"))})
+
+    if "swap" in blocks:  # diagnostic: the text oracle in one nuisance at a time (same folds)
+        _swap(logs, seed, hist, common, rows, meta, ate)
+
     if "logged" in blocks:
         pm, om = linear_models(seed)
         t0 = time.perf_counter()
@@ -244,6 +278,70 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
                      outcome_model=OutcomeModel(loss="bce", **kw), **common)
         record(r, {"aipw": "joined_aipw"}, time.perf_counter() - t0)
     return rows
+
+
+SWAP = ROOT / "reports" / "text_confounding_history_swap.csv"
+
+
+def _swap(logs, seed: int, hist: dict, common: dict, rows: list[dict], meta: dict, ate: float) -> None:
+    """Where the bias sits: AIPW with the text oracle swapped into one nuisance at a time.
+
+    The text design is ``hist_mix_loss_*``'s (mixture memberships, k by the cross-fitted propensity
+    loss, linear heads) from the public ``estimate``; the oracle nuisances are the same linear heads on
+    ``[psi, phi, psi * phi, covariates]`` cross-fitted by :func:`causalrec.uplift.estimate.cross_fit_nuisances`
+    on the run's folds. Rows ``swap_<e>_e_<mu>_mu`` with ``<e>`` in text / oracle / logged (the simulated
+    recommender's propensities) and ``<mu>`` in text / oracle; every AIPW clipped at 0.01 like ``estimate``.
+    Why: AIPW's bias is the product of the two nuisances' errors; if swapping in the oracle for either one
+    removes it, a better text representation for either nuisance suffices.
+    """
+    from causalrec.simulate import text_oracle_features
+    from causalrec.uplift import ate as ate_mod
+    from causalrec.uplift import estimate
+    from causalrec.uplift.estimate import cross_fit_nuisances
+
+    pm, om = linear_models(seed)
+    t0 = time.perf_counter()
+    r = estimate(logs, methods=("aipw",), propensity_model=pm, outcome_model=om,
+                 **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+    nu = r.nuisance
+    o = text_oracle_features(logs["user_text"], logs["item_text"])
+    F = np.hstack([o["psi"], o["phi"], o["psi"] * o["phi"], logs[COVARIATES].to_numpy(float)])
+    F = ((F - F.mean(0)) / (F.std(0) + 1e-12)).astype(np.float32)
+    pm, om = linear_models(seed)
+    no = cross_fit_nuisances(F, nu["t"], nu["y"], propensity_model=pm, outcome_model=om, n_folds=common["n_folds"],
+                             groups=nu["groups"], seed=seed, fold_ids=nu["folds"])
+    es = {"text": nu["e_raw"], "oracle": no["e_raw"], "logged": logs["propensity"].to_numpy(float)}
+    mus = {"text": (nu["mu0"], nu["mu1"]), "oracle": (no["mu0"], no["mu1"])}
+    for ke, e in es.items():
+        for km, (m0, m1) in mus.items():
+            est = [x for x in ate_mod.aipw(nu["t"], nu["y"], np.clip(e, 0.01, 0.99), m0, m1, groups=nu["groups"],
+                                           ci_target=r.config["ci_target"]) if x.target == "ate"][0]
+            rows.append({**meta, "method": f"swap_{ke}_e_{km}_mu", "estimate": est.estimate, "se": est.se,
+                         "ci_low": est.ci_low, "ci_high": est.ci_high,
+                         "covered": bool(est.ci_low <= ate <= est.ci_high), "seconds": time.perf_counter() - t0,
+                         "ci_target": r.config["ci_target"], "clusters": r.config.get("text_clusters_k")})
+
+
+def _swap_lines() -> list[str]:
+    """The swap diagnostic's table (``--blocks swap``), computed from its CSV."""
+    if not SWAP.exists():
+        return []
+    d = pd.read_csv(SWAP).drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
+    d = d[d.method.str.startswith("swap_")]
+    d = d.assign(err=d.estimate - d.truth)
+    out = ["", "## Where the remaining bias sits: the text oracle in one nuisance at a time", "",
+           "`--blocks swap` (`reports/text_confounding_history_swap.csv`): the AIPW of `hist_mix_loss_aipw`'s "
+           "text design and linear heads, with the propensity (`e`) and/or the outcome models (`mu`) replaced by "
+           "the same heads on the text oracle's features (or `e` by the logged propensities), cross-fitted on "
+           "the run's folds. Mean error (estimate - truth) and mean SE over the seeds:", "",
+           "| hidden | rows | e from | mu from | seeds | mean error | mean SE | coverage | errors per seed |",
+           "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for (h, n, m), g in d.groupby(["hidden_confounding", "n_rows", "method"], sort=True):
+        ke, km = m[len("swap_"):].split("_e_")
+        out.append(f"| {h:g} | {int(n):,} | {ke} | {km[:-len('_mu')]} | {len(g)} | {g.err.mean():+.4f} | "
+                   f"{g.se.mean():.4f} | {g.covered.mean():.2f} | "
+                   + ", ".join(f"{v:+.4f}" for v in g.sort_values("seed").err) + " |")
+    return out
 
 
 def _mlp_propensity_row(r, rows: list[dict], meta: dict, ate: float, seconds: float, extra: dict) -> None:
@@ -316,7 +414,8 @@ def write_report(df: pd.DataFrame) -> None:
     order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
              "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_mix_aipw", "hist_mix_dml",
              "hist_auto_aipw", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
-             "hist_mix_auto_loss_aipw", "logged_e_aipw",
+             "hist_mix_auto_loss_aipw", "hist_mix_loss_mlpe_aipw", "hist_mix_loss_default_aipw",
+             "hist_mix_loss_default_dml", "hist_mix_loss_mu64_aipw", "logged_e_aipw",
              "oracle_text_aipw"]
     s["o"] = s.method.str.replace(" (sample CI)", "", regex=False).map({m: k for k, m in enumerate(order)})
     s["o"] = s.o + s.method.str.endswith("(sample CI)") * 0.5
@@ -346,7 +445,8 @@ def write_report(df: pd.DataFrame) -> None:
         text = [m for base in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
                             "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "hist_mix_aipw",
                             "hist_mix_dml", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
-                            "hist_mix_auto_loss_aipw", "joined_aipw")
+                            "hist_mix_auto_loss_aipw", "hist_mix_loss_mlpe_aipw", "hist_mix_loss_default_aipw",
+                            "hist_mix_loss_default_dml", "hist_mix_loss_mu64_aipw", "joined_aipw")
                 for m in (base, base + " (sample CI)") if m in g.index]
         if not text:
             continue
@@ -391,7 +491,7 @@ def write_report(df: pd.DataFrame) -> None:
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
               "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
               "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
-    lines += _calibration_lines() + _pilot_lines()
+    lines += _swap_lines() + _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
     main_report = ROOT / "reports" / "text_confounding.md"
@@ -466,7 +566,8 @@ def _by_k_lines(d: pd.DataFrame) -> list[str]:
         out.append(f"| {h:g} | {m} | {int(k)} | {len(r)} | {err.mean():+.4f} | {sd:.4f} | {r.se.mean():.4f} | "
                    f"{sd / r.se.mean():.2f} | {r.covered.mean():.2f} |")
     # the reading of the two tables, from the numbers: is the under-coverage the SE or the bias?
-    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)"):
+    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)",
+              "hist_mix_loss_mlpe_aipw (sample CI)", "hist_mix_loss_default_aipw (sample CI)"):
         r = g[(g.hidden_confounding == 0) & (g.method == m)]
         if len(r) < 2:
             continue
@@ -510,11 +611,17 @@ def _calibration_lines() -> list[str]:
 PILOT = ROOT / "reports" / "text_confounding_history_pilot.csv"
 
 
-#: each candidate and the method it changes one thing of (the representation's membership kind)
-PAIRS = {"hist_mix_auto_aipw": "hist_auto_aipw", "hist_mix_aipw": "hist_aipw", "hist_mix_dml": "hist_dml",
+#: (candidate, the method it is compared with): the membership kind, the cluster-count rule, the models
+PAIRS = [("hist_mix_auto_aipw", "hist_auto_aipw"), ("hist_mix_aipw", "hist_aipw"), ("hist_mix_dml", "hist_dml"),
          # the cluster count by cross-fitted propensity loss (text_clusters="loss") against the silhouette
-         "hist_mix_loss_aipw": "hist_mix_aipw", "hist_mix_loss_dml": "hist_mix_dml",
-         "hist_mix_auto_loss_aipw": "hist_mix_auto_aipw"}
+         ("hist_mix_loss_aipw", "hist_mix_aipw"), ("hist_mix_loss_dml", "hist_mix_dml"),
+         ("hist_mix_auto_loss_aipw", "hist_mix_auto_aipw"),
+         # the package defaults on the loss-chosen design: propensity by loss among MLP and L2 logistic, against
+         # the same run's MLP propensity (the earlier default), and against the linear heads of hist_mix_loss
+         ("hist_mix_loss_default_aipw", "hist_mix_loss_mlpe_aipw"), ("hist_mix_loss_default_aipw", "hist_mix_loss_aipw"),
+         ("hist_mix_loss_default_dml", "hist_mix_loss_dml"),
+         # opt-in: a two-layer outcome MLP beside the defaults' propensity (not chosen by a loss)
+         ("hist_mix_loss_mu64_aipw", "hist_mix_loss_default_aipw")]
 
 
 def _paired_lines(df: pd.DataFrame) -> list[str]:
@@ -526,7 +633,7 @@ def _paired_lines(df: pd.DataFrame) -> list[str]:
                                                              keep="last")
     d = d.assign(err=d.estimate - d.truth)
     out = []
-    for cand, base in PAIRS.items():
+    for cand, base in PAIRS:
         for (n, h), g in d[d.method.isin([cand, base])].groupby(["n_rows", "hidden_confounding"]):
             w = g.pivot_table(index="seed", columns="method", values="err")
             if cand not in w or base not in w:
@@ -539,12 +646,15 @@ def _paired_lines(df: pd.DataFrame) -> list[str]:
                        f"| {w[base].mean():+.4f} | {w[cand].mean():+.4f} | {better} of {len(w)} |")
     if not out:
         return []
-    return ["", "## Paired seeds: mixture against softmax memberships, loss-chosen against silhouette cluster counts", "",
+    return ["", "## Paired seeds: mixture against softmax memberships, loss-chosen against silhouette cluster counts, default models", "",
             "`hist_mix_*` change one thing of `hist_*`: the cluster memberships are topic proportions by least "
             "squares on the simplex (`text_cluster_weights=\"mixture\"`) instead of the softmax of distances. "
             "`hist_mix_*loss*` change one thing of `hist_mix_*`: the cluster count is the one of 6-16 with the "
             "lowest cross-fitted propensity log loss, 20 KMeans restarts each (`text_clusters=\"loss\"`), "
-            "instead of the silhouette's with 4. "
+            "instead of the silhouette's with 4. `hist_mix_loss_default_*` run the package's default models "
+            "(none passed) on `hist_mix_loss_*`'s design: the propensity the lower cross-fitted log loss of the "
+            "MLP and the L2 logistic, the outcome the MLP; `hist_mix_loss_mlpe_aipw` is the same run's AIPW on "
+            "its MLP propensity candidate (the default before the logistic candidate). "
             "Mean error (estimate - truth) on the seeds both ran (table and pilot CSVs):", "",
             "| hidden | rows | pair | seeds | which | baseline mean error | candidate mean error | smaller error |",
             "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"] + out
@@ -576,7 +686,8 @@ def main() -> None:
     ap.add_argument("--joined", action="store_true")
     ap.add_argument("--oracle-only", action="store_true",
                     help="naive and oracle_text_aipw only (calibration of --hidden)")
-    ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, logged, oracle "
+    ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, mix_loss, "
+                         "mix_auto_loss, mix_loss_default, mix_loss_mu64, swap, logged, oracle "
                          "(default: hist, outer, logged, oracle)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--runs-csv", default=str(RUNS))
