@@ -25,6 +25,8 @@ the public :func:`causalrec.uplift.estimate` (cross-fitted, folds grouped by use
   same run's AIPW on its MLP propensity candidate (the default before), a paired baseline;
   ``hist_mix_loss_mu64_aipw`` (``--blocks mix_loss_mu64``, opt-in): the same propensity candidates with a
   two-layer (64, 64) MLP outcome model passed by the user;
+* ``ceiling_*`` (``--blocks ceiling``, its own CSV): candidate designs' R^2 of the text confounder and
+  propensity log loss (see ``_ceiling``);
 * ``swap_*`` (``--blocks swap``, its own CSV): the text oracle in one nuisance at a time (see ``_swap``);
 * ``logged_e_aipw``: ``propensity="propensity"`` (the propensities the simulated
   recommender logged; no propensity model), history-cluster outcome models;
@@ -74,6 +76,9 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n1500_mixlossdefault.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
         --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_mixlossmu64.csv
+    # what candidate designs carry of the text confounder (pilot seeds):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks ceiling \
+        --runs-csv reports/text_confounding_history_ceiling.csv
     # the swap diagnostic on pilot seeds (not in the table):
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks swap \
         --runs-csv reports/text_confounding_history_swap.csv
@@ -215,9 +220,15 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         t0 = time.perf_counter()
         r = estimate(logs, methods=("aipw",), heads="auto",
                      **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
         record(r, {"aipw": "hist_mix_auto_loss_aipw"}, time.perf_counter() - t0,
                {"clusters": r.config.get("text_clusters_k"),
-                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses")),
+                # the propensity candidates (mlp, bilinear and, since the L2 logistic joined them on cluster
+                # designs, logistic_l2): which ran is readable from the recorded losses
+                "chosen_e": sel.get("propensity", {}).get("chosen"),
+                "loss_e": str(sel.get("propensity", {}).get("losses")),
+                "chosen_mu": "/".join(str(sel.get("outcome", {}).get(a, {}).get("chosen")) for a in ("mu0", "mu1"))})
 
     if "mix_loss_default" in blocks:  # the package's default models (none passed) on the loss-chosen design
         t0 = time.perf_counter()
@@ -244,6 +255,9 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         record(r, {"aipw": "hist_mix_loss_mu64_aipw"}, time.perf_counter() - t0,
                {"clusters": r.config.get("text_clusters_k"), "chosen_e": sel.get("propensity", {}).get("chosen"),
                 "loss_e": str(sel.get("propensity", {}).get("losses"))})
+
+    if "ceiling" in blocks:  # what linear heads can read of the confounder from each candidate design
+        _ceiling(logs, seed, embedder, rows, meta)
 
     if "swap" in blocks:  # diagnostic: the text oracle in one nuisance at a time (same folds)
         _swap(logs, seed, hist, common, rows, meta, ate)
@@ -278,6 +292,85 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
                      outcome_model=OutcomeModel(loss="bce", **kw), **common)
         record(r, {"aipw": "joined_aipw"}, time.perf_counter() - t0)
     return rows
+
+
+CEILING = ROOT / "reports" / "text_confounding_history_ceiling.csv"
+
+
+def _ceiling(logs, seed: int, embedder, rows: list[dict], meta: dict) -> None:
+    """Candidate text designs: the share of the text confounder a linear fit reads, and the propensity loss.
+
+    For each design ``X`` (mixture memberships of k KMeans clusters, 20 restarts, as ``text_clusters="loss"``
+    builds them; principal components of the item vectors; their unions): ``r2`` = held-out R^2 of a ridge fit
+    (``RidgeCV``) of the text confounder ``<psi, phi>`` (:func:`causalrec.simulate.text_oracle_features`) on
+    ``X``, fitted on two of the run's three user-grouped folds and scored on the third; ``log_loss`` = the
+    cross-fitted log loss of the logistic propensity on ``X``
+    (:func:`causalrec.uplift.estimate.select_clusters_by_propensity_loss`, the ``text_clusters="loss"``
+    criterion). ``r2`` needs the oracle (a reading only); ``log_loss`` is what a user can compute.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    from causalrec.features import design_matrix
+    from causalrec.features.history import encode_history, item_components, mean_pool, topic_clusters
+    from causalrec.models.folds import make_folds
+    from causalrec.simulate import text_oracle_features
+    from causalrec.uplift.estimate import select_clusters_by_propensity_loss
+
+    t = logs["treatment"].to_numpy()
+    hist, hv = encode_history(logs["user_text"], embedder, sep=" | ")
+    u, v = mean_pool(hist, hv), embedder.encode_column(logs["item_text"].astype(str))
+    basis = np.vstack([hv, v])
+    cov = logs[COVARIATES]
+    blocks: dict[str, np.ndarray] = {}
+    for k in (6, 8, 10, 12, 16):
+        tc = topic_clusters(basis, k, seed=seed, n_init=20)
+        hu, hi = mean_pool(hist, tc.memberships(hv, "mixture")), tc.memberships(v, "mixture")
+        blocks[f"mix{k}"] = design_matrix(user_emb=hu, item_emb=hi)
+        if k == 8:
+            blocks["mix8_outer"] = design_matrix(user_emb=hu, item_emb=hi, interaction="outer")
+    for c in (8, 16, 32):
+        pca = item_components(basis, c, seed)
+        blocks[f"pc{c}"] = design_matrix(user_emb=pca.transform(u), item_emb=pca.transform(v))
+    blocks["pc16_outer"] = design_matrix(user_emb=item_components(basis, 16, seed).transform(u),
+                                         item_emb=item_components(basis, 16, seed).transform(v), interaction="outer")
+    designs = {name: [name] for name in blocks}
+    designs.update({"mix8+pc8": ["mix8", "pc8"], "mix8+pc16": ["mix8", "pc16"], "mix8+pc32": ["mix8", "pc32"],
+                    "mix8+pc16_outer": ["mix8", "pc16_outer"], "mix6+8+10": ["mix6", "mix8", "mix10"]})
+    c = design_matrix(covariates=cov)
+    X = {name: np.hstack([blocks[b] for b in parts] + [c]) for name, parts in designs.items()}
+    folds = make_folds(len(t), 3, groups=logs["user_id"].astype(str).to_numpy(), stratify=t, random_state=seed)
+    names = list(X)
+    _, rep = select_clusters_by_propensity_loss({i: X[n] for i, n in enumerate(names)}, t, folds)
+    aff = text_oracle_features(logs["user_text"], logs["item_text"])["affinity"]
+    for i, name in enumerate(names):
+        pred = np.zeros(len(t))
+        for f in range(3):
+            tr, te = folds != f, folds == f
+            pred[te] = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(X[name][tr], aff[tr]).predict(X[name][te])
+        rows.append({**meta, "method": f"ceiling_{name}", "columns": X[name].shape[1],
+                     "r2": float(1 - np.mean((aff - pred) ** 2) / np.var(aff)), "log_loss": rep["losses"][i]})
+
+
+def _ceiling_lines() -> list[str]:
+    """The ``--blocks ceiling`` table, computed from its CSV."""
+    if not CEILING.exists():
+        return []
+    d = pd.read_csv(CEILING)
+    d = d[d.method.str.startswith("ceiling_")].drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"],
+                                                               keep="last")
+    out = ["", "## What the candidate text designs can carry (`--blocks ceiling`)", "",
+           "`reports/text_confounding_history_ceiling.csv`: per design, the held-out R^2 of a ridge fit of the "
+           "text confounder `<psi, phi>` (needs the oracle: a reading only) and the cross-fitted log loss of a "
+           "logistic propensity (the `text_clusters=\"loss\"` criterion, computable by a user); `mixK` = "
+           "`[u, v, u * v]` of K mixture memberships, `pcC` = C principal components of the item vectors, "
+           "`_outer` = every product `u_j v_l`, `a+b` = both designs' columns. Means over the seeds:", "",
+           "| hidden | rows | design | columns | seeds | R^2 of the text confounder | propensity log loss |",
+           "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    g = d.groupby(["hidden_confounding", "n_rows", "method"], sort=False)
+    for (h, n, m), r in g:
+        out.append(f"| {h:g} | {int(n):,} | {m[len('ceiling_'):]} | {int(r.columns.iloc[0])} | {len(r)} | "
+                   f"{r.r2.mean():.3f} | {r.log_loss.mean():.5f} |")
+    return out
 
 
 SWAP = ROOT / "reports" / "text_confounding_history_swap.csv"
@@ -491,7 +584,7 @@ def write_report(df: pd.DataFrame) -> None:
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
               "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
               "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
-    lines += _swap_lines() + _calibration_lines() + _pilot_lines()
+    lines += _swap_lines() + _ceiling_lines() + _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
     main_report = ROOT / "reports" / "text_confounding.md"
@@ -687,7 +780,7 @@ def main() -> None:
     ap.add_argument("--oracle-only", action="store_true",
                     help="naive and oracle_text_aipw only (calibration of --hidden)")
     ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, mix_loss, "
-                         "mix_auto_loss, mix_loss_default, mix_loss_mu64, swap, logged, oracle "
+                         "mix_auto_loss, mix_loss_default, mix_loss_mu64, ceiling, swap, logged, oracle "
                          "(default: hist, outer, logged, oracle)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--runs-csv", default=str(RUNS))
@@ -714,7 +807,8 @@ def main() -> None:
 
         atomic_write_with(path, lambda p, d=new: d.to_csv(p, index=False))
         print(f"seed {seed}: {time.perf_counter() - t0:.0f}s "
-              + " ".join(f"{r['method']}={r['estimate'] - r['truth']:+.4f}" for r in rows), flush=True)
+              + " ".join(f"{r['method']}={r['estimate'] - r['truth']:+.4f}" if "estimate" in r
+                         else f"{r['method']}: R^2 {r['r2']:.3f}, log loss {r['log_loss']:.5f}" for r in rows), flush=True)
 
 
 if __name__ == "__main__":
