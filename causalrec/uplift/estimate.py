@@ -356,14 +356,16 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
     On text *cluster* designs (``text_clusters``: ``[u, v, u * v]`` of ``k`` topic memberships,
     a few dozen columns) the L2 logistic propensity joins the propensity candidates (flat
     names: ``mlp``, ``logistic_l2``, ``bilinear``), chosen by the cross-fitted log loss; the
-    outcome candidates stay the heads. Why (``analyses/text_confounding_history.py``, pilot
-    seeds 300-304, 20,000 rows, 8 clusters): the logistic propensity had the lowest log loss
-    on every seed (0.5817 against the MLP's 0.5881 on seed 300) and, beside the MLP outcome
-    model, the AIPW error fell from +0.019 / +0.012 (MLP propensity) to +0.015 / +0.005 on seeds
-    300 / 301. Linear outcome models (ridge, a logistic link) had a lower arm-row squared error
-    than the MLP on those seeds but left more bias (+0.017 / +0.007 with ridge): the arm-row
-    loss does not see the part of ``mu``'s error that is correlated with the propensity's error,
-    which is what biases AIPW, so they are not added as outcome candidates here.
+    outcome candidates stay the heads. Why (simulator, pilot seeds 300-302 outside the study's
+    table, 20,000 rows, 8 clusters chosen by ``text_clusters="loss"``): the logistic propensity had
+    the lowest cross-fitted log loss on every seed (0.5817 against the MLP's 0.5881 on seed 300)
+    and, beside the MLP outcome model, the AIPW error fell from +0.019 / +0.012 / +0.018 (MLP
+    propensity) to +0.015 / +0.005 / +0.013. Linear outcome models (ridge; a logistic link) had a
+    lower arm-row squared error than the MLP on those seeds but left more bias (ridge: +0.017 /
+    +0.007 / +0.017): the arm-row loss does not see the part of ``mu``'s error that is correlated
+    with the propensity's error, which is what biases AIPW, so they are not added as outcome
+    candidates here. The 20-seed figures: ``reports/text_confounding_history.md``
+    (``hist_mix_loss_default_*``).
     """
     if propensity_model is not None and outcome_model is not None:
         return [("given", propensity_model, outcome_model)]
