@@ -583,7 +583,15 @@ def write_report(df: pd.DataFrame) -> None:
               "identifies the effect exactly only together with the observed `is_random` flag; these runs adjust "
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
               "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
-              "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
+              "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`).",
+              "- `hist_mix_loss_default_*` is the default public path on this design: no models passed, so on a "
+              "cluster design the propensity candidates are the MLP and the L2 logistic (the logistic joined them "
+              "in commit 2b01695). Rows of `heads=\"auto\"` blocks without passed models (`hist_auto_aipw`, "
+              "`hist_mix_auto_*`) whose CSV `loss_e` does not list `logistic_l2` ran before that change, with the "
+              "MLP and bilinear propensities only; re-running them now adds the logistic candidate.",
+              "- The default models lower AIPW's bias but not DML's (see the paired table): DML's final stage "
+              "partials out `m = e mu1 + (1 - e) mu0` and fits the effect on `[tau_hat, principal components]`, "
+              "so the outcome models' errors enter it differently from AIPW's correction term."]
     lines += _swap_lines() + _ceiling_lines() + _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
