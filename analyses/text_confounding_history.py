@@ -118,7 +118,7 @@ def linear_models(seed: int):
 
 
 def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict]:
-    from causalrec.simulate import simulate_logs, text_oracle_features
+    from causalrec.simulate import simulate_logs
     from causalrec.uplift import estimate
 
     sim = simulate_logs(n_rows=n_rows, seed=seed, confounding=1.0, catalog_seed=0, hidden_confounding=hidden)
@@ -311,7 +311,12 @@ def _ceiling(logs, seed: int, embedder, rows: list[dict], meta: dict) -> None:
     from sklearn.linear_model import RidgeCV
 
     from causalrec.features import design_matrix
-    from causalrec.features.history import encode_history, item_components, mean_pool, topic_clusters
+    from causalrec.features.history import (
+        encode_history,
+        item_components,
+        mean_pool,
+        topic_clusters,
+    )
     from causalrec.models.folds import make_folds
     from causalrec.simulate import text_oracle_features
     from causalrec.uplift.estimate import select_clusters_by_propensity_loss
