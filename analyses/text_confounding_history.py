@@ -373,7 +373,7 @@ def _ceiling_lines() -> list[str]:
            "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     g = d.groupby(["hidden_confounding", "n_rows", "method"], sort=False)
     for (h, n, m), r in g:
-        out.append(f"| {h:g} | {int(n):,} | {m[len('ceiling_'):]} | {int(r.columns.iloc[0])} | {len(r)} | "
+        out.append(f"| {h:g} | {int(n):,} | {m[len('ceiling_'):]} | {int(r['columns'].iloc[0])} | {len(r)} | "
                    f"{r.r2.mean():.3f} | {r.log_loss.mean():.5f} |")
     return out
 
@@ -594,6 +594,13 @@ def write_report(df: pd.DataFrame) -> None:
               "in commit 2b01695). Rows of `heads=\"auto\"` blocks without passed models (`hist_auto_aipw`, "
               "`hist_mix_auto_*`) whose CSV `loss_e` does not list `logistic_l2` ran before that change, with the "
               "MLP and bilinear propensities only; re-running them now adds the logistic candidate.",
+              "- Where the rest of the bias sits (the swap table): with either nuisance fitted on the text "
+              "oracle's features, or the propensity logged, the error falls to about the oracle's, so a better "
+              "text representation for either nuisance would suffice. The ceiling table shows why the text "
+              "designs stop short: no candidate design (more clusters, outer products, principal components, "
+              "unions of clusterings) lets a linear fit read much more of the confounder than 8 mixture "
+              "memberships, and the cross-fitted propensity loss (mean over the seeds) is lowest for those, so "
+              "adding the other designs as `text_clusters=\"loss\"` candidates would not change the choice.",
               "- The default models lower AIPW's bias but not DML's (see the paired table): DML's final stage "
               "partials out `m = e mu1 + (1 - e) mu0` and fits the effect on `[tau_hat, principal components]`, "
               "so the outcome models' errors enter it differently from AIPW's correction term."]
