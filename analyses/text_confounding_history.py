@@ -594,6 +594,9 @@ def write_report(df: pd.DataFrame) -> None:
               "in commit 2b01695). Rows of `heads=\"auto\"` blocks without passed models (`hist_auto_aipw`, "
               "`hist_mix_auto_*`) whose CSV `loss_e` does not list `logistic_l2` ran before that change, with the "
               "MLP and bilinear propensities only; re-running them now adds the logistic candidate.",
+              "- `hist_mix_loss_mu64_aipw` is an opt-in: the user passes the two-layer outcome MLP; it is not a "
+              "candidate any cross-fitted loss chose, so a headline naming it describes that option, not the "
+              "default path (`hist_mix_loss_default_aipw`).",
               "- Where the rest of the bias sits (the swap table): with either nuisance fitted on the text "
               "oracle's features, or the propensity logged, the error falls to about the oracle's, so a better "
               "text representation for either nuisance would suffice. The ceiling table shows why the text "
