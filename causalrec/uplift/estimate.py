@@ -715,8 +715,11 @@ def estimate(
         optional trimming level (rows outside ``[trim, 1 - trim]`` dropped: the
         estimand becomes the effect on the overlap population).
     propensity_model, outcome_model:
-        Any scikit-learn classifier / regressor; default causalrec's
-        ``PropensityModel`` / ``OutcomeModel`` (torch MLPs) on ``device``.
+        Any scikit-learn classifier / regressor (or a list / dict of candidates, chosen by
+        cross-fitted loss); default causalrec's ``PropensityModel`` / ``OutcomeModel`` (torch
+        MLPs) on ``device``, with linear candidates beside them on tabular covariates (both
+        nuisances) and on text cluster designs (the propensity only): see
+        :func:`_candidate_models`.
     embedder, model, device:
         A ``TextEmbedder`` to reuse, or the local model folder and device for a new one.
     dml_effect_modifiers:
