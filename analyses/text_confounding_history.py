@@ -76,6 +76,11 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n1500_mixlossdefault.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
         --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_mixlossmu64.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixlossmu64.csv
+    # hist_mix_auto_loss_aipw re-run after the logistic propensity candidate (into a fresh CSV that replaces the earlier):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_mixautoloss.csv
     # what candidate designs carry of the text confounder (pilot seeds):
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks ceiling \
         --runs-csv reports/text_confounding_history_ceiling.csv
