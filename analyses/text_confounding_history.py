@@ -19,6 +19,15 @@ the public :func:`causalrec.uplift.estimate` (cross-fitted, folds grouped by use
 * ``hist_mix_*``: the same on simplex topic proportions (``text_cluster_weights="mixture"``, the
   package default); ``hist_mix_loss_*`` / ``hist_mix_auto_loss_aipw``: with the cluster count chosen
   by the cross-fitted propensity loss (``text_clusters="loss"``) instead of the silhouette;
+* ``hist_mix_loss_default_*`` (``--blocks mix_loss_default``): ``hist_mix_loss_*``'s design with the
+  package's default models (none passed): on a cluster design the propensity is the lower cross-fitted
+  log loss of the MLP and the L2 logistic, the outcome model the MLP; ``hist_mix_loss_mlpe_aipw`` is the
+  same run's AIPW on its MLP propensity candidate (the default before), a paired baseline;
+  ``hist_mix_loss_mu64_aipw`` (``--blocks mix_loss_mu64``, opt-in): the same propensity candidates with a
+  two-layer (64, 64) MLP outcome model passed by the user;
+* ``ceiling_*`` (``--blocks ceiling``, its own CSV): candidate designs' R^2 of the text confounder and
+  propensity log loss (see ``_ceiling``);
+* ``swap_*`` (``--blocks swap``, its own CSV): the text oracle in one nuisance at a time (see ``_swap``);
 * ``logged_e_aipw``: ``propensity="propensity"`` (the propensities the simulated
   recommender logged; no propensity model), history-cluster outcome models;
 * ``oracle_text_aipw``: the *text oracle*, the simulator's confounder recomputed
@@ -58,6 +67,26 @@ simulator's ``ate``. Writes ``reports/text_confounding_history.md`` and the per-
         --blocks mix_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixloss.csv
     nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
         --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixautoloss.csv
+    # the package defaults on the loss-chosen design (and the same run's MLP-propensity AIPW):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n20000_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 1500 --seeds 0-9 \
+        --blocks mix_loss_default --runs-csv reports/text_confounding_history_runs_n1500_mixlossdefault.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_mixlossmu64.csv
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --hidden 0.70 --seeds 0-11 \
+        --blocks mix_loss_mu64 --runs-csv reports/text_confounding_history_runs_n20000_hidden_mixlossmu64.csv
+    # hist_mix_auto_loss_aipw re-run after the logistic propensity candidate (into a fresh CSV that replaces the earlier):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 0-19 \
+        --blocks mix_auto_loss --runs-csv reports/text_confounding_history_runs_n20000_mixautoloss.csv
+    # what candidate designs carry of the text confounder (pilot seeds):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks ceiling \
+        --runs-csv reports/text_confounding_history_ceiling.csv
+    # the swap diagnostic on pilot seeds (not in the table):
+    nice -n 10 .venv/bin/python analyses/text_confounding_history.py --n-rows 20000 --seeds 300-302 --blocks swap \
+        --runs-csv reports/text_confounding_history_swap.csv
     .venv/bin/python analyses/text_confounding_history.py --report   # from the CSVs
 """
 
@@ -94,7 +123,7 @@ def linear_models(seed: int):
 
 
 def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict]:
-    from causalrec.simulate import simulate_logs, text_oracle_features
+    from causalrec.simulate import simulate_logs
     from causalrec.uplift import estimate
 
     sim = simulate_logs(n_rows=n_rows, seed=seed, confounding=1.0, catalog_seed=0, hidden_confounding=hidden)
@@ -196,9 +225,47 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
         t0 = time.perf_counter()
         r = estimate(logs, methods=("aipw",), heads="auto",
                      **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
         record(r, {"aipw": "hist_mix_auto_loss_aipw"}, time.perf_counter() - t0,
                {"clusters": r.config.get("text_clusters_k"),
-                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses"))})
+                "cluster_losses": str(r.config.get("text_cluster_selection", {}).get("losses")),
+                # the propensity candidates (mlp, bilinear and, since the L2 logistic joined them on cluster
+                # designs, logistic_l2): which ran is readable from the recorded losses
+                "chosen_e": sel.get("propensity", {}).get("chosen"),
+                "loss_e": str(sel.get("propensity", {}).get("losses")),
+                "chosen_mu": "/".join(str(sel.get("outcome", {}).get(a, {}).get("chosen")) for a in ("mu0", "mu1"))})
+
+    if "mix_loss_default" in blocks:  # the package's default models (none passed) on the loss-chosen design
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw", "dml"), **{**hist, "text_clusters": "loss",
+                                                      "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
+        extra = {"clusters": r.config.get("text_clusters_k"),
+                 "chosen_e": sel.get("propensity", {}).get("chosen"),
+                 "loss_e": str(sel.get("propensity", {}).get("losses"))}
+        record(r, {"aipw": "hist_mix_loss_default_aipw", "dml": "hist_mix_loss_default_dml"},
+               time.perf_counter() - t0, extra)
+        # the same run's MLP propensity candidate (the default before the L2 logistic joined the candidates
+        # on cluster designs) beside the same outcome models: AIPW with the estimator's clip, a paired baseline
+        _mlp_propensity_row(r, rows, meta, ate, time.perf_counter() - t0, extra)
+
+    if "mix_loss_mu64" in blocks:  # opt-in: the defaults' propensity candidates, a two-layer (64, 64) MLP outcome
+        from causalrec.models import OutcomeModel
+
+        t0 = time.perf_counter()
+        r = estimate(logs, methods=("aipw",), outcome_model=OutcomeModel(hidden_layer_sizes=(64, 64), loss="bce",
+                                                                         device="cpu", random_state=seed),
+                     **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+        sel = r.diagnostics.get("nuisance_selection", {})
+        record(r, {"aipw": "hist_mix_loss_mu64_aipw"}, time.perf_counter() - t0,
+               {"clusters": r.config.get("text_clusters_k"), "chosen_e": sel.get("propensity", {}).get("chosen"),
+                "loss_e": str(sel.get("propensity", {}).get("losses"))})
+
+    if "ceiling" in blocks:  # what linear heads can read of the confounder from each candidate design
+        _ceiling(logs, seed, embedder, rows, meta)
+
+    if "swap" in blocks:  # diagnostic: the text oracle in one nuisance at a time (same folds)
+        _swap(logs, seed, hist, common, rows, meta, ate)
 
     if "logged" in blocks:
         pm, om = linear_models(seed)
@@ -230,6 +297,169 @@ def run_seed(seed: int, n_rows: int, hidden: float, args, embedder) -> list[dict
                      outcome_model=OutcomeModel(loss="bce", **kw), **common)
         record(r, {"aipw": "joined_aipw"}, time.perf_counter() - t0)
     return rows
+
+
+CEILING = ROOT / "reports" / "text_confounding_history_ceiling.csv"
+
+
+def _ceiling(logs, seed: int, embedder, rows: list[dict], meta: dict) -> None:
+    """Candidate text designs: the share of the text confounder a linear fit reads, and the propensity loss.
+
+    For each design ``X`` (mixture memberships of k KMeans clusters, 20 restarts, as ``text_clusters="loss"``
+    builds them; principal components of the item vectors; their unions): ``r2`` = held-out R^2 of a ridge fit
+    (``RidgeCV``) of the text confounder ``<psi, phi>`` (:func:`causalrec.simulate.text_oracle_features`) on
+    ``X``, fitted on two of the run's three user-grouped folds and scored on the third; ``log_loss`` = the
+    cross-fitted log loss of the logistic propensity on ``X``
+    (:func:`causalrec.uplift.estimate.select_clusters_by_propensity_loss`, the ``text_clusters="loss"``
+    criterion). ``r2`` needs the oracle (a reading only); ``log_loss`` is what a user can compute.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    from causalrec.features import design_matrix
+    from causalrec.features.history import (
+        encode_history,
+        item_components,
+        mean_pool,
+        topic_clusters,
+    )
+    from causalrec.models.folds import make_folds
+    from causalrec.simulate import text_oracle_features
+    from causalrec.uplift.estimate import select_clusters_by_propensity_loss
+
+    t = logs["treatment"].to_numpy()
+    hist, hv = encode_history(logs["user_text"], embedder, sep=" | ")
+    u, v = mean_pool(hist, hv), embedder.encode_column(logs["item_text"].astype(str))
+    basis = np.vstack([hv, v])
+    cov = logs[COVARIATES]
+    blocks: dict[str, np.ndarray] = {}
+    for k in (6, 8, 10, 12, 16):
+        tc = topic_clusters(basis, k, seed=seed, n_init=20)
+        hu, hi = mean_pool(hist, tc.memberships(hv, "mixture")), tc.memberships(v, "mixture")
+        blocks[f"mix{k}"] = design_matrix(user_emb=hu, item_emb=hi)
+        if k == 8:
+            blocks["mix8_outer"] = design_matrix(user_emb=hu, item_emb=hi, interaction="outer")
+    for c in (8, 16, 32):
+        pca = item_components(basis, c, seed)
+        blocks[f"pc{c}"] = design_matrix(user_emb=pca.transform(u), item_emb=pca.transform(v))
+    blocks["pc16_outer"] = design_matrix(user_emb=item_components(basis, 16, seed).transform(u),
+                                         item_emb=item_components(basis, 16, seed).transform(v), interaction="outer")
+    designs = {name: [name] for name in blocks}
+    designs.update({"mix8+pc8": ["mix8", "pc8"], "mix8+pc16": ["mix8", "pc16"], "mix8+pc32": ["mix8", "pc32"],
+                    "mix8+pc16_outer": ["mix8", "pc16_outer"], "mix6+8+10": ["mix6", "mix8", "mix10"]})
+    c = design_matrix(covariates=cov)
+    X = {name: np.hstack([blocks[b] for b in parts] + [c]) for name, parts in designs.items()}
+    folds = make_folds(len(t), 3, groups=logs["user_id"].astype(str).to_numpy(), stratify=t, random_state=seed)
+    names = list(X)
+    _, rep = select_clusters_by_propensity_loss({i: X[n] for i, n in enumerate(names)}, t, folds)
+    aff = text_oracle_features(logs["user_text"], logs["item_text"])["affinity"]
+    for i, name in enumerate(names):
+        pred = np.zeros(len(t))
+        for f in range(3):
+            tr, te = folds != f, folds == f
+            pred[te] = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(X[name][tr], aff[tr]).predict(X[name][te])
+        rows.append({**meta, "method": f"ceiling_{name}", "columns": X[name].shape[1],
+                     "r2": float(1 - np.mean((aff - pred) ** 2) / np.var(aff)), "log_loss": rep["losses"][i]})
+
+
+def _ceiling_lines() -> list[str]:
+    """The ``--blocks ceiling`` table, computed from its CSV."""
+    if not CEILING.exists():
+        return []
+    d = pd.read_csv(CEILING)
+    d = d[d.method.str.startswith("ceiling_")].drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"],
+                                                               keep="last")
+    out = ["", "## What the candidate text designs can carry (`--blocks ceiling`)", "",
+           "`reports/text_confounding_history_ceiling.csv`: per design, the held-out R^2 of a ridge fit of the "
+           "text confounder `<psi, phi>` (needs the oracle: a reading only) and the cross-fitted log loss of a "
+           "logistic propensity (the `text_clusters=\"loss\"` criterion, computable by a user); `mixK` = "
+           "`[u, v, u * v]` of K mixture memberships, `pcC` = C principal components of the item vectors, "
+           "`_outer` = every product `u_j v_l`, `a+b` = both designs' columns. Means over the seeds:", "",
+           "| hidden | rows | design | columns | seeds | R^2 of the text confounder | propensity log loss |",
+           "| ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    g = d.groupby(["hidden_confounding", "n_rows", "method"], sort=False)
+    for (h, n, m), r in g:
+        out.append(f"| {h:g} | {int(n):,} | {m[len('ceiling_'):]} | {int(r['columns'].iloc[0])} | {len(r)} | "
+                   f"{r.r2.mean():.3f} | {r.log_loss.mean():.5f} |")
+    return out
+
+
+SWAP = ROOT / "reports" / "text_confounding_history_swap.csv"
+
+
+def _swap(logs, seed: int, hist: dict, common: dict, rows: list[dict], meta: dict, ate: float) -> None:
+    """Where the bias sits: AIPW with the text oracle swapped into one nuisance at a time.
+
+    The text design is ``hist_mix_loss_*``'s (mixture memberships, k by the cross-fitted propensity
+    loss, linear heads) from the public ``estimate``; the oracle nuisances are the same linear heads on
+    ``[psi, phi, psi * phi, covariates]`` cross-fitted by :func:`causalrec.uplift.estimate.cross_fit_nuisances`
+    on the run's folds. Rows ``swap_<e>_e_<mu>_mu`` with ``<e>`` in text / oracle / logged (the simulated
+    recommender's propensities) and ``<mu>`` in text / oracle; every AIPW clipped at 0.01 like ``estimate``.
+    Why: AIPW's bias is the product of the two nuisances' errors; if swapping in the oracle for either one
+    removes it, a better text representation for either nuisance suffices.
+    """
+    from causalrec.simulate import text_oracle_features
+    from causalrec.uplift import ate as ate_mod
+    from causalrec.uplift import estimate
+    from causalrec.uplift.estimate import cross_fit_nuisances
+
+    pm, om = linear_models(seed)
+    t0 = time.perf_counter()
+    r = estimate(logs, methods=("aipw",), propensity_model=pm, outcome_model=om,
+                 **{**hist, "text_clusters": "loss", "text_cluster_weights": "mixture"}, **common)
+    nu = r.nuisance
+    o = text_oracle_features(logs["user_text"], logs["item_text"])
+    F = np.hstack([o["psi"], o["phi"], o["psi"] * o["phi"], logs[COVARIATES].to_numpy(float)])
+    F = ((F - F.mean(0)) / (F.std(0) + 1e-12)).astype(np.float32)
+    pm, om = linear_models(seed)
+    no = cross_fit_nuisances(F, nu["t"], nu["y"], propensity_model=pm, outcome_model=om, n_folds=common["n_folds"],
+                             groups=nu["groups"], seed=seed, fold_ids=nu["folds"])
+    es = {"text": nu["e_raw"], "oracle": no["e_raw"], "logged": logs["propensity"].to_numpy(float)}
+    mus = {"text": (nu["mu0"], nu["mu1"]), "oracle": (no["mu0"], no["mu1"])}
+    for ke, e in es.items():
+        for km, (m0, m1) in mus.items():
+            est = [x for x in ate_mod.aipw(nu["t"], nu["y"], np.clip(e, 0.01, 0.99), m0, m1, groups=nu["groups"],
+                                           ci_target=r.config["ci_target"]) if x.target == "ate"][0]
+            rows.append({**meta, "method": f"swap_{ke}_e_{km}_mu", "estimate": est.estimate, "se": est.se,
+                         "ci_low": est.ci_low, "ci_high": est.ci_high,
+                         "covered": bool(est.ci_low <= ate <= est.ci_high), "seconds": time.perf_counter() - t0,
+                         "ci_target": r.config["ci_target"], "clusters": r.config.get("text_clusters_k")})
+
+
+def _swap_lines() -> list[str]:
+    """The swap diagnostic's table (``--blocks swap``), computed from its CSV."""
+    if not SWAP.exists():
+        return []
+    d = pd.read_csv(SWAP).drop_duplicates(["n_rows", "hidden_confounding", "method", "seed"], keep="last")
+    d = d[d.method.str.startswith("swap_")]
+    d = d.assign(err=d.estimate - d.truth)
+    out = ["", "## Where the remaining bias sits: the text oracle in one nuisance at a time", "",
+           "`--blocks swap` (`reports/text_confounding_history_swap.csv`): the AIPW of `hist_mix_loss_aipw`'s "
+           "text design and linear heads, with the propensity (`e`) and/or the outcome models (`mu`) replaced by "
+           "the same heads on the text oracle's features (or `e` by the logged propensities), cross-fitted on "
+           "the run's folds. Mean error (estimate - truth) and mean SE over the seeds:", "",
+           "| hidden | rows | e from | mu from | seeds | mean error | mean SE | coverage | errors per seed |",
+           "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for (h, n, m), g in d.groupby(["hidden_confounding", "n_rows", "method"], sort=True):
+        ke, km = m[len("swap_"):].split("_e_")
+        out.append(f"| {h:g} | {int(n):,} | {ke} | {km[:-len('_mu')]} | {len(g)} | {g.err.mean():+.4f} | "
+                   f"{g.se.mean():.4f} | {g.covered.mean():.2f} | "
+                   + ", ".join(f"{v:+.4f}" for v in g.sort_values("seed").err) + " |")
+    return out
+
+
+def _mlp_propensity_row(r, rows: list[dict], meta: dict, ate: float, seconds: float, extra: dict) -> None:
+    """``hist_mix_loss_mlpe_aipw``: AIPW on the MLP propensity candidate's out-of-fold predictions of run
+    ``r`` (clipped at ``r``'s clip), with ``r``'s outcome models, groups, interval level and target."""
+    from causalrec.uplift import ate as ate_mod
+
+    nu = r.nuisance
+    e = np.clip(nu["crossfit"].candidates["e"]["mlp"][nu["keep"]], r.config["clip"], 1 - r.config["clip"])
+    est = [x for x in ate_mod.aipw(nu["t"], nu["y"], e, nu["mu0"], nu["mu1"], groups=nu["groups"],
+                                   ci_level=r.config["ci_level"], ci_target=r.config["ci_target"])
+           if x.target == "ate"][0]
+    rows.append({**meta, "method": "hist_mix_loss_mlpe_aipw", "estimate": est.estimate, "se": est.se,
+                 "ci_low": est.ci_low, "ci_high": est.ci_high, "covered": bool(est.ci_low <= ate <= est.ci_high),
+                 "seconds": seconds, "ci_target": r.config.get("ci_target"), **extra, "chosen_e": "mlp"})
 
 
 def _oracle(logs, seed: int, common: dict, record) -> None:
@@ -287,7 +517,8 @@ def write_report(df: pd.DataFrame) -> None:
     order = ["naive", "joined_aipw", "hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw",
              "hist_outer_dml", "hist_bilinear_aipw", "hist_bilinear_dml", "hist_mix_aipw", "hist_mix_dml",
              "hist_auto_aipw", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
-             "hist_mix_auto_loss_aipw", "logged_e_aipw",
+             "hist_mix_auto_loss_aipw", "hist_mix_loss_mlpe_aipw", "hist_mix_loss_default_aipw",
+             "hist_mix_loss_default_dml", "hist_mix_loss_mu64_aipw", "logged_e_aipw",
              "oracle_text_aipw"]
     s["o"] = s.method.str.replace(" (sample CI)", "", regex=False).map({m: k for k, m in enumerate(order)})
     s["o"] = s.o + s.method.str.endswith("(sample CI)") * 0.5
@@ -317,7 +548,8 @@ def write_report(df: pd.DataFrame) -> None:
         text = [m for base in ("hist_aipw", "hist_dml", "hist_r_aipw", "hist_r_dml", "hist_outer_aipw", "hist_outer_dml",
                             "hist_bilinear_aipw", "hist_bilinear_dml", "hist_auto_aipw", "hist_mix_aipw",
                             "hist_mix_dml", "hist_mix_auto_aipw", "hist_mix_loss_aipw", "hist_mix_loss_dml",
-                            "hist_mix_auto_loss_aipw", "joined_aipw")
+                            "hist_mix_auto_loss_aipw", "hist_mix_loss_mlpe_aipw", "hist_mix_loss_default_aipw",
+                            "hist_mix_loss_default_dml", "hist_mix_loss_mu64_aipw", "joined_aipw")
                 for m in (base, base + " (sample CI)") if m in g.index]
         if not text:
             continue
@@ -361,8 +593,26 @@ def write_report(df: pd.DataFrame) -> None:
               "identifies the effect exactly only together with the observed `is_random` flag; these runs adjust "
               "for the text and `item_price`, `user_history_len` only, as the earlier report did.",
               "- `hist_r_*` adds the observed `is_random` flag to the adjustment set; `hist_outer_*` uses 16 "
-              "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`)."]
-    lines += _calibration_lines() + _pilot_lines()
+              "soft clusters with every pairwise user-item product (`text_interaction=\"outer\"`).",
+              "- `hist_mix_loss_default_*` is the default public path on this design: no models passed, so on a "
+              "cluster design the propensity candidates are the MLP and the L2 logistic (the logistic joined them "
+              "in commit 2b01695). Rows of `heads=\"auto\"` blocks without passed models (`hist_auto_aipw`, "
+              "`hist_mix_auto_*`) whose CSV `loss_e` does not list `logistic_l2` ran before that change, with the "
+              "MLP and bilinear propensities only; re-running them now adds the logistic candidate.",
+              "- `hist_mix_loss_mu64_aipw` is an opt-in: the user passes the two-layer outcome MLP; it is not a "
+              "candidate any cross-fitted loss chose, so a headline naming it describes that option, not the "
+              "default path (`hist_mix_loss_default_aipw`).",
+              "- Where the rest of the bias sits (the swap table): with either nuisance fitted on the text "
+              "oracle's features, or the propensity logged, the error falls to about the oracle's, so a better "
+              "text representation for either nuisance would suffice. The ceiling table shows why the text "
+              "designs stop short: no candidate design (more clusters, outer products, principal components, "
+              "unions of clusterings) lets a linear fit read much more of the confounder than 8 mixture "
+              "memberships, and the cross-fitted propensity loss (mean over the seeds) is lowest for those, so "
+              "adding the other designs as `text_clusters=\"loss\"` candidates would not change the choice.",
+              "- The default models lower AIPW's bias but not DML's (see the paired table): DML's final stage "
+              "partials out `m = e mu1 + (1 - e) mu0` and fits the effect on `[tau_hat, principal components]`, "
+              "so the outcome models' errors enter it differently from AIPW's correction term."]
+    lines += _swap_lines() + _ceiling_lines() + _calibration_lines() + _pilot_lines()
     atomic_write_text(REPORT, "\n".join(lines) + "\n")
     # the same table as a section of reports/text_confounding.md (replaced on every run)
     main_report = ROOT / "reports" / "text_confounding.md"
@@ -437,7 +687,8 @@ def _by_k_lines(d: pd.DataFrame) -> list[str]:
         out.append(f"| {h:g} | {m} | {int(k)} | {len(r)} | {err.mean():+.4f} | {sd:.4f} | {r.se.mean():.4f} | "
                    f"{sd / r.se.mean():.2f} | {r.covered.mean():.2f} |")
     # the reading of the two tables, from the numbers: is the under-coverage the SE or the bias?
-    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)"):
+    for m in ("hist_mix_auto_aipw (sample CI)", "hist_mix_loss_aipw (sample CI)", "hist_mix_auto_loss_aipw (sample CI)",
+              "hist_mix_loss_mlpe_aipw (sample CI)", "hist_mix_loss_default_aipw (sample CI)"):
         r = g[(g.hidden_confounding == 0) & (g.method == m)]
         if len(r) < 2:
             continue
@@ -481,11 +732,17 @@ def _calibration_lines() -> list[str]:
 PILOT = ROOT / "reports" / "text_confounding_history_pilot.csv"
 
 
-#: each candidate and the method it changes one thing of (the representation's membership kind)
-PAIRS = {"hist_mix_auto_aipw": "hist_auto_aipw", "hist_mix_aipw": "hist_aipw", "hist_mix_dml": "hist_dml",
+#: (candidate, the method it is compared with): the membership kind, the cluster-count rule, the models
+PAIRS = [("hist_mix_auto_aipw", "hist_auto_aipw"), ("hist_mix_aipw", "hist_aipw"), ("hist_mix_dml", "hist_dml"),
          # the cluster count by cross-fitted propensity loss (text_clusters="loss") against the silhouette
-         "hist_mix_loss_aipw": "hist_mix_aipw", "hist_mix_loss_dml": "hist_mix_dml",
-         "hist_mix_auto_loss_aipw": "hist_mix_auto_aipw"}
+         ("hist_mix_loss_aipw", "hist_mix_aipw"), ("hist_mix_loss_dml", "hist_mix_dml"),
+         ("hist_mix_auto_loss_aipw", "hist_mix_auto_aipw"),
+         # the package defaults on the loss-chosen design: propensity by loss among MLP and L2 logistic, against
+         # the same run's MLP propensity (the earlier default), and against the linear heads of hist_mix_loss
+         ("hist_mix_loss_default_aipw", "hist_mix_loss_mlpe_aipw"), ("hist_mix_loss_default_aipw", "hist_mix_loss_aipw"),
+         ("hist_mix_loss_default_dml", "hist_mix_loss_dml"),
+         # opt-in: a two-layer outcome MLP beside the defaults' propensity (not chosen by a loss)
+         ("hist_mix_loss_mu64_aipw", "hist_mix_loss_default_aipw")]
 
 
 def _paired_lines(df: pd.DataFrame) -> list[str]:
@@ -497,7 +754,7 @@ def _paired_lines(df: pd.DataFrame) -> list[str]:
                                                              keep="last")
     d = d.assign(err=d.estimate - d.truth)
     out = []
-    for cand, base in PAIRS.items():
+    for cand, base in PAIRS:
         for (n, h), g in d[d.method.isin([cand, base])].groupby(["n_rows", "hidden_confounding"]):
             w = g.pivot_table(index="seed", columns="method", values="err")
             if cand not in w or base not in w:
@@ -510,12 +767,15 @@ def _paired_lines(df: pd.DataFrame) -> list[str]:
                        f"| {w[base].mean():+.4f} | {w[cand].mean():+.4f} | {better} of {len(w)} |")
     if not out:
         return []
-    return ["", "## Paired seeds: mixture against softmax memberships, loss-chosen against silhouette cluster counts", "",
+    return ["", "## Paired seeds: mixture against softmax memberships, loss-chosen against silhouette cluster counts, default models", "",
             "`hist_mix_*` change one thing of `hist_*`: the cluster memberships are topic proportions by least "
             "squares on the simplex (`text_cluster_weights=\"mixture\"`) instead of the softmax of distances. "
             "`hist_mix_*loss*` change one thing of `hist_mix_*`: the cluster count is the one of 6-16 with the "
             "lowest cross-fitted propensity log loss, 20 KMeans restarts each (`text_clusters=\"loss\"`), "
-            "instead of the silhouette's with 4. "
+            "instead of the silhouette's with 4. `hist_mix_loss_default_*` run the package's default models "
+            "(none passed) on `hist_mix_loss_*`'s design: the propensity the lower cross-fitted log loss of the "
+            "MLP and the L2 logistic, the outcome the MLP; `hist_mix_loss_mlpe_aipw` is the same run's AIPW on "
+            "its MLP propensity candidate (the default before the logistic candidate). "
             "Mean error (estimate - truth) on the seeds both ran (table and pilot CSVs):", "",
             "| hidden | rows | pair | seeds | which | baseline mean error | candidate mean error | smaller error |",
             "| ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |"] + out
@@ -547,7 +807,8 @@ def main() -> None:
     ap.add_argument("--joined", action="store_true")
     ap.add_argument("--oracle-only", action="store_true",
                     help="naive and oracle_text_aipw only (calibration of --hidden)")
-    ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, logged, oracle "
+    ap.add_argument("--blocks", default="", help="comma list of hist, outer, hist_r, bilinear, mix, mix_auto, mix_loss, "
+                         "mix_auto_loss, mix_loss_default, mix_loss_mu64, ceiling, swap, logged, oracle "
                          "(default: hist, outer, logged, oracle)")
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--runs-csv", default=str(RUNS))
@@ -574,7 +835,8 @@ def main() -> None:
 
         atomic_write_with(path, lambda p, d=new: d.to_csv(p, index=False))
         print(f"seed {seed}: {time.perf_counter() - t0:.0f}s "
-              + " ".join(f"{r['method']}={r['estimate'] - r['truth']:+.4f}" for r in rows), flush=True)
+              + " ".join(f"{r['method']}={r['estimate'] - r['truth']:+.4f}" if "estimate" in r
+                         else f"{r['method']}: R^2 {r['r2']:.3f}, log loss {r['log_loss']:.5f}" for r in rows), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -75,10 +74,41 @@ def test_heads_auto_reports_choice_and_losses(logs, embedder):
                  item_text="item_text", heads="auto", text_clusters=4, methods=("aipw",), n_folds=2,
                  embedder=embedder, device="cpu")
     sel = r.diagnostics["nuisance_selection"]
+    # on a cluster design the L2 logistic propensity competes too (flat candidate names)
+    assert set(sel["propensity"]["losses"]) == {"mlp", "logistic_l2", "bilinear"}
+    for part in (sel["outcome"]["mu0"], sel["outcome"]["mu1"]):
+        assert set(part["losses"]) == {"mlp", "bilinear"}
     for part in (sel["propensity"], sel["outcome"]["mu0"], sel["outcome"]["mu1"]):
         losses = part["losses"]
-        assert set(losses) == {"mlp", "bilinear"}
         assert part["chosen"] == min(losses, key=losses.get)
+
+
+def test_cluster_design_adds_logistic_propensity_candidate(logs, embedder):
+    """Default models on text clusters: e is the lower cross-fitted log loss of the MLP and the L2
+    logistic (the chosen candidate's out-of-fold predictions are the ones used); mu stays the MLP;
+    a passed propensity model or a design without clusters gets no extra candidate."""
+    from causalrec.models.crossfit import log_loss
+
+    kw = dict(treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+              item_text="item_text", methods=("aipw",), n_folds=2, embedder=embedder, device="cpu")
+    r = estimate(logs, text_clusters=4, **kw)
+    sel = r.diagnostics["nuisance_selection"]
+    losses = sel["propensity"]["losses"]
+    assert set(losses) == {"mlp", "logistic_l2"}
+    cands = r.nuisance["crossfit"].candidates["e"]
+    t = logs["treatment"].to_numpy()
+    for name, pred in cands.items():  # the reported losses are the out-of-fold log losses
+        assert losses[name] == pytest.approx(log_loss(t, pred), rel=1e-9)
+    chosen = min(losses, key=losses.get)
+    assert sel["propensity"]["chosen"] == chosen
+    np.testing.assert_allclose(r.nuisance["e_raw"], cands[chosen])
+    assert list(sel["outcome"]["mu1"]["losses"]) == ["OutcomeModel"]  # one outcome model: the MLP
+    assert r.config["outcome_model"].startswith("OutcomeModel(")
+    no_clusters = estimate(logs, **kw)
+    assert "nuisance_selection" not in no_clusters.diagnostics
+    passed = estimate(logs, text_clusters=4, propensity_model=LogisticRegression(max_iter=300), **kw)
+    assert "nuisance_selection" not in passed.diagnostics  # the user's model, no candidates
+    assert passed.config["propensity_model"].startswith("LogisticRegression(")
 
 
 @pytest.mark.parametrize("kwargs, column", [
