@@ -393,6 +393,22 @@ def test_uplift_logged_propensity_outside_open_unit_interval(capsys, tmp_path, t
     assert "'p'" in text and "(0, 1)" in text
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_uplift_history_empty_for_every_row(capsys, tmp_path, text_log_csv, fmt):
+    # separator-joined strings that are all empty (CSV) or list cells that are all [] (Parquet)
+    if fmt == "csv":
+        path, sep = tmp_path / "h.csv", ["--history-sep", " | "]
+        text_log_csv.assign(hist="", title="a title").to_csv(path, index=False)
+    else:
+        path, sep = tmp_path / "h.parquet", []
+        text_log_csv.assign(hist=[[] for _ in range(len(text_log_csv))], title="a title").to_parquet(path)
+    rc, text = _run(capsys, ["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome",
+                             "--user-history", "hist", *sep, "--item-text", "title", "--method", "aipw",
+                             "--n-folds", "2"])
+    _no_traceback(rc, text)
+    assert "history column 'hist' is empty for every row" in text and "fix:" in text
+
+
 # --- 3. an option value outside its set fails before any data is read, naming the option -----
 
 OPE = SAMPLES / "ope"

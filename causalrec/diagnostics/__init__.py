@@ -8,10 +8,13 @@ and ``to_dict()``; the report layer draws them.
 
 from causalrec.diagnostics.balance import BalanceResult, covariate_balance, design_balance
 from causalrec.diagnostics.overlap import (
+    CLIP_WARN_SHARE,
     OverlapHandling,
     OverlapResult,
+    clip_warning,
     handle_overlap,
     overlap,
+    share_clipped,
 )
 from causalrec.diagnostics.weights import (
     ESS_WARN_SHARE,
@@ -23,11 +26,13 @@ from causalrec.diagnostics.weights import (
 )
 
 __all__ = [
+    "CLIP_WARN_SHARE",
     "ESS_WARN_SHARE",
     "BalanceResult",
     "OverlapHandling",
     "OverlapResult",
     "WeightDiagnostics",
+    "clip_warning",
     "covariate_balance",
     "design_balance",
     "effective_sample_size",
@@ -35,5 +40,6 @@ __all__ = [
     "ess_warning",
     "handle_overlap",
     "overlap",
+    "share_clipped",
     "weight_diagnostics",
 ]

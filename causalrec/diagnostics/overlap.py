@@ -27,6 +27,28 @@ from causalrec.errors import InputError
 from causalrec.results import jsonable
 
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+#: share of clipped propensities (or weights) above which a run warns: the one threshold
+CLIP_WARN_SHARE = 0.05
+
+
+def share_clipped(e_raw: np.ndarray, clip: float) -> float:
+    """Share of the *unclipped* propensities outside ``[clip, 1 - clip]``: the rows clipping moves.
+
+    Measured before clipping: on already-clipped values it would always be 0.
+    """
+    e = np.asarray(e_raw, dtype=float).reshape(-1)
+    if e.size == 0 or not clip or clip <= 0:
+        return 0.0
+    return float(np.mean((e < clip) | (e > 1.0 - clip)))
+
+
+def clip_warning(share: float, clip: float) -> str | None:
+    """The one propensity-clipping warning: a message when ``share > CLIP_WARN_SHARE``, else ``None``."""
+    if not share > CLIP_WARN_SHARE:
+        return None
+    return (f"{share:.1%} of propensities were clipped to [{clip}, {1 - clip}]: "
+            "weak overlap; IPW/AIPW are biased towards the clipped weights' estimand. "
+            "Consider trim=... (the estimand then becomes the overlap population).")
 
 
 def _check(t: np.ndarray, e_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,12 @@ def calibration_gap(t: np.ndarray, e: np.ndarray, n_bins: int = 10) -> tuple[flo
 
 
 def row_list(rows: np.ndarray, k: int = 5) -> str:
-    """``"3, 17, 42 and 12 more"``: the first ``k`` row positions of a set."""
+    """``"3, 17, 42 and 12 more"``: the first ``k`` entries of a set -- row positions, or the
+    values shown beside them (propensities, weights), which keep their digits (``"0.02"``,
+    not ``"0"``: an ``int`` cast would print every propensity as 0)."""
     rows = np.asarray(rows)
-    head = ", ".join(str(int(r)) for r in rows[:k])
+    if np.issubdtype(rows.dtype, np.integer):
+        head = ", ".join(str(int(r)) for r in rows[:k])
+    else:
+        head = ", ".join(f"{float(r):.4g}" for r in rows[:k])
     return head + (f" and {len(rows) - k} more" if len(rows) > k else "")

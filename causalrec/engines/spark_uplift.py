@@ -228,10 +228,11 @@ def uplift_spark(sdf, *, schema, methods, features, n_folds: int, folds: str, cl
     if tot["bounded"]:
         warnings.append(f"{tot['bounded']} rows had outcome-model predictions outside the observed outcome range "
                         f"[{y_lo:.4g}, {y_hi:.4g}] and were bounded to it: the outcome model extrapolates there")
-    if share_clipped > 0.05:
-        warnings.append(f"{share_clipped:.1%} of propensities were clipped to [{clip}, {1 - clip}]: weak overlap; "
-                        "IPW/AIPW are biased towards the clipped weights' estimand. Consider trim=... (the "
-                        "estimand then becomes the overlap population).")
+    from causalrec.diagnostics.overlap import clip_warning
+
+    msg = clip_warning(share_clipped, clip)  # the in-process run's message and threshold
+    if msg:
+        warnings.append(msg)
     fit_info = {"rows": int(n_total), "fit_rows": int(fit_rows), "rows_fitted": int(len(t_fit)),
                 "folds": "hash (user key)" if user_col is not None else "hash (row number)",
                 "fit_sample": None if rate == 1.0 else {"rate": rate, "how": "seeded row hash, the same rate in "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from causalrec.diagnostics.overlap import CLIP_WARN_SHARE
 from causalrec.diagnostics.weights import ess_from_sums, ess_warning
 from causalrec.ope.estimators import vdot
 
@@ -164,7 +165,7 @@ class WeightStats:
                 "when the propensities are correct and the target only uses (item, position) pairs the "
                 "logging policy can show: check the propensity column and the target's support"
             )
-        if self.clip is not None and d["share_clipped"] > 0.05:
+        if self.clip is not None and d["share_clipped"] > CLIP_WARN_SHARE:
             out.append(f"{100 * d['share_clipped']:.1f}% of the weights were clipped at {self.clip:g}: "
                        "the clipped estimates are biased (downwards for non-negative outcomes)")
         return out

@@ -50,3 +50,10 @@ def test_uplift_warns_on_poor_calibration():
                  propensity_model=Overconfident(), outcome_model=LinearRegression())
     assert r.diagnostics["propensity_ece"] > 0.3
     assert any(w.startswith("poorly calibrated propensities") and "log rows" in w for w in r.warnings)
+
+
+def test_row_list_keeps_the_digits_of_values():
+    # propensities and weights shown beside the rows keep their digits (an int cast printed 0)
+    assert row_list(np.array([0.02, 0.5, 0.981])) == "0.02, 0.5, 0.981"
+    assert row_list(np.round(np.array([50.0, 12.34, 3.0]), 1)) == "50, 12.3, 3"
+    assert row_list(np.array([3, 17], dtype=np.int64)) == "3, 17"

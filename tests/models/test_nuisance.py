@@ -187,7 +187,7 @@ def test_many_class_clip_is_capped(rng):
     m = PropensityModel(**FAST, clip=0.01).fit(X, items)
     p = m.predict_proba(X)
     assert m.clip_ == pytest.approx(0.5 / 80) and p.shape == (1200, 80)
-    assert p.min() >= m.clip_ / 1.5  # floor, then renormalised (mass moved <= 0.5)
+    assert p.min() >= m.clip_ * (1 - 1e-12)  # every entry at or above the floor after the projection
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
 
 
