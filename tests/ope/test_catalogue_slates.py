@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from causalrec.cli import app, main
 from causalrec.data import LogSchema
+from causalrec.ope import catalogue_slate_synthetic as css
 from causalrec.ope import evaluate
 from causalrec.ope.catalogue_slate_synthetic import make_catalogue_slate_logs
 
@@ -57,7 +58,10 @@ def test_exact_truth_equals_monte_carlo_clicks_of_the_top_lists(reward):
     assert sim.truth["value_per_impression"] == pytest.approx(sim.truth["value_per_list"] / 4, rel=1e-12)
 
 
-def test_logged_propensities_are_the_plackett_luce_conditionals():
+@pytest.mark.parametrize("chunk_cells", [None, 50])  # 50: chunks of 7 requests, the chunked path
+def test_logged_propensities_are_the_plackett_luce_conditionals(chunk_cells, monkeypatch):
+    if chunk_cells is not None:
+        monkeypatch.setattr(css, "CHUNK_CELLS", chunk_cells)
     sim = make_catalogue_slate_logs(n_requests=40, n_items=7, list_length=3, n_topics=3, n_segments=2, seed=5,
                                     keep_logging_scores=True)
     g = sim.logging_scores
