@@ -100,11 +100,18 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _pl_conditional(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``(n, L)`` PL probability of each item given the items above (scores ``(n, A)``, distinct items)."""
+    """``(n, L)`` PL probability of each item given the items above (scores ``(n, A)``, distinct items):
+    ``e_{a_k} / sum_{a not in a_1..a_{k-1}} e_a`` with ``e = exp(score - max)``."""
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     ei = np.take_along_axis(e, items, axis=1)
-    rem = e.sum(axis=1, keepdims=True) - np.concatenate([np.zeros((e.shape[0], 1)), np.cumsum(ei, axis=1)[:, :-1]],
-                                                        axis=1)
+    # the remaining mass summed over the items not yet placed, not ``E - sum of the placed``: with a
+    # peaked policy the placed items hold nearly all of ``E`` and the subtraction would cancel
+    rem = np.empty(ei.shape)
+    left = e.copy()
+    rows = np.arange(e.shape[0])
+    for k in range(items.shape[1]):  # a loop over slots, vectorised over rows
+        rem[:, k] = left.sum(axis=1)
+        left[rows, items[:, k]] = 0.0
     return ei / rem
 
 
@@ -147,6 +154,26 @@ def _sample_pl(rng: np.random.Generator, scores: np.ndarray, n_slots: int) -> np
         np.argsort(-keys, axis=1)
     kk = np.take_along_axis(keys, top, axis=1)
     return np.take_along_axis(top, np.argsort(-kk, axis=1), axis=1)[:, :n_slots]
+
+
+def draw_clicks(rng: np.random.Generator, q: np.ndarray, reward: str, satisfaction: float) -> np.ndarray:
+    """``(n, L)`` int8 clicks of lists with base click probabilities ``q`` (``(n, L)``).
+
+    ``"independent"``: ``y_k ~ Bernoulli(q_k)`` (position-based). ``"cascade"``: the user scans
+    down; slot ``k`` is clicked with probability ``q_k`` while still looking, and a click
+    satisfies (stops the scan) with probability ``satisfaction``, so that
+    ``E y_k = q_k prod_{j<k} (1 - satisfaction q_j)`` (:meth:`SlateWorld.expected_clicks`).
+    """
+    if reward == "independent":
+        return (rng.random(q.shape) < q).astype(np.int8)
+    u, v = rng.random(q.shape), rng.random(q.shape)
+    click = np.zeros(q.shape, dtype=np.int8)
+    looking = np.ones(q.shape[0], dtype=bool)
+    for k in range(q.shape[1]):  # a loop over slots (<= list length), vectorised over requests
+        c = looking & (u[:, k] < q[:, k])
+        click[:, k] = c
+        looking &= ~(c & (v[:, k] < satisfaction))
+    return click
 
 
 def make_world(n_items: int = 8, list_length: int = 3, n_segments: int = 4, *, logging: str = "plackett-luce",
@@ -234,16 +261,7 @@ def make_slate_logs(n_requests: int = 2000, n_items: int = 8, list_length: int =
     cond, marg = world.logging_probs(seg, items)
     ey = world.expected_clicks(seg, items)
     q = world.q(seg, items)
-    if world.reward == "independent":
-        click = (rng.random(q.shape) < q).astype(np.int8)
-    else:  # the cascade: after a click, satisfied with probability `satisfaction`, stop looking
-        u, v = rng.random(q.shape), rng.random(q.shape)
-        click = np.zeros(q.shape, dtype=np.int8)
-        looking = np.ones(n_requests, dtype=bool)
-        for k in range(ell):  # a loop over slots (<= list length), vectorised over requests
-            c = looking & (u[:, k] < q[:, k])
-            click[:, k] = c
-            looking &= ~(c & (v[:, k] < world.satisfaction))
+    click = draw_clicks(rng, q, world.reward, world.satisfaction)
     logs = pd.DataFrame({
         "request_id": np.repeat(np.arange(n_requests), ell), "segment": np.repeat(seg, ell),
         "position": np.tile(np.arange(ell), n_requests), "item_id": items.ravel(), "click": click.ravel(),
