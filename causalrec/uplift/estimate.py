@@ -37,6 +37,9 @@ import pandas as pd
 from causalrec.data.readers import read_table
 from causalrec.data.schema import LogSchema
 from causalrec.data.validation import check_columns_named, validate_log
+from causalrec.diagnostics.overlap import clip_warning
+from causalrec.diagnostics.overlap import share_clipped as clipped_share
+from causalrec.diagnostics.tails import row_list
 from causalrec.errors import InputError
 from causalrec.uplift import ate as ate_mod
 from causalrec.uplift.result import UpliftResult
@@ -397,7 +400,8 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
             from causalrec.models.text_models import BilinearOutcomeModel, BilinearPropensityModel
 
             d = int(info["embedding_dim"])
-            p = BilinearPropensityModel(device=device, random_state=seed, embedding_dim=d)
+            # unfloored, like the default MLP: the estimator clips (and measures share_clipped) itself
+            p = BilinearPropensityModel(device=device, random_state=seed, embedding_dim=d, clip=None)
             o = BilinearOutcomeModel(device=device, random_state=seed, embedding_dim=d, loss=do.loss)
         out.append((name, propensity_model if propensity_model is not None else p,
                     outcome_model if outcome_model is not None else o))
@@ -519,12 +523,6 @@ def bound_outcome_predictions(mu0: np.ndarray, mu1: np.ndarray,
     lo, hi = float(np.min(y)), float(np.max(y))
     b0, b1 = np.clip(mu0, lo, hi), np.clip(mu1, lo, hi)
     return b0, b1, (b0 != mu0) | (b1 != mu1)
-
-
-def _row_list(rows: np.ndarray, k: int = 5) -> str:
-    """``"3, 17, 42 and 12 more"``: the first ``k`` row positions of a set."""
-    head = ", ".join(str(int(r)) for r in rows[:k])
-    return head + (f" and {len(rows) - k} more" if len(rows) > k else "")
 
 
 def dml_effect_modifier_matrix(X: np.ndarray, mu0: np.ndarray, mu1: np.ndarray, k: int,
@@ -862,7 +860,7 @@ def estimate(
         if bounded.any():
             warnings.append(f"{int(bounded.sum())} rows had outcome-model predictions outside the observed outcome "
                             f"range [{y_all.min():.4g}, {y_all.max():.4g}] and were bounded to it (rows "
-                            f"{_row_list(np.flatnonzero(bounded))}): the outcome model extrapolates there")
+                            f"{row_list(np.flatnonzero(bounded))}): the outcome model extrapolates there")
         if trim is not None:
             keep = (e_raw >= trim) & (e_raw <= 1.0 - trim)
             share = float(1.0 - keep.mean())
@@ -877,7 +875,7 @@ def estimate(
                 warnings.append(f"{share:.1%} of rows trimmed (estimated propensity outside "
                                 f"[{trim}, {1 - trim}]): the estimand is the effect on the overlap population")
         e = np.clip(e_raw[keep], clip, 1.0 - clip)
-        share_clipped = float(np.mean((e_raw[keep] < clip) | (e_raw[keep] > 1.0 - clip)))
+        share_clipped = clipped_share(e_raw[keep], clip)
         t, y = t_all[keep], y_all[keep]
         groups = groups_all[keep] if groups_all is not None else None
         mu0, mu1 = nu["mu0"][keep], nu["mu1"][keep]
@@ -897,10 +895,9 @@ def estimate(
         diagnostics.update({"smd_max_before": balance.max_abs_before, "smd_max_after": balance.max_abs_after,
                             "smd_mean_before": float(balance.table["smd_before"].abs().mean()),
                             "smd_mean_after": float(balance.table["smd_after"].abs().mean())})
-        if share_clipped > 0.05:
-            warnings.append(f"{share_clipped:.1%} of propensities were clipped to [{clip}, {1 - clip}]: "
-                            "weak overlap; IPW/AIPW are biased towards the clipped weights' estimand. "
-                            "Consider trim=... (the estimand then becomes the overlap population).")
+        msg = clip_warning(share_clipped, clip)
+        if msg:
+            warnings.append(msg)
         msg = ess_warning(ess, len(t), "estimates rest on a few heavily weighted rows")
         if msg:
             warnings.append(msg)

@@ -216,3 +216,19 @@ def test_cli_text_clusters_loss(logs, tiny_encoder_dir, tmp_path):
     assert cfg["text_clusters"] == "loss"
     losses = cfg["text_cluster_selection"]["losses"]
     assert cfg["text_clusters_k"] == int(min(losses, key=losses.get))
+
+
+def test_bilinear_head_is_unfloored_so_clip_and_share_clipped_are_the_estimators(logs, embedder):
+    """The bilinear propensity head used to keep its own default floor (0.01): a user's clip below it
+    did nothing and ``share_clipped`` was measured on already-floored values (always 0 at 0.01)."""
+    kw = dict(treatment="treatment", outcome="outcome", user_text="user_text", item_text="item_text",
+              heads="bilinear", methods=("aipw",), n_folds=2, embedder=embedder, device="cpu")
+    r = estimate(logs, clip=0.001, **kw)
+    assert "clip=None" in r.config["propensity_model"]
+    e_raw, e_hat = r.nuisance["e_raw"], r.nuisance["e_hat"]
+    np.testing.assert_allclose(e_hat, np.clip(e_raw, 0.001, 0.999))
+    assert r.diagnostics["share_clipped"] == pytest.approx(np.mean((e_raw < 0.001) | (e_raw > 0.999)))
+    # the raw propensities are not floored at the head's old 0.01 (the model's own floor is gone)
+    r_hi = estimate(logs, clip=0.2, **kw)
+    assert r_hi.diagnostics["share_clipped"] == pytest.approx(
+        np.mean((r_hi.nuisance["e_raw"] < 0.2) | (r_hi.nuisance["e_raw"] > 0.8)))
