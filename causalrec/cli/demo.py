@@ -17,7 +17,6 @@ import typer
 
 from causalrec.cli.app import app
 
-
 #: the demo's uplift adjustment: the user as the mean of their history items' embeddings and
 #: user/item vectors as topic proportions over KMeans clusters of the item vectors (issue 14;
 #: ``text_cluster_weights`` at its default, ``"mixture"``).

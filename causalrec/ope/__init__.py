@@ -28,8 +28,8 @@ from causalrec.ope.estimators import (
     make_estimators,
 )
 from causalrec.ope.evaluation import DEFAULT_ESTIMATORS, evaluate
-from causalrec.ope.outcome import CellMeanOutcome, FixedOutcome, SklearnOutcome
 from causalrec.ope.mips import MIPS, SNMIPS, OffCEM  # registers them
+from causalrec.ope.outcome import CellMeanOutcome, FixedOutcome, SklearnOutcome
 from causalrec.ope.result import OPEResult
 from causalrec.ope.slate import (  # registers them
     IIPS,

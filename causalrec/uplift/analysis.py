@@ -24,7 +24,6 @@ from causalrec.errors import InputError
 from causalrec.results import jsonable
 
 
-
 @dataclass
 class UpliftAnalysis:
     """Everything beyond the average effects, as result objects (any may be ``None``)."""

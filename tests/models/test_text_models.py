@@ -5,7 +5,11 @@ import pytest
 from sklearn.base import clone
 
 from causalrec.errors import InputError
-from causalrec.models.text_models import BilinearOutcomeModel, BilinearPropensityModel, cross_fitted_loss
+from causalrec.models.text_models import (
+    BilinearOutcomeModel,
+    BilinearPropensityModel,
+    cross_fitted_loss,
+)
 
 
 def bilinear_data(n=3000, d=8, seed=0):

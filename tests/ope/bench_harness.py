@@ -8,7 +8,6 @@ and ``tests/`` is not a package.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
