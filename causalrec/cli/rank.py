@@ -91,6 +91,9 @@ def train_command(
                                            "personalised ranking): relative examination per slot as a comma "
                                            "list (1,0.5,0.33,...) or a JSON file (a list, or the --summary-json "
                                            "of `causalrec debias`, e.g. on a randomised slice)."),
+    exam_context: str | None = typer.Option(None, "--exam-context", help="click_model: learn one examination "
+                                            "tower per value of this column (e.g. device) instead of one "
+                                            "for all rows."),
     model: Path | None = typer.Option(None, "--model", help="Local encoder folder (default all-MiniLM-L6-v2)."),
     device: str = typer.Option("auto", "--device", help="auto (GPU when present), cpu or cuda."),
     user_text: str = typer.Option("user_text", "--user-text", help="User / context text column."),
@@ -134,7 +137,7 @@ def train_command(
     ranker, hist = fit_ranker_on_frame(data, label=label, weight=weight, user_text=user_text, item_text=item_text,
                                        group=group, position=position, position_base=position_base,
                                        val_label=val_label, val_weight=val_weight, encoder=model, config=cfg,
-                                       examination=curve)
+                                       examination=curve, exam_context=exam_context)
     ranker.meta.update({"label": label, "weight": weight, "val_label": val_label or label,
                         "train_data": str(data), "examination_source": examination})
     ranker.save(out)

@@ -314,7 +314,10 @@ def regression_em(
     rho = theta / theta[0]
     se = np.full(k, np.nan)
     lo, hi = rho.copy(), rho.copy()
-    extra: dict[str, Any] = {"theta_absolute": theta.tolist(), "iterations": iters,
+    # the EM loop breaks before max_iter only once the change per iteration is below tol
+    converged = iters < max_iter
+    extra: dict[str, Any] = {"theta_absolute": theta.tolist(), "iterations": iters, "converged": bool(converged),
+                             "max_iter": int(max_iter),
                              "relevance_model": "groups" if X is None else "logistic_regression"}
     if g is not None:
         # identification comes from groups seen at several positions
@@ -409,6 +412,9 @@ def examination_verdict(pb: PositionBias, *, randomised: bool | None = None, hal
       personalised ranking, feature EM right only if the features explain the
       ranking's relevance, which clicks cannot verify. For logs declared
       randomised, the same test failing says the declaration is wrong.
+    * ``not converged`` -- regression-EM reached ``max_iter`` with the curve
+      still moving (a flat likelihood); its bootstrap interval can then
+      exclude the estimate.
     * ``weak identification`` -- under half of the rows in relevance groups
       seen at two or more slots, or examination at its upper bound.
     * ``few repeated (context, item) pairs at different slots`` -- EM on a
@@ -432,6 +438,11 @@ def examination_verdict(pb: PositionBias, *, randomised: bool | None = None, hal
         issues.append(f"weak identification: {(share if share is not None else float('nan')):.0%} of rows in "
                       "relevance groups seen at two or more slots"
                       + (f", examination at its bound at slots {e['at_upper_bound']}" if e.get("at_upper_bound") else ""))
+    if method == "regression_em" and e.get("converged") is False:
+        # a flat likelihood (few groups seen at several slots): the curve depends on where EM started, and the
+        # warm-started bootstrap replicates can land elsewhere, so the interval may not even hold the estimate
+        issues.append(f"not converged: regression-EM stopped at max_iter={e.get('max_iter')} iterations with the "
+                      "curve still moving, so it depends on the starting point")
     pair = e.get("share_rows_pair_multi_position")
     if method == "regression_em" and randomised is False and pair is not None and pair < 0.5:
         issues.append(f"few repeated (context, item) pairs at different slots: {pair:.0%} of rows")

@@ -58,6 +58,7 @@ def fit_ranker_on_frame(
     encoder: str | os.PathLike | None = None,
     config: Any = None,
     examination: Sequence[float] | None = None,
+    exam_context: str | None = None,
 ):
     """Train a ranker from a table (e.g. ``causalrec debias`` output); returns ``(model, history)``.
 
@@ -67,7 +68,8 @@ def fit_ranker_on_frame(
     held-out lists (default: ``label`` / ``weight``); ``position`` the slot
     column of the ``click_model`` objective; ``examination`` (relative
     examination per slot) fixes that objective's examination tower
-    (see :func:`causalrec.ranking.train.train_ranker`).
+    (see :func:`causalrec.ranking.train.train_ranker`); ``exam_context`` a
+    column whose values each get their own learned examination tower.
     """
     from causalrec.ranking.train import LIST_OBJECTIVES, TrainConfig, train_ranker
 
@@ -105,9 +107,13 @@ def fit_ranker_on_frame(
     if cfg.objective == "click_model":
         _need(df, position, "position", "--position")
         pos = zero_based_positions(check_numeric(df, position), position_base, position)
+    ctx = None
+    if exam_context is not None:
+        _need(df, exam_context, "examination context", "--exam-context")
+        ctx = df[exam_context].to_numpy()
     return train_ranker(_texts(df, user_text, "--user-text"), _texts(df, item_text, "--item-text"), y,
                         weights=w, groups=groups, positions=pos, val_labels=yv, val_weights=wv,
-                        examination=examination, encoder=encoder, config=cfg)
+                        examination=examination, exam_contexts=ctx, encoder=encoder, config=cfg)
 
 
 def evaluate_ranker(

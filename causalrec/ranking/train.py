@@ -51,6 +51,10 @@ sample weight; gains ``g = w y``; ``s`` the logit; ``q`` a request list):
   ``log rho_k``): needed under a personalised ranking, where a learned
   tower is confounded with relevance (the slot follows it). The fitted
   ``sigma(e_k) / sigma(e_0)`` is stored in ``model.meta["examination"]``.
+  ``exam_contexts=`` (one value per row, e.g. the device or the page type)
+  learns one examination tower per context, ``sigma(e_{c,k})``; it then
+  assumes examination depends on the slot and that context only, and stores
+  each context's curve in ``model.meta["examination_by_context"]``.
 
 Model selection without bias. A share ``val_share`` of the request lists
 (``groups``) is held out. Before training (epoch 0, the zero-shot scorer) and
@@ -262,6 +266,7 @@ def train_ranker(
     val_labels: np.ndarray | None = None,
     val_weights: np.ndarray | None = None,
     examination: np.ndarray | list[float] | None = None,
+    exam_contexts: np.ndarray | None = None,
     model: Any = None,
     encoder: str | os.PathLike | None = None,
     config: TrainConfig | None = None,
@@ -276,7 +281,9 @@ def train_ranker(
     ``click_model``; ``examination`` (relative examination per slot, e.g. a
     randomised-slice estimate) fixes its examination tower instead of
     learning it -- under a personalised ranking the slot and the relevance
-    are confounded and a learned tower is not identified. ``val_labels`` / ``val_weights`` (one per row; only the
+    are confounded and a learned tower is not identified. ``exam_contexts``
+    (one value per row) learns one examination tower per context instead of
+    one for all rows (``click_model`` with a learned tower only). ``val_labels`` / ``val_weights`` (one per row; only the
     held-out rows are read) give the validation gains, default the training
     ones -- for ``click_model`` with ``examination`` given, the held-out clicks
     divided by ``rho_k``. ``bottom_cache``: a dict reused across trainings from the same
@@ -322,6 +329,19 @@ def train_ranker(
         if not np.all((y == 0) | (y == 1)):
             raise InputError("the click_model objective is fitted on raw 0/1 clicks", column="label",
                              fix="pass the click column as --label (corrected labels go to --val-label)")
+    ctx, ctx_values = None, None
+    if exam_contexts is not None:
+        if cfg.objective != "click_model" or examination is not None:
+            raise InputError("examination contexts apply to the click_model objective with a learned examination "
+                             "tower", column="exam_context",
+                             fix="use --objective click_model without --examination, or drop --exam-context")
+        cv = np.asarray(exam_contexts)
+        import pandas as pd
+
+        if cv.shape[0] != n or pd.isna(cv).any():
+            raise InputError("examination contexts must be one non-missing value per row", column="exam_context",
+                             fix="fill or drop the rows without a context")
+        ctx_values, ctx = np.unique(cv.astype(str), return_inverse=True)
     rho_curve = None
     if cfg.objective == "click_model" and examination is not None:
         n_slots = int(pos.max()) + 1
@@ -402,14 +422,17 @@ def train_ranker(
     yt = torch.tensor(y, dtype=torch.float32, device=device)
     wt = torch.tensor(w, dtype=torch.float32, device=device)
     gain_t = yt * wt
-    exam = log_exam = None
+    exam = log_exam = ctx_t = None
     if cfg.objective == "click_model":
         n_slots = int(pos.max()) + 1
         # logit 2 ~ examination 0.88 everywhere: the data, not the start, orders the slots
         pos_t = torch.from_numpy(pos).to(device)
         if examination is None:
-            exam = torch.nn.Parameter(torch.full((n_slots,), 2.0, device=device))
+            shape = (n_slots,) if ctx is None else (len(ctx_values), n_slots)
+            exam = torch.nn.Parameter(torch.full(shape, 2.0, device=device))
             log_exam = None
+            if ctx is not None:
+                ctx_t = torch.from_numpy(ctx.astype(np.int64)).to(device)
         else:
             log_exam = torch.tensor(np.log(rho_curve), dtype=torch.float32, device=device)
     head = [model.proj.weight, model.proj.bias, model.log_scale, model.bias]
@@ -457,7 +480,12 @@ def train_ranker(
 
     def click_nll(logit: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Per-row NLL of the clicks under ``p = sigma(s) * examination(slot)`` (the click-model loss)."""
-        le = log_exam[pos_t[rows]] if log_exam is not None else torch.nn.functional.logsigmoid(exam[pos_t[rows]])
+        if log_exam is not None:
+            le = log_exam[pos_t[rows]]
+        elif ctx_t is None:
+            le = torch.nn.functional.logsigmoid(exam[pos_t[rows]])
+        else:
+            le = torch.nn.functional.logsigmoid(exam[ctx_t[rows], pos_t[rows]])
         logp = torch.nn.functional.logsigmoid(logit) + le
         log1mp = torch.log1p(-torch.exp(logp).clamp(max=1 - 1e-6))
         return -(yt[rows] * logp + (1.0 - yt[rows]) * log1mp)
@@ -630,9 +658,12 @@ def train_ranker(
     meta = {"objective": cfg.objective, "epochs": cfg.epochs, "best_epoch": hist.best_epoch, "seed": cfg.seed,
             "train_rows": hist.n_rows, "final_loss": hist.losses[-1], "reg": cfg.reg,
             "ema_epochs": float(ema_h)}
-    if exam is not None:
+    if exam is not None and ctx is None:
         e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
         meta["examination"] = (e / e[0]).tolist()
+    elif exam is not None:
+        e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
+        meta["examination_by_context"] = {str(c): (e[j] / e[j, 0]).tolist() for j, c in enumerate(ctx_values)}
     elif log_exam is not None:
         meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
         meta["examination_fixed"] = True
@@ -641,13 +672,14 @@ def train_ranker(
         import dataclasses
 
         full, fh = train_ranker(ut, it, y, weights=w, groups=groups, positions=positions, examination=examination,
-                                model=start_model, bottom_cache=bottom_cache,
+                                exam_contexts=exam_contexts, model=start_model, bottom_cache=bottom_cache,
                                 config=dataclasses.replace(cfg, epochs=hist.best_epoch, val_share=0.0,
                                                            patience=None, refit=False))
         hist.refit_losses = fh.losses
         hist.notes.append(f"refit: retrained on all {n:,} rows for the chosen {hist.best_epoch} epochs")
         meta.update({"refit": True, "refit_rows": n, "final_loss": fh.losses[-1]})
-        meta.update({k: full.meta[k] for k in ("examination", "examination_fixed") if k in full.meta})
+        meta.update({k: full.meta[k] for k in ("examination", "examination_fixed", "examination_by_context")
+                     if k in full.meta})
         model = full
     model.meta.update(meta)
     return model.to("cpu"), hist

@@ -85,3 +85,17 @@ def test_bad_inputs():
     pb = position_bias_from_curve([2.0, 1.0])
     with pytest.raises(InputError, match="no examination estimate"):
         pb.at(np.array([0, 2]))
+
+
+def test_regression_em_that_stops_at_max_iter_is_flagged_not_converged():
+    from causalrec.debias.position import examination_verdict
+
+    clicks, pos, items, _ = _biased_logs()
+    done = regression_em(clicks, pos, groups=items, bootstrap=0, seed=0)
+    assert done.extra["converged"] is True and done.extra["iterations"] < done.extra["max_iter"]
+    assert not any(i.startswith("not converged") for i in examination_verdict(done, half_width=np.zeros(5)).extra["issues"])
+    cut = regression_em(clicks, pos, groups=items, bootstrap=0, seed=0, max_iter=3)
+    assert cut.extra["converged"] is False and cut.extra["iterations"] == 3
+    issues = examination_verdict(cut, half_width=np.zeros(5)).extra["issues"]
+    assert cut.extra["trusted"] is False
+    assert any(i.startswith("not converged") and "max_iter=3" in i for i in issues), issues

@@ -194,3 +194,19 @@ def test_rank_train_click_model_default_epochs_are_an_early_stopped_budget(data,
     assert main(args[:-1] + [str(tmp_path / "v"), "--val-share", "0"]) == 0
     hist_v = json.loads((tmp_path / "v" / "train_history.json").read_text())
     assert hist_v["config"]["epochs"] == 5 and hist_v["config"]["patience"] is None
+
+
+def test_rank_train_click_model_exam_context(data, tiny_encoder_dir, tmp_path, capsys):
+    df = pd.read_parquet(data / "train.parquet")
+    df["slot"] = df.groupby("request_id").cumcount()
+    df["device"] = np.where(df["request_id"].astype("category").cat.codes % 2 == 0, "mobile", "desktop")
+    path = tmp_path / "clicks.parquet"
+    df.to_parquet(path, index=False)
+    args = ["rank", "train", str(path), "--label", "click", "--objective", "click_model", "--position", "slot",
+            "--model", str(tiny_encoder_dir), "--epochs", "1", "--max-length", "16", "--out", str(tmp_path / "m")]
+    assert main(args + ["--exam-context", "device"]) == 0
+    by = json.loads((tmp_path / "m" / "ranker_config.json").read_text())["meta"]["examination_by_context"]
+    assert sorted(by) == ["desktop", "mobile"] and all(v[0] == 1.0 and len(v) == 4 for v in by.values())
+    capsys.readouterr()
+    assert main(args + ["--exam-context", "no_such_column"]) == 2
+    assert "--exam-context" in capsys.readouterr().err

@@ -106,6 +106,49 @@ def test_click_model_learns_the_examination_on_random_slots(tiny_encoder_dir):
     assert np.max(np.abs(ex - THETA)) < 0.12, ex
 
 
+@pytest.mark.slow
+def test_click_model_learns_one_examination_tower_per_context(tiny_encoder_dir):
+    """Two contexts with different curves on random slots: each tower recovers its own context's curve."""
+    u, i, _, g, pos = _click_data(12_000, seed=3)
+    rng = np.random.default_rng(4)
+    ctx = np.where(np.arange(pos.size) % 2 == 0, "mobile", "desktop")
+    theta = {"mobile": THETA, "desktop": np.array([1.0, 0.85, 0.7])}
+    # the relevance of _click_data: a user and an item with the same index match
+    uu = (u[:, None] == USERS[None, :]).argmax(axis=1)
+    ii = (i[:, None] == ITEMS[None, :]).argmax(axis=1)
+    rel = np.where(uu == ii, 0.9, 0.1)
+    ex_row = np.where(ctx == "mobile", THETA[pos], theta["desktop"][pos])
+    click = (rng.random(pos.size) < rel * ex_row).astype(float)
+    cfg = _cfg(objective="click_model", epochs=6, batch_size=64, head_lr=5e-2, reg=0.0)
+    model, _ = train_ranker(u, i, click, groups=g, positions=pos, exam_contexts=ctx, encoder=tiny_encoder_dir,
+                            config=cfg)
+    by = model.meta["examination_by_context"]
+    assert sorted(by) == ["desktop", "mobile"] and "examination" not in model.meta
+    for c, truth in theta.items():
+        assert np.max(np.abs(np.asarray(by[c]) - truth)) < 0.12, (c, by[c])
+    # one pooled tower would give both contexts the same curve
+    assert by["desktop"][2] - by["mobile"][2] > 0.3, by
+
+
+def test_examination_contexts_meta_and_errors(tiny_encoder_dir):
+    u, i, click, g, pos = _click_data(600)
+    ctx = np.where(np.arange(pos.size) % 2 == 0, "mobile", "desktop")
+    cfg = _cfg(objective="click_model", epochs=1, batch_size=64)
+    model, _ = train_ranker(u, i, click, groups=g, positions=pos, exam_contexts=ctx, encoder=tiny_encoder_dir,
+                            config=cfg)
+    by = model.meta["examination_by_context"]
+    assert sorted(by) == ["desktop", "mobile"] and all(len(v) == 3 and v[0] == 1.0 for v in by.values())
+    with pytest.raises(InputError, match="examination contexts"):
+        train_ranker(u, i, click, groups=g, positions=pos, exam_contexts=ctx, examination=THETA,
+                     encoder=tiny_encoder_dir, config=cfg)
+    with pytest.raises(InputError, match="examination contexts"):
+        train_ranker(u, i, click, groups=g, exam_contexts=ctx, encoder=tiny_encoder_dir,
+                     config=_cfg(objective="listwise"))
+    with pytest.raises(InputError, match="one non-missing value per row"):
+        train_ranker(u, i, click, groups=g, positions=pos, exam_contexts=ctx[:10], encoder=tiny_encoder_dir,
+                     config=cfg)
+
+
 def test_click_model_with_a_fixed_examination_and_its_errors(tiny_encoder_dir):
     u, i, click, g, pos = _click_data(600)
     cfg = _cfg(objective="click_model", epochs=1, batch_size=64)
