@@ -257,6 +257,11 @@ def test_heads_shared_fits_one_joint_model(logs, embedder, tmp_path, tiny_encode
     assert r.diagnostics["share_clipped"] == pytest.approx(np.mean((e_raw < 0.001) | (e_raw > 0.999)))
     for m in ("ipw", "aipw", "dml"):
         assert np.isfinite(r.get(m, "ate").estimate)
+    # a logged propensity replaces the joint e (which then only trains the representation)
+    lg = estimate(logs, propensity="propensity", **{**kw, "methods": ("aipw",)})
+    np.testing.assert_allclose(lg.nuisance["e_hat"], np.clip(logs["propensity"].to_numpy(), 0.01, 0.99))
+    assert "propensity" not in lg.diagnostics["nuisance_selection"]
+    assert np.isfinite(lg.get("aipw", "ate").estimate)
     # auto does not include it (per-nuisance selection cannot score a joint fit)
     auto = estimate(logs, **{**kw, "heads": "auto", "methods": ("aipw",)})
     assert not any(k.startswith("joint:") for k in auto.diagnostics["nuisance_selection"]["propensity"]["losses"])
