@@ -34,8 +34,9 @@ def uplift_command(
                                         "or attention (item-aware)."),
     propensity: str | None = typer.Option(None, "--propensity", help="Column of logged exposure propensities in "
                                           "(0, 1): used instead of a propensity model."),
-    heads: str = typer.Option("mlp", "--heads", help="Nuisance heads for text: mlp, bilinear (u^T W v term) or "
-                              "auto (lower cross-fitted loss)."),
+    heads: str = typer.Option("mlp", "--heads", help="Nuisance heads for text: mlp, bilinear (u^T W v term), "
+                              "auto (lower cross-fitted loss of mlp, bilinear) or shared (one DragonNet-style model "
+                              "of e and mu, targeted regularisation)."),
     text_components: int | None = typer.Option(None, "--text-components", help="Project text vectors on this "
                                                "many principal components of the item vectors."),
     text_clusters: str | None = typer.Option(None, "--text-clusters", help="Replace text vectors by soft "

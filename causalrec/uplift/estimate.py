@@ -331,7 +331,7 @@ def build_features(
                      fix="features='text' (embeddings), 'ids', 'covariates', or a numeric array")
 
 
-HEADS = ("mlp", "bilinear", "auto")
+HEADS = ("mlp", "bilinear", "auto", "shared")
 
 
 def _logged_propensity(s: pd.Series, col: str) -> np.ndarray:
@@ -373,6 +373,8 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
     if propensity_model is not None and outcome_model is not None:
         return [("given", propensity_model, outcome_model)]
     dp, do = _default_models(device, seed, y)
+    if heads == "shared":
+        return [_shared_candidate(device, seed, do.loss, info, propensity_model, outcome_model)]
     names = ["mlp"] if heads == "mlp" else ["bilinear"] if heads == "bilinear" else ["mlp", "bilinear"]
     if "bilinear" in names and not info.get("interaction_block"):
         if heads == "bilinear":
@@ -408,6 +410,33 @@ def _candidate_models(heads: str, device: str, seed: int, y: np.ndarray, info: d
     return out
 
 
+def _shared_candidate(device: str, seed: int, loss: str, info: dict[str, Any], propensity_model: Any,
+                      outcome_model: Any) -> tuple[str, Any, None]:
+    """``("shared", SharedTextNuisance, None)``: one DragonNet-style model of ``e``, ``mu0``, ``mu1``
+    (:class:`causalrec.models.text_models.SharedTextNuisance`); ``None`` as the outcome model marks
+    the candidate as joint for :func:`_fit_candidates`. Its ``e`` is unfloored (the model has no
+    clip): the estimator's ``clip`` and ``share_clipped`` apply to it as to the MLP head.
+
+    Not a candidate of ``heads="auto"``: that choice is made per nuisance (log loss of ``e``,
+    arm-row squared error of ``mu_t``), which would pair the shared ``e`` with another model's
+    ``mu`` (or the reverse) and so drop what the shared fit is for: its targeted-regularisation
+    term moves ``mu_t`` away from the squared-error fit, towards one that solves the AIPW
+    estimating equation with its own ``e``, so the arm-row loss scores it against the wrong target.
+    """
+    if not info.get("interaction_block"):
+        raise InputError("heads='shared' needs user and item text (a shared representation of [u, v, u*v])",
+                         column="heads",
+                         fix="give both --user-text/--user-history and --item-text, or use --heads mlp")
+    if propensity_model is not None or outcome_model is not None:
+        raise InputError("heads='shared' fits e and mu jointly in one model: a passed propensity or outcome "
+                         "model cannot be combined with it", column="heads",
+                         fix="pass both models (heads is then ignored), neither, or use --heads mlp")
+    from causalrec.models.text_models import SharedTextNuisance
+
+    return ("shared", SharedTextNuisance(device=device, random_state=seed,
+                                         embedding_dim=int(info["embedding_dim"]), loss=loss), None)
+
+
 def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np.ndarray, y: np.ndarray, *,
                     n_folds: int, groups: np.ndarray | None, seed: int,
                     logged_e: np.ndarray | None, folds: str = "split",
@@ -419,6 +448,17 @@ def _fit_candidates(candidates: list[tuple[str, Any, Any]], X: np.ndarray, t: np
     """
     criterion = (f"cross-fitted loss ({n_folds} folds; propensity: log loss, outcome: squared error on each "
                  "arm's rows)")
+    if len(candidates) == 1 and candidates[0][2] is None:  # one joint model (_shared_candidate): e, mu0, mu1
+        name, joint, _ = candidates[0]
+        nu = cross_fit_nuisances(X, t, y, propensity_model=None, outcome_model=None, joint={name: joint},
+                                 n_folds=n_folds, groups=groups, seed=seed, propensity=logged_e, folds=folds,
+                                 fold_ids=fold_ids)
+        sel = nu["crossfit"].selection_report()
+        selection = {"criterion": criterion + "; one joint model, given by heads", "joint": name,
+                     "outcome": {"mu0": sel["mu0"], "mu1": sel["mu1"]}}
+        if logged_e is None:  # with a logged propensity the joint e only trains the representation
+            selection["propensity"] = sel["e"]
+        return {**nu, "models": (joint, joint)}, selection
     if len(candidates) == 1:  # one set of models (each may itself be a dict of candidates)
         _, p, o = candidates[0]
     else:  # one flat dict per nuisance: a candidate that is itself a dict contributes its entries
@@ -459,7 +499,7 @@ def _default_models(device: str, seed: int, y: np.ndarray) -> tuple[Any, Any]:
 def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensity_model: Any,
                         outcome_model: Any, n_folds: int, groups: np.ndarray | None,
                         seed: int, propensity: np.ndarray | None = None, folds: str = "split",
-                        fold_ids: np.ndarray | None = None) -> dict[str, Any]:
+                        fold_ids: np.ndarray | None = None, joint: Any = None) -> dict[str, Any]:
     """Out-of-fold ``e(X)``, ``mu0(X)``, ``mu1(X)`` on one shared set of folds, from the
     cross-fitting engine (:class:`causalrec.models.TreatmentOutcome`).
 
@@ -469,7 +509,9 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
     ``propensity`` (logged exposure probabilities) replaces the propensity model: the
     engine then fits the outcome models only. ``folds``: ``"split"`` (seeded, grouped and
     stratified scikit-learn splits) or ``"hash"`` (:func:`uplift_folds`); ``fold_ids`` (one per
-    row) overrides both, e.g. the Spark engine's hash folds of global row numbers.
+    row) overrides both, e.g. the Spark engine's hash folds of global row numbers. ``joint``: models of
+    ``[e, mu0, mu1]`` at once (:class:`~causalrec.models.TreatmentOutcome`'s ``joint``; with both
+    models ``None`` they alone give all three).
     """
     from causalrec.models import TreatmentOutcome, cross_fit
 
@@ -479,7 +521,7 @@ def cross_fit_nuisances(X: np.ndarray, t: np.ndarray, y: np.ndarray, *, propensi
         folds = uplift_folds(folds, len(t), n_folds, groups=groups, stratify=t, seed=seed)
     if propensity is not None:
         propensity_model = None
-    cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model), {"X": X, "t": t, "y": y}, folds)
+    cf = cross_fit(TreatmentOutcome(propensity_model, outcome_model, joint=joint), {"X": X, "t": t, "y": y}, folds)
     e = np.asarray(propensity, dtype=float) if propensity is not None else cf["e"]
     return {"e_raw": e, "mu0": cf["mu0"].ravel(), "mu1": cf["mu1"].ravel(), "folds": folds,
             "crossfit": cf}
@@ -665,8 +707,13 @@ def estimate(
         ``"bilinear"`` (MLP + low-rank two-tower term ``u^T W v``,
         :mod:`causalrec.models.text_models`), or ``"auto"``: both cross-fitted on the
         same folds and, per nuisance, the one with the lower out-of-fold loss kept
-        (the choice and every candidate's loss are in ``diagnostics["nuisance_selection"]``).
-        Ignored when models are passed.
+        (the choice and every candidate's loss are in ``diagnostics["nuisance_selection"]``),
+        or ``"shared"``: one DragonNet-style model of ``e``, ``mu0``, ``mu1`` on a shared
+        representation with targeted regularisation
+        (:class:`~causalrec.models.text_models.SharedTextNuisance`; its cross-fitted losses in
+        ``diagnostics["nuisance_selection"]``; needs user and item text). ``"auto"`` does not
+        include it: its per-nuisance choice cannot score a joint fit (:func:`_shared_candidate`).
+        Ignored when both models are passed.
     text_components:
         Project the user and item vectors on this many principal components of the
         unique item vectors before building ``[u, v, u*v]`` (fewer weights to learn).
@@ -789,7 +836,7 @@ def estimate(
                          fix="'soft' or 'mixture'")
     if heads not in HEADS:
         raise InputError(f"unknown heads {heads!r}; use one of {HEADS}", column="heads",
-                         fix="--heads mlp, bilinear or auto")
+                         fix="--heads mlp, bilinear, auto or shared")
     df = read_table(logs)
     check_columns_named(df.columns, {"--user-text": user_text, "--item-text": item_text if items is None else None,
                         "--user-history": user_history, "--propensity": propensity})

@@ -232,3 +232,62 @@ def test_bilinear_head_is_unfloored_so_clip_and_share_clipped_are_the_estimators
     r_hi = estimate(logs, clip=0.2, **kw)
     assert r_hi.diagnostics["share_clipped"] == pytest.approx(
         np.mean((r_hi.nuisance["e_raw"] < 0.2) | (r_hi.nuisance["e_raw"] > 0.8)))
+
+
+def test_heads_shared_fits_one_joint_model(logs, embedder, tmp_path, tiny_encoder_dir):
+    """``heads="shared"``: the DragonNet-style SharedTextNuisance gives e, mu0, mu1 (one joint fit per
+    fold), its losses are reported, its e is unfloored (the estimator's clip applies), estimates finite."""
+    from causalrec.models.crossfit import log_loss
+
+    kw = dict(treatment="treatment", outcome="outcome", user_history="user_text", history_sep=" | ",
+              item_text="item_text", heads="shared", methods=("ipw", "aipw", "dml"), n_folds=2,
+              embedder=embedder, device="cpu", dml_effect_modifiers=0)
+    r = estimate(logs, clip=0.001, **kw)
+    assert r.config["heads"] == "shared"
+    assert r.config["propensity_model"].startswith("SharedTextNuisance(")
+    assert r.config["outcome_model"] == r.config["propensity_model"]
+    sel = r.diagnostics["nuisance_selection"]
+    assert sel["joint"] == "shared"
+    for part in (sel["propensity"], sel["outcome"]["mu0"], sel["outcome"]["mu1"]):
+        assert set(part["losses"]) == {"joint:shared"} and part["chosen"] == "joint:shared"
+    t = logs["treatment"].to_numpy()
+    assert sel["propensity"]["loss"] == pytest.approx(log_loss(t, r.nuisance["e_raw"]), rel=1e-9)
+    e_raw = r.nuisance["e_raw"]
+    np.testing.assert_allclose(r.nuisance["e_hat"], np.clip(e_raw, 0.001, 0.999))
+    assert r.diagnostics["share_clipped"] == pytest.approx(np.mean((e_raw < 0.001) | (e_raw > 0.999)))
+    for m in ("ipw", "aipw", "dml"):
+        assert np.isfinite(r.get(m, "ate").estimate)
+    # a logged propensity replaces the joint e (which then only trains the representation)
+    lg = estimate(logs, propensity="propensity", **{**kw, "methods": ("aipw",)})
+    np.testing.assert_allclose(lg.nuisance["e_hat"], np.clip(logs["propensity"].to_numpy(), 0.01, 0.99))
+    assert "propensity" not in lg.diagnostics["nuisance_selection"]
+    assert np.isfinite(lg.get("aipw", "ate").estimate)
+    # auto does not include it (per-nuisance selection cannot score a joint fit)
+    auto = estimate(logs, **{**kw, "heads": "auto", "methods": ("aipw",)})
+    assert not any(k.startswith("joint:") for k in auto.diagnostics["nuisance_selection"]["propensity"]["losses"])
+
+    path, out = tmp_path / "logs.csv", tmp_path / "r.json"
+    logs.to_csv(path, index=False)
+    code = main(["uplift", str(path), "--treatment", "treatment", "--outcome", "outcome", "--user-history",
+                 "user_text", "--history-sep", " | ", "--item-text", "item_text", "--heads", "shared",
+                 "--method", "aipw", "--n-folds", "2", "--model", str(tiny_encoder_dir), "--device", "cpu",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["config"]["heads"] == "shared" and "SharedTextNuisance" in doc["config"]["propensity_model"]
+    assert doc["diagnostics"]["nuisance_selection"]["outcome"]["mu1"]["chosen"] == "joint:shared"
+    assert all(np.isfinite(e["estimate"]) for e in doc["estimates"])
+
+
+def test_heads_shared_needs_user_and_item_text(logs, embedder):
+    with pytest.raises(InputError) as err:  # a non-text design: tabular covariates
+        estimate(logs, treatment="treatment", outcome="outcome", covariates=("user_history_len", "item_price"),
+                 features="covariates", heads="shared", methods=("aipw",), n_folds=2, device="cpu")
+    assert "heads='shared' needs user and item text" in str(err.value) and "--heads mlp" in err.value.fix
+    with pytest.raises(InputError, match="heads='shared' needs user and item text"):  # item text only: no [u, v] blocks to share
+        estimate(logs.drop(columns="user_text"), treatment="treatment", outcome="outcome", item_text="item_text", heads="shared",
+                 methods=("aipw",), n_folds=2, embedder=embedder, device="cpu")
+    with pytest.raises(InputError, match="jointly"):  # a passed model cannot be combined with the joint fit
+        estimate(logs, treatment="treatment", outcome="outcome", user_text="user_text", item_text="item_text",
+                 heads="shared", methods=("aipw",), n_folds=2, embedder=embedder, device="cpu",
+                 propensity_model=LogisticRegression(max_iter=300))
