@@ -59,12 +59,18 @@ def run(seeds: int, n_requests: int, n_items: int, lengths: list[int]) -> pd.Dat
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     g = runs.assign(err=runs["estimate"] - runs["truth"],
-                    cover=(runs["ci_low"] <= runs["truth"]) & (runs["truth"] <= runs["ci_high"]))
+                    cover=(runs["ci_low"] <= runs["truth"]) & (runs["truth"] <= runs["ci_high"]),
+                    below=runs["ci_high"] < runs["truth"], above=runs["ci_low"] > runs["truth"])
     out = g.groupby(["list_length", "estimator"], sort=False).agg(
         n=("err", "size"), truth=("truth", "first"), coverage=("cover", "mean"), bias=("err", "mean"),
         sd=("estimate", "std"), mean_se=("se", "mean"), mean_se_iid=("se_iid", "mean"),
         kurt=("estimate", lambda x: float(pd.Series(x).kurt())), ess=("ess_ratio", "mean"),
-        zero=("share_zero_weight", "mean")).reset_index()
+        zero=("share_zero_weight", "mean"), below=("below", "mean"), above=("above", "mean")).reset_index()
+    # a one-sided miss pattern with SE rising with the estimate: the normal CI is too short when the log
+    # happens to draw few large weights (estimate low, SE low), which an average SD / SE near 1 hides
+    corr = g.groupby(["list_length", "estimator"], sort=False).apply(
+        lambda d: float(np.corrcoef(d["estimate"], d["se"])[0, 1]), include_groups=False)
+    out["corr_est_se"] = corr.to_numpy()
     out["cov_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["n"])
     out["bias_mc_se"] = out["sd"] / np.sqrt(out["n"])
     out["sd_over_se"] = out["sd"] / out["mean_se"]
@@ -85,13 +91,13 @@ def report(summ: pd.DataFrame, args, elapsed: float) -> str:
         f"({elapsed / 60:.1f} min on the shared 2-core machine).",
         "",
         "| L | estimator | truth | coverage (binom. SE) | bias (MC SE) | SD / mean SE | SE_iid / SE | "
-        "excess kurtosis | ESS share | zero weights |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "excess kurtosis | CI below / above truth | corr(estimate, SE) | ESS share | zero weights |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summ.itertuples():
         lines.append(f"| {r.list_length} | `{r.estimator}` | {r.truth:.4f} | {r.coverage:.3f} ({r.cov_se:.3f}) | "
                      f"{r.bias:+.4f} ({r.bias_mc_se:.4f}) | {r.sd_over_se:.2f} | {r.iid_over_cl:.2f} | "
-                     f"{r.kurt:.1f} | {r.ess:.3f} | {r.zero:.2f} |")
+                     f"{r.kurt:.1f} | {r.below:.3f} / {r.above:.3f} | {r.corr_est_se:.2f} | {r.ess:.3f} | {r.zero:.2f} |")
     lines += ["", "SD / mean SE: seed-to-seed SD of the estimate over the mean reported SE (clustered by "
               "request); SE_iid / SE: the row-iid SE over the clustered one; ESS share: mean `ess_ratio`.", ""]
     return "\n".join(lines)
