@@ -103,10 +103,11 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from causalrec.errors import InputError
 
@@ -336,8 +337,6 @@ def train_ranker(
                              "tower", column="exam_context",
                              fix="use --objective click_model without --examination, or drop --exam-context")
         cv = np.asarray(exam_contexts)
-        import pandas as pd
-
         if cv.shape[0] != n or pd.isna(cv).any():
             raise InputError("examination contexts must be one non-missing value per row", column="exam_context",
                              fix="fill or drop the rows without a context")
@@ -658,22 +657,21 @@ def train_ranker(
     meta = {"objective": cfg.objective, "epochs": cfg.epochs, "best_epoch": hist.best_epoch, "seed": cfg.seed,
             "train_rows": hist.n_rows, "final_loss": hist.losses[-1], "reg": cfg.reg,
             "ema_epochs": float(ema_h)}
-    if exam is not None and ctx is None:
+    if exam is not None:  # relative to the top slot: one curve, or one row per context
         e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
-        meta["examination"] = (e / e[0]).tolist()
-    elif exam is not None:
-        e = torch.sigmoid(exam.detach()).cpu().numpy().astype(np.float64)
-        meta["examination_by_context"] = {str(c): (e[j] / e[j, 0]).tolist() for j, c in enumerate(ctx_values)}
+        e = e / e[..., :1]
+        if ctx is None:
+            meta["examination"] = e.tolist()
+        else:
+            meta["examination_by_context"] = {str(c): e[j].tolist() for j, c in enumerate(ctx_values)}
     elif log_exam is not None:
         meta["examination"] = np.exp(log_exam.cpu().numpy()).astype(np.float64).tolist()
         meta["examination_fixed"] = True
     if start_model is not None and va.size and best_state is not None and hist.best_epoch > 0:
         # the held-out lists chose the epoch count; train that long on all rows, from the same start
-        import dataclasses
-
         full, fh = train_ranker(ut, it, y, weights=w, groups=groups, positions=positions, examination=examination,
                                 exam_contexts=exam_contexts, model=start_model, bottom_cache=bottom_cache,
-                                config=dataclasses.replace(cfg, epochs=hist.best_epoch, val_share=0.0,
+                                config=replace(cfg, epochs=hist.best_epoch, val_share=0.0,
                                                            patience=None, refit=False))
         hist.refit_losses = fh.losses
         hist.notes.append(f"refit: retrained on all {n:,} rows for the chosen {hist.best_epoch} epochs")
